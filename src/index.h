@@ -1,0 +1,50 @@
+/* The indexer: one thread that tails the durable log in order and, for each record, drops
+ * duplicates by (project, event_id) over the whole retention, resolves identity (distinct id →
+ * dense integer, merges) and appends the row to the store. It checkpoints the store every
+ * checkpoint_ms or seal_rows rows, and then releases the log segments that are covered.
+ *
+ * Exactly-once: the dedup set and the store are checkpointed together with the log position
+ * they cover, so a restart replays the log from there and every event counts once. */
+#ifndef TL_INDEX_H
+#define TL_INDEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "store.h"
+#include "util/err.h"
+#include "util/str.h"
+
+typedef struct tl_index tl_index;
+
+typedef struct tl_index_opts {
+    uint32_t checkpoint_ms; /* 0 means 5000 */
+    uint32_t seal_rows;     /* 0 means 1 << 20 */
+} tl_index_opts;
+
+/* Opens the dedup set under `dir` (at the store's checkpoint position log_pos) and returns a
+ * new indexer (free with tl_index_free). Call tl_index_start to start its thread. */
+int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_pos,
+                  const tl_index_opts *opts, tl_index **out, tl_err *err) TL_MUST_USE;
+int tl_index_start(tl_index *ix) TL_MUST_USE;
+/* Stops the thread after indexing everything durable, checkpoints, and frees. NULL-safe. */
+void tl_index_free(tl_index *ix);
+
+/* True when (project, event_id) is already indexed. Thread-safe; a false answer may be stale
+ * (the event may be in the log, not yet indexed); the indexer drops it then. */
+bool tl_index_seen(tl_index *ix, tl_str project, tl_str event_id);
+
+/* Blocks until everything up to log position pos is indexed (visible to queries), or
+ * timeout_ms passes: 0 or TL_EAGAIN. */
+int tl_index_wait(tl_index *ix, uint64_t pos, int timeout_ms);
+
+/* Runs a checkpoint now (from any thread; waits for it). */
+int tl_index_checkpoint(tl_index *ix) TL_MUST_USE;
+
+typedef struct tl_index_stats {
+    uint64_t indexed, duplicates, merges_refused, checkpoints, pos;
+} tl_index_stats;
+void tl_index_get_stats(tl_index *ix, tl_index_stats *out);
+
+#endif

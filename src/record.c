@@ -1,0 +1,201 @@
+/* Encoding and decoding of normalised event records (format drawn in record.h). */
+#include "record.h"
+
+#include <string.h>
+
+#include "util/time.h"
+
+static const char *const g_field_names[TL_F_COUNT] = {
+    "platform", "app_version", "country", "url", "referrer", "browser", "os", "device_type",
+};
+
+const char *tl_field_name(int f)
+{
+    return f >= 0 && f < TL_F_COUNT ? g_field_names[f] : "?";
+}
+
+int tl_field_by_name(tl_str name)
+{
+    for (int f = 0; f < TL_F_COUNT; f++)
+        if (tl_str_eqc(name, g_field_names[f]))
+            return f;
+    return -1;
+}
+
+static uint64_t zz(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static int64_t unzz(uint64_t v)
+{
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+static void put_str(tl_buf *b, tl_str s)
+{
+    tl_buf_varint(b, s.len);
+    tl_buf_addstr(b, s);
+}
+
+static void put_props(tl_buf *b, const tl_prop *p, uint32_t n)
+{
+    tl_buf_varint(b, n);
+    for (uint32_t i = 0; i < n; i++) {
+        put_str(b, p[i].key);
+        tl_buf_addc(b, (char)p[i].type);
+        if (p[i].type == TL_PV_NUM) {
+            uint64_t bits;
+            memcpy(&bits, &p[i].num, 8);
+            tl_buf_u64(b, bits);
+        } else {
+            put_str(b, p[i].str);
+        }
+    }
+}
+
+void tl_record_encode(const tl_record *r, tl_buf *b)
+{
+    tl_buf_addc(b, 1);
+    tl_buf_addc(b, (char)r->kind);
+    tl_buf_varint(b, zz(r->ts_ms));
+    tl_buf_varint(b, zz(r->recv_ms));
+    put_str(b, r->project);
+    put_str(b, r->event);
+    put_str(b, r->event_id);
+    put_str(b, r->anonymous_id);
+    put_str(b, r->user_id);
+    put_str(b, r->session_id);
+    for (int f = 0; f < TL_F_COUNT; f++)
+        put_str(b, r->field[f]);
+    put_props(b, r->props, r->n_props);
+    put_props(b, r->uprops, r->n_uprops);
+}
+
+typedef struct reader {
+    const uint8_t *p, *end;
+} reader;
+
+static int get_str(reader *rd, tl_str *s)
+{
+    uint64_t n;
+    if (tl_varint_get(&rd->p, rd->end, &n) || n > (uint64_t)(rd->end - rd->p))
+        return TL_EBADMSG;
+    s->p = (const char *)rd->p;
+    s->len = (size_t)n;
+    rd->p += n;
+    return 0;
+}
+
+static int get_props(reader *rd, tl_arena *a, tl_prop **out, uint32_t *n_out)
+{
+    uint64_t n;
+    /* Each prop takes at least 3 bytes, which bounds n by the input size. */
+    if (tl_varint_get(&rd->p, rd->end, &n) || n > (uint64_t)(rd->end - rd->p) / 3)
+        return TL_EBADMSG;
+    tl_prop *p = n ? tl_arena_alloc(a, n * sizeof *p) : NULL;
+    for (uint64_t i = 0; i < n; i++) {
+        memset(&p[i], 0, sizeof p[i]);
+        if (get_str(rd, &p[i].key) || rd->p >= rd->end)
+            return TL_EBADMSG;
+        p[i].type = *rd->p++;
+        if (p[i].type == TL_PV_NUM) {
+            if (rd->end - rd->p < 8)
+                return TL_EBADMSG;
+            uint64_t bits = tl_le64(rd->p);
+            memcpy(&p[i].num, &bits, 8);
+            rd->p += 8;
+        } else if (p[i].type == TL_PV_STR) {
+            if (get_str(rd, &p[i].str))
+                return TL_EBADMSG;
+        } else {
+            return TL_EBADMSG;
+        }
+    }
+    *out = p;
+    *n_out = (uint32_t)n;
+    return 0;
+}
+
+int tl_record_decode(const void *data, size_t len, tl_arena *a, tl_record *r, tl_err *err)
+{
+    reader rd = {data, (const uint8_t *)data + len};
+    memset(r, 0, sizeof *r);
+    uint64_t ts, recv;
+    if (len < 2 || rd.p[0] != 1)
+        return tl_err_set(err, TL_EBADMSG, "record: unknown version");
+    r->kind = rd.p[1];
+    rd.p += 2;
+    if (r->kind != TL_REC_EVENT && r->kind != TL_REC_IDENTIFY)
+        return tl_err_set(err, TL_EBADMSG, "record: unknown kind %u", r->kind);
+    if (tl_varint_get(&rd.p, rd.end, &ts) || tl_varint_get(&rd.p, rd.end, &recv))
+        goto bad;
+    r->ts_ms = unzz(ts);
+    r->recv_ms = unzz(recv);
+    if (get_str(&rd, &r->project) || get_str(&rd, &r->event) || get_str(&rd, &r->event_id) ||
+        get_str(&rd, &r->anonymous_id) || get_str(&rd, &r->user_id) ||
+        get_str(&rd, &r->session_id))
+        goto bad;
+    for (int f = 0; f < TL_F_COUNT; f++)
+        if (get_str(&rd, &r->field[f]))
+            goto bad;
+    if (get_props(&rd, a, &r->props, &r->n_props) ||
+        get_props(&rd, a, &r->uprops, &r->n_uprops))
+        goto bad;
+    if (rd.p != rd.end)
+        return tl_err_set(err, TL_EBADMSG, "record: %zu trailing bytes", (size_t)(rd.end - rd.p));
+    return 0;
+bad:
+    return tl_err_set(err, TL_EBADMSG, "record: truncated at byte %zu",
+                      (size_t)(rd.p - (const uint8_t *)data));
+}
+
+static void write_props(tl_buf *b, const char *name, const tl_prop *p, uint32_t n)
+{
+    tl_buf_printf(b, ",\"%s\":{", name);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i)
+            tl_buf_addc(b, ',');
+        tl_buf_json_str(b, p[i].key);
+        tl_buf_addc(b, ':');
+        if (p[i].type == TL_PV_NUM)
+            tl_buf_json_num(b, p[i].num);
+        else
+            tl_buf_json_str(b, p[i].str);
+    }
+    tl_buf_addc(b, '}');
+}
+
+void tl_record_write_json(const tl_record *r, tl_buf *b)
+{
+    char iso[32];
+    tl_iso_format(r->ts_ms, iso);
+    tl_buf_adds(b, "{\"event\":");
+    tl_buf_json_str(b, r->event);
+    tl_buf_adds(b, ",\"event_id\":");
+    tl_buf_json_str(b, r->event_id);
+    tl_buf_printf(b, ",\"timestamp\":\"%s\"", iso);
+    if (r->anonymous_id.len) {
+        tl_buf_adds(b, ",\"anonymous_id\":");
+        tl_buf_json_str(b, r->anonymous_id);
+    }
+    if (r->user_id.len) {
+        tl_buf_adds(b, ",\"user_id\":");
+        tl_buf_json_str(b, r->user_id);
+    }
+    if (r->session_id.len) {
+        tl_buf_adds(b, ",\"session_id\":");
+        tl_buf_json_str(b, r->session_id);
+    }
+    for (int f = 0; f < TL_F_COUNT; f++) {
+        if (!r->field[f].len)
+            continue;
+        tl_buf_printf(b, ",\"%s\":", g_field_names[f]);
+        tl_buf_json_str(b, r->field[f]);
+    }
+    if (r->n_props)
+        write_props(b, "properties", r->props, r->n_props);
+    if (r->n_uprops)
+        write_props(b, "user_properties", r->uprops, r->n_uprops);
+    tl_buf_addc(b, '}');
+}

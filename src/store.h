@@ -1,0 +1,130 @@
+/* The store: per project, the dictionary of strings, the identity map (distinct ids → dense
+ * integers, persons as merges) and the event rows, in per-day partitions (UTC days of event
+ * time) of immutable, compressed column parts plus one open in-memory part per partition.
+ *
+ * Writer side: only the indexer thread calls the tl_store_w_* functions, between
+ * tl_store_w_begin and tl_store_w_end for a project (which hold that project's write lock).
+ * Reader side: any thread takes a snapshot (tl_store_snap), which holds the project's read
+ * lock until tl_snap_free; columns of sealed parts are loaded lazily through a shared cache.
+ *
+ * Durability: the store is made durable only by tl_store_checkpoint, which seals open parts
+ * into files, syncs the dictionary and identity files and records the log position they cover.
+ * After a crash, the store opens at its last checkpoint and the indexer replays the log. */
+#ifndef TL_STORE_H
+#define TL_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "record.h"
+#include "util/err.h"
+#include "util/str.h"
+
+typedef struct tl_store tl_store;
+typedef struct tl_snap tl_snap;
+
+#define TL_DID_NONE      UINT32_MAX /* no such distinct id */
+#define TL_PERSON_ERASED UINT32_MAX /* person[did] of an erased person */
+
+typedef struct tl_store_opts {
+    uint32_t seal_rows; /* seal an open part at this many rows; 0 means 1 << 20 */
+    uint64_t cache_bytes; /* budget for decompressed columns; 0 means 1 GiB */
+} tl_store_opts;
+
+/* Opens (creating) the store under `dir`, loading the last checkpoint. Returns a new store
+ * (free with tl_store_free) and its checkpoint's log position in *log_pos. */
+int tl_store_open(const char *dir, const tl_store_opts *opts, tl_store **out, uint64_t *log_pos,
+                  tl_err *err) TL_MUST_USE;
+void tl_store_free(tl_store *s);
+
+/* ---- writer side (indexer thread) ---- */
+
+/* Finds or creates the project and takes its write lock. *pid is the project's index. */
+int tl_store_w_begin(tl_store *s, tl_str project, uint32_t *pid) TL_MUST_USE;
+void tl_store_w_end(tl_store *s, uint32_t pid);
+/* The did of a distinct id, creating it when `create`; TL_DID_NONE when absent. `user` marks
+ * an identified user id (user_id) as opposed to an anonymous one. */
+uint32_t tl_store_w_did(tl_store *s, uint32_t pid, tl_str distinct_id, bool user, bool create);
+/* Merges the persons of two dids. Returns 0 (merged or already one person), or TL_EEXIST
+ * when both persons already contain a different identified user id (refused and counted). */
+int tl_store_w_merge(tl_store *s, uint32_t pid, uint32_t a, uint32_t b);
+/* Appends an event row for did. */
+void tl_store_w_append(tl_store *s, uint32_t pid, const tl_record *r, uint32_t did);
+/* Sets properties on the person of did ($set semantics: last write by event time wins). */
+void tl_store_w_person_props(tl_store *s, uint32_t pid, uint32_t did, int64_t ts_ms,
+                             const tl_prop *props, uint32_t n);
+/* Erases the person that did belongs to: excluded from every later snapshot at once. */
+void tl_store_w_erase(tl_store *s, uint32_t pid, uint32_t did);
+
+/* Seals every open part, syncs dictionaries and identity, and atomically records log_pos as
+ * the position the store now covers. Takes each project's write lock in turn. Errors are
+ * sticky (TL_EROFS afterwards). */
+int tl_store_checkpoint(tl_store *s, uint64_t log_pos, tl_err *err) TL_MUST_USE;
+
+/* Rows in open parts, over all projects (the indexer seals past opts.seal_rows). */
+uint64_t tl_store_open_rows(tl_store *s);
+
+/* ---- reader side ---- */
+
+/* A read view of one project. TL_ENOENT when the project has no data yet. */
+int tl_store_snap(tl_store *s, tl_str project, tl_snap **out) TL_MUST_USE;
+void tl_snap_free(tl_snap *sn);
+
+/* Identity. person[did] is the canonical did of did's person (person[p] == p for a person
+ * p), or TL_PERSON_ERASED. Persons are resolved at query time: merges are retroactive. */
+uint32_t tl_snap_n_dids(const tl_snap *sn);
+const uint32_t *tl_snap_persons(const tl_snap *sn);
+tl_str tl_snap_did_str(const tl_snap *sn, uint32_t did);
+uint32_t tl_snap_did_find(const tl_snap *sn, tl_str distinct_id); /* or TL_DID_NONE */
+
+/* Dictionary of event names, field values, property keys and property string values. Id 0
+ * is "absent" and never a string. */
+int tl_snap_dict_find(const tl_snap *sn, tl_str s, uint32_t *id); /* 0 or TL_ENOENT */
+tl_str tl_snap_dict_str(const tl_snap *sn, uint32_t id);
+uint32_t tl_snap_dict_n(const tl_snap *sn);
+
+/* Parts, ordered by min_ts. Rows of a sealed part are sorted by ts; an open part's are not. */
+typedef struct tl_part_info {
+    int64_t min_ts_ms, max_ts_ms;
+    uint32_t n_rows;
+    bool sorted;
+} tl_part_info;
+size_t tl_snap_n_parts(const tl_snap *sn);
+tl_part_info tl_snap_part_info(const tl_snap *sn, size_t part);
+
+enum tl_col {
+    TL_COL_TS,    /* int64 ms */
+    TL_COL_DID,   /* uint32 */
+    TL_COL_EVENT, /* uint32 dict id */
+    TL_COL_FIELD, /* TL_COL_FIELD + f: uint32 dict id of built-in field f, 0 = absent */
+    TL_COL_SESSION = TL_COL_FIELD + TL_F_COUNT, /* uint32 dict id of session_id */
+    TL_COL_N
+};
+
+/* Column arrays of n_rows entries, valid until the snapshot is freed. Thread-safe. */
+int tl_snap_col_ts(tl_snap *sn, size_t part, const int64_t **out) TL_MUST_USE;
+int tl_snap_col_u32(tl_snap *sn, size_t part, int col, const uint32_t **out) TL_MUST_USE;
+
+/* A property column: for each row, type[i] is 0 (absent), TL_PV_NUM (num[i]) or TL_PV_STR
+ * (str[i], a dict id). TL_ENOENT when no row of the part has the key. */
+typedef struct tl_prop_col {
+    const uint8_t *type;
+    const double *num;
+    const uint32_t *str;
+} tl_prop_col;
+int tl_snap_prop(tl_snap *sn, size_t part, uint32_t key_id, tl_prop_col *out) TL_MUST_USE;
+
+/* The event_id string of a row (for export and timelines). */
+int tl_snap_event_id(tl_snap *sn, size_t part, uint32_t row, tl_str *out) TL_MUST_USE;
+
+/* Person properties of a person: calls fn for each (key, value). */
+typedef void (*tl_person_prop_fn)(void *ctx, tl_str key, const tl_prop *value);
+void tl_snap_person_props(tl_snap *sn, uint32_t person, tl_person_prop_fn fn, void *ctx);
+
+/* Statistics for /metrics. */
+typedef struct tl_store_stats {
+    uint64_t rows, parts, bytes_on_disk, merges, merges_refused, dids;
+} tl_store_stats;
+void tl_store_get_stats(tl_store *s, tl_store_stats *out);
+
+#endif
