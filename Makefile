@@ -11,7 +11,7 @@ DEB_DEPS  := build-essential pkg-config libmicrohttpd-dev libzstd-dev libxxhash-
              libroaring-dev libcmocka-dev clang-14 clang-format-14 python3 tzdata curl
 CC        ?= cc
 STD_WARN  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla \
-             -Wmissing-prototypes -Wno-unused-parameter
+             -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation
 ifeq ($(CI),true)
 STD_WARN  += -Werror
 endif

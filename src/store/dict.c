@@ -1,0 +1,190 @@
+/* The string dictionary: dense ids for event names, field values, property keys and values,
+ * and (in the identity map) distinct ids. Strings live in chunks that never move, so tl_str
+ * slices handed to readers stay valid; the hash table stores ids and 32 hash bits.
+ *
+ * File format (append-only, covered by the checkpoint's recorded length):
+ *   repeated: varint length, bytes            entry k is id k (from 1)
+ * A crash may leave bytes past the checkpointed length; load cuts them off. */
+#include "store/store_int.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/hash.h"
+#include "util/io.h"
+
+#define CHUNK (1u << 20)
+
+void tl_dict__init(tl_dict *d)
+{
+    memset(d, 0, sizeof *d);
+    d->mask = 1023;
+    d->slots = tl_xcalloc(d->mask + 1, sizeof *d->slots);
+    d->slot_hash = tl_xcalloc(d->mask + 1, sizeof *d->slot_hash);
+    d->cap = 1024;
+    d->strs = tl_xcalloc(d->cap, sizeof *d->strs);
+}
+
+void tl_dict__fini(tl_dict *d)
+{
+    for (uint32_t i = 0; i < d->n_chunks; i++)
+        free(d->chunks[i]);
+    free(d->chunks);
+    free(d->strs);
+    free(d->slots);
+    free(d->slot_hash);
+    memset(d, 0, sizeof *d);
+}
+
+uint32_t tl_dict__find(const tl_dict *d, tl_str s)
+{
+    uint64_t h = tl_hash_str(s);
+    uint32_t h32 = (uint32_t)h;
+    for (uint32_t i = (uint32_t)(h >> 32) & d->mask;; i = (i + 1) & d->mask) {
+        uint32_t id = d->slots[i];
+        if (!id)
+            return 0;
+        if (d->slot_hash[i] == h32 && tl_str_eq(d->strs[id], s))
+            return id;
+    }
+}
+
+static void grow_table(tl_dict *d)
+{
+    uint32_t nmask = d->mask * 2 + 1;
+    uint32_t *slots = tl_xcalloc(nmask + 1, sizeof *slots);
+    uint32_t *sh = tl_xcalloc(nmask + 1, sizeof *sh);
+    for (uint32_t id = 1; id <= d->n; id++) {
+        uint64_t h = tl_hash_str(d->strs[id]);
+        uint32_t i = (uint32_t)(h >> 32) & nmask;
+        while (slots[i])
+            i = (i + 1) & nmask;
+        slots[i] = id;
+        sh[i] = (uint32_t)h;
+    }
+    free(d->slots);
+    free(d->slot_hash);
+    d->slots = slots;
+    d->slot_hash = sh;
+    d->mask = nmask;
+}
+
+static const char *store_bytes(tl_dict *d, tl_str s)
+{
+    if (s.len > CHUNK / 4) {
+        /* Big strings get their own chunk, inserted before the current one. */
+        char *p = tl_xmalloc(s.len ? s.len : 1);
+        memcpy(p, s.p, s.len);
+        d->chunks = tl_xrealloc(d->chunks, (d->n_chunks + 1) * sizeof *d->chunks);
+        if (d->n_chunks) {
+            d->chunks[d->n_chunks] = d->chunks[d->n_chunks - 1];
+            d->chunks[d->n_chunks - 1] = p;
+        } else {
+            d->chunks[0] = p;
+            d->chunk_used = d->chunk_cap = 0;
+        }
+        d->n_chunks++;
+        return p;
+    }
+    if (d->chunk_cap - d->chunk_used < s.len || !d->n_chunks) {
+        d->chunks = tl_xrealloc(d->chunks, (d->n_chunks + 1) * sizeof *d->chunks);
+        d->chunks[d->n_chunks++] = tl_xmalloc(CHUNK);
+        d->chunk_used = 0;
+        d->chunk_cap = CHUNK;
+    }
+    char *p = d->chunks[d->n_chunks - 1] + d->chunk_used;
+    if (s.len)
+        memcpy(p, s.p, s.len);
+    d->chunk_used += s.len;
+    return p;
+}
+
+uint32_t tl_dict__intern(tl_dict *d, tl_str s)
+{
+    uint64_t h = tl_hash_str(s);
+    uint32_t h32 = (uint32_t)h;
+    uint32_t i = (uint32_t)(h >> 32) & d->mask;
+    for (;; i = (i + 1) & d->mask) {
+        uint32_t id = d->slots[i];
+        if (!id)
+            break;
+        if (d->slot_hash[i] == h32 && tl_str_eq(d->strs[id], s))
+            return id;
+    }
+    uint32_t id = ++d->n;
+    if (id >= d->cap) {
+        d->cap *= 2;
+        d->strs = tl_xrealloc(d->strs, d->cap * sizeof *d->strs);
+    }
+    d->strs[id] = (tl_str){store_bytes(d, s), s.len};
+    d->slots[i] = id;
+    d->slot_hash[i] = h32;
+    if ((uint64_t)d->n * 10 > (uint64_t)(d->mask + 1) * 7)
+        grow_table(d);
+    return id;
+}
+
+int tl_dict__load(tl_dict *d, const char *path, uint64_t len, tl_err *err)
+{
+    tl_buf b = TL_BUF_INIT;
+    int rc = tl_read_file(path, &b);
+    if (rc == TL_ENOENT && len == 0) {
+        tl_buf_fini(&b);
+        return 0;
+    }
+    if (rc) {
+        tl_buf_fini(&b);
+        return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
+    }
+    if (b.len < len) {
+        tl_buf_fini(&b);
+        return tl_err_set(err, TL_EBADMSG, "%s: shorter (%zu bytes) than checkpointed (%llu)",
+                          path, b.len, (unsigned long long)len);
+    }
+    const uint8_t *p = (const uint8_t *)b.p, *end = p + len;
+    while (p < end) {
+        uint64_t n;
+        if (tl_varint_get(&p, end, &n) || n > (uint64_t)(end - p)) {
+            tl_buf_fini(&b);
+            return tl_err_set(err, TL_EBADMSG, "%s: corrupt entry at byte %zu", path,
+                              (size_t)(p - (const uint8_t *)b.p));
+        }
+        tl_dict__intern(d, (tl_str){(const char *)p, (size_t)n});
+        p += n;
+    }
+    tl_buf_fini(&b);
+    if (truncate(path, (off_t)len) < 0 && len > 0)
+        return tl_err_set(err, -errno, "%s: truncate: %s", path, tl_strerror(-errno));
+    d->n_synced = d->n;
+    d->file_len = len;
+    return 0;
+}
+
+int tl_dict__sync(tl_dict *d, const char *path, tl_err *err)
+{
+    if (d->n_synced == d->n)
+        return 0;
+    tl_buf b = TL_BUF_INIT;
+    for (uint32_t id = d->n_synced + 1; id <= d->n; id++) {
+        tl_buf_varint(&b, d->strs[id].len);
+        tl_buf_addstr(&b, d->strs[id]);
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    int rc = fd < 0 ? -errno : 0;
+    if (!rc)
+        rc = tl_pwrite_all(fd, b.p, b.len, (off_t)d->file_len);
+    if (!rc)
+        rc = tl_fdatasync(fd);
+    if (fd >= 0)
+        close(fd);
+    if (rc) {
+        tl_buf_fini(&b);
+        return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
+    }
+    d->file_len += b.len;
+    d->n_synced = d->n;
+    tl_buf_fini(&b);
+    return 0;
+}

@@ -1,0 +1,545 @@
+/* Column parts. An open part is a set of growable arrays in memory; sealing writes it, sorted
+ * by event time, as an immutable part file of zstd-compressed columns.
+ *
+ * Part file, version 1 (little-endian):
+ *
+ *   0      8   magic "TLPART01"
+ *   8      4   version (1)
+ *   12     4   n_rows
+ *   16     8   min_ts_ms          24  8  max_ts_ms
+ *   32     4   project index      36  4  n_cols
+ *   40     8   part sequence number
+ *   48     4   CRC-32C of the directory
+ *   52     4   CRC-32C of bytes 0..51
+ *   56     n_cols × 40-byte entries: u32 col, u32 key, u64 offset, u64 clen, u64 rawlen,
+ *          u32 crc (of the compressed bytes), u32 reserved
+ *   …      column blobs, each a zstd frame
+ *
+ * Column encodings before compression: TS: int64 deltas from the previous row (the first from
+ * 0), so sorted times compress to almost nothing; u32 columns: raw; event ids: u32 offsets
+ * [n+1] then bytes; a property (col TL_COL_PROP, key = dict id of the key): u8 type[n] then
+ * u64 value[n] (double bits or dict id; 0 where absent). */
+#include "store/store_int.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "util/crc.h"
+#include "util/diag.h"
+#include "util/io.h"
+
+#define HDR_SIZE 56
+#define ENT_SIZE 40
+#define ZLEVEL   3
+
+/* ---- open parts ---- */
+
+tl_open *tl_open__new(void)
+{
+    tl_open *op = tl_xcalloc(1, sizeof *op);
+    op->min_ts = INT64_MAX;
+    op->max_ts = INT64_MIN;
+    op->prop_mask = 63;
+    op->prop_slot = tl_xcalloc(op->prop_mask + 1, sizeof *op->prop_slot);
+    op->eid_off = tl_xcalloc(1, sizeof *op->eid_off);
+    return op;
+}
+
+void tl_open__free(tl_open *op)
+{
+    if (!op)
+        return;
+    free(op->ts);
+    for (int c = 0; c < TL_COL_N; c++)
+        free(op->col[c]);
+    tl_buf_fini(&op->eid);
+    free(op->eid_off);
+    for (uint32_t i = 0; i < op->n_props; i++) {
+        free(op->props[i].type);
+        free(op->props[i].val);
+    }
+    free(op->props);
+    free(op->prop_slot);
+    free(op);
+}
+
+tl_oprop *tl_open__prop(const tl_open *op, uint32_t key)
+{
+    for (uint32_t i = (key * 2654435761u) & op->prop_mask;; i = (i + 1) & op->prop_mask) {
+        uint32_t s = op->prop_slot[i];
+        if (!s)
+            return NULL;
+        if (op->props[s - 1].key == key)
+            return &op->props[s - 1];
+    }
+}
+
+static tl_oprop *prop_add(tl_open *op, uint32_t key)
+{
+    tl_oprop *p = tl_open__prop(op, key);
+    if (p)
+        return p;
+    if (op->n_props == op->cap_props) {
+        op->cap_props = op->cap_props ? op->cap_props * 2 : 16;
+        op->props = tl_xrealloc(op->props, op->cap_props * sizeof *op->props);
+    }
+    if ((op->n_props + 1) * 2 > op->prop_mask + 1) {
+        uint32_t nm = op->prop_mask * 2 + 1;
+        uint32_t *slots = tl_xcalloc(nm + 1, sizeof *slots);
+        for (uint32_t k = 0; k < op->n_props; k++) {
+            uint32_t i = (op->props[k].key * 2654435761u) & nm;
+            while (slots[i])
+                i = (i + 1) & nm;
+            slots[i] = k + 1;
+        }
+        free(op->prop_slot);
+        op->prop_slot = slots;
+        op->prop_mask = nm;
+    }
+    uint32_t i = (key * 2654435761u) & op->prop_mask;
+    while (op->prop_slot[i])
+        i = (i + 1) & op->prop_mask;
+    op->prop_slot[i] = op->n_props + 1;
+    p = &op->props[op->n_props++];
+    memset(p, 0, sizeof *p);
+    p->key = key;
+    return p;
+}
+
+void tl_open__append(tl_open *op, int64_t ts, const uint32_t cols[TL_COL_N], tl_str eid,
+                     const uint32_t *pkeys, const uint8_t *ptypes, const uint64_t *pvals,
+                     uint32_t n_props)
+{
+    if (op->n == op->cap) {
+        op->cap = op->cap ? op->cap * 2 : 1024;
+        op->ts = tl_xrealloc(op->ts, op->cap * sizeof *op->ts);
+        for (int c = 1; c < TL_COL_N; c++)
+            op->col[c] = tl_xrealloc(op->col[c], op->cap * sizeof *op->col[c]);
+        op->eid_off = tl_xrealloc(op->eid_off, (op->cap + 1) * sizeof *op->eid_off);
+    }
+    uint32_t row = op->n++;
+    op->ts[row] = ts;
+    for (int c = 1; c < TL_COL_N; c++)
+        op->col[c][row] = cols[c];
+    tl_buf_addstr(&op->eid, eid);
+    op->eid_off[row + 1] = (uint32_t)op->eid.len;
+    if (ts < op->min_ts)
+        op->min_ts = ts;
+    if (ts > op->max_ts)
+        op->max_ts = ts;
+    for (uint32_t k = 0; k < n_props; k++) {
+        tl_oprop *p = prop_add(op, pkeys[k]);
+        if (row >= p->cap) {
+            uint32_t ncap = p->cap ? p->cap : 64;
+            while (ncap <= row)
+                ncap *= 2;
+            p->type = tl_xrealloc(p->type, ncap);
+            p->val = tl_xrealloc(p->val, ncap * sizeof *p->val);
+            memset(p->type + p->cap, 0, ncap - p->cap);
+            memset(p->val + p->cap, 0, (ncap - p->cap) * sizeof *p->val);
+            p->cap = ncap;
+        }
+        p->type[row] = ptypes[k];
+        p->val[row] = pvals[k];
+        if (row + 1 > p->len)
+            p->len = row + 1;
+    }
+}
+
+/* ---- writing ---- */
+
+typedef struct colsrc {
+    uint32_t col, key;
+    const void *raw;
+    size_t rawlen;
+} colsrc;
+
+static int write_part(const char *path, uint64_t seq, uint32_t project, uint32_t n,
+                      int64_t min_ts, int64_t max_ts, const colsrc *cols, uint32_t n_cols,
+                      tl_err *err)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return tl_err_set(err, -errno, "%s: %s", tmp, tl_strerror(-errno));
+    tl_buf dir = TL_BUF_INIT, zbuf = TL_BUF_INIT;
+    uint64_t off = HDR_SIZE + (uint64_t)n_cols * ENT_SIZE;
+    int rc = 0;
+    for (uint32_t i = 0; i < n_cols && !rc; i++) {
+        size_t bound = ZSTD_compressBound(cols[i].rawlen);
+        zbuf.len = 0;
+        tl_buf_reserve(&zbuf, bound);
+        size_t clen = ZSTD_compress(zbuf.p, bound, cols[i].raw, cols[i].rawlen, ZLEVEL);
+        if (ZSTD_isError(clen)) {
+            rc = tl_err_set(err, TL_EIO, "zstd: %s", ZSTD_getErrorName(clen));
+            break;
+        }
+        rc = tl_pwrite_all(fd, zbuf.p, clen, (off_t)off);
+        if (rc) {
+            tl_err_set(err, rc, "%s: %s", tmp, tl_strerror(rc));
+            break;
+        }
+        tl_buf_u32(&dir, cols[i].col);
+        tl_buf_u32(&dir, cols[i].key);
+        tl_buf_u64(&dir, off);
+        tl_buf_u64(&dir, clen);
+        tl_buf_u64(&dir, cols[i].rawlen);
+        tl_buf_u32(&dir, tl_crc32c(0, zbuf.p, clen));
+        tl_buf_u32(&dir, 0);
+        off += clen;
+    }
+    if (!rc) {
+        uint8_t h[HDR_SIZE];
+        memset(h, 0, sizeof h);
+        memcpy(h, "TLPART01", 8);
+        tl_put32(h + 8, 1);
+        tl_put32(h + 12, n);
+        tl_put64(h + 16, (uint64_t)min_ts);
+        tl_put64(h + 24, (uint64_t)max_ts);
+        tl_put32(h + 32, project);
+        tl_put32(h + 36, n_cols);
+        tl_put64(h + 40, seq);
+        tl_put32(h + 48, tl_crc32c(0, dir.p, dir.len));
+        tl_put32(h + 52, tl_crc32c(0, h, 52));
+        rc = tl_pwrite_all(fd, h, HDR_SIZE, 0);
+        if (!rc)
+            rc = tl_pwrite_all(fd, dir.p, dir.len, HDR_SIZE);
+        if (!rc)
+            rc = tl_fdatasync(fd);
+        if (rc)
+            tl_err_set(err, rc, "%s: %s", tmp, tl_strerror(rc));
+    }
+    close(fd);
+    tl_buf_fini(&dir);
+    tl_buf_fini(&zbuf);
+    if (!rc && rename(tmp, path) < 0)
+        rc = tl_err_set(err, -errno, "%s: rename: %s", path, tl_strerror(-errno));
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+/* Stable sort of row indexes by ts (merge sort; the data is often nearly sorted). */
+static uint32_t *sort_rows(const int64_t *ts, uint32_t n)
+{
+    uint32_t *a = tl_xmalloc((size_t)n * sizeof *a), *b = tl_xmalloc((size_t)n * sizeof *b);
+    bool sorted = true;
+    for (uint32_t i = 0; i < n; i++) {
+        a[i] = i;
+        if (i && ts[i] < ts[i - 1])
+            sorted = false;
+    }
+    if (!sorted) {
+        for (uint32_t w = 1; w < n; w *= 2) {
+            for (uint32_t lo = 0; lo < n; lo += 2 * w) {
+                uint32_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+                uint32_t i = lo, j = mid, k = lo;
+                while (i < mid && j < hi)
+                    b[k++] = ts[a[j]] < ts[a[i]] ? a[j++] : a[i++];
+                while (i < mid)
+                    b[k++] = a[i++];
+                while (j < hi)
+                    b[k++] = a[j++];
+            }
+            uint32_t *t = a;
+            a = b;
+            b = t;
+        }
+    }
+    free(b);
+    return a;
+}
+
+/* Columns of n rows gathered in `order`, handed to write_part. */
+typedef struct gathered {
+    colsrc *cols;
+    void **bufs;
+    uint32_t n_cols;
+} gathered;
+
+static void gather_add(gathered *g, uint32_t col, uint32_t key, void *buf, size_t len)
+{
+    g->cols = tl_xrealloc(g->cols, (g->n_cols + 1) * sizeof *g->cols);
+    g->bufs = tl_xrealloc(g->bufs, (g->n_cols + 1) * sizeof *g->bufs);
+    g->cols[g->n_cols] = (colsrc){col, key, buf, len};
+    g->bufs[g->n_cols++] = buf;
+}
+
+static void gather_free(gathered *g)
+{
+    for (uint32_t i = 0; i < g->n_cols; i++)
+        free(g->bufs[i]);
+    free(g->cols);
+    free(g->bufs);
+}
+
+int tl_part__write(const char *path, uint64_t seq, uint32_t project, const tl_open *op,
+                   tl_part **out, tl_err *err)
+{
+    uint32_t n = op->n;
+    uint32_t *ord = sort_rows(op->ts, n);
+    gathered g = {0};
+    int64_t *ts = tl_xmalloc((size_t)n * 8 + 8);
+    int64_t prev = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        ts[i] = op->ts[ord[i]] - prev;
+        prev = op->ts[ord[i]];
+    }
+    gather_add(&g, TL_COL_TS, 0, ts, (size_t)n * 8);
+    for (int c = 1; c < TL_COL_N; c++) {
+        uint32_t *v = tl_xmalloc((size_t)n * 4 + 4);
+        for (uint32_t i = 0; i < n; i++)
+            v[i] = op->col[c][ord[i]];
+        gather_add(&g, (uint32_t)c, 0, v, (size_t)n * 4);
+    }
+    size_t eb = (size_t)(n + 1) * 4 + op->eid.len;
+    uint8_t *e = tl_xmalloc(eb + 1);
+    uint32_t o = 0;
+    tl_put32(e, 0);
+    uint8_t *bytes = e + (size_t)(n + 1) * 4;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t a = op->eid_off[ord[i]], b = op->eid_off[ord[i] + 1];
+        memcpy(bytes + o, op->eid.p + a, b - a);
+        o += b - a;
+        tl_put32(e + (size_t)(i + 1) * 4, o);
+    }
+    gather_add(&g, TL_COL_EVENT_ID, 0, e, eb);
+    for (uint32_t k = 0; k < op->n_props; k++) {
+        const tl_oprop *p = &op->props[k];
+        uint8_t *v = tl_xcalloc((size_t)n * 9 + 1, 1);
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t r = ord[i];
+            if (r < p->len && p->type[r]) {
+                v[i] = p->type[r];
+                tl_put64(v + n + (size_t)i * 8, p->val[r]);
+            }
+        }
+        gather_add(&g, TL_COL_PROP, p->key, v, (size_t)n * 9);
+    }
+    free(ord);
+    int rc = write_part(path, seq, project, n, op->min_ts, op->max_ts, g.cols, g.n_cols, err);
+    gather_free(&g);
+    if (rc)
+        return rc;
+    return tl_part__open(path, seq, project, out, err);
+}
+
+/* ---- reading ---- */
+
+int tl_part__open(const char *path, uint64_t seq, uint32_t project, tl_part **out, tl_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tl_err_set(err, -errno, "%s: %s", path, tl_strerror(-errno));
+    struct stat st;
+    uint8_t h[HDR_SIZE];
+    int rc = fstat(fd, &st) < 0 ? -errno : tl_pread_all(fd, h, HDR_SIZE, 0);
+    if (rc) {
+        close(fd);
+        return tl_err_set(err, TL_EBADMSG, "%s: cannot read header", path);
+    }
+    uint32_t n_cols = tl_le32(h + 36);
+    if (memcmp(h, "TLPART01", 8) || tl_le32(h + 8) != 1 || tl_crc32c(0, h, 52) != tl_le32(h + 52) ||
+        (uint64_t)n_cols * ENT_SIZE + HDR_SIZE > (uint64_t)st.st_size) {
+        close(fd);
+        return tl_err_set(err, TL_EBADMSG, "%s: bad part header", path);
+    }
+    uint8_t *dir = tl_xmalloc((size_t)n_cols * ENT_SIZE + 1);
+    rc = tl_pread_all(fd, dir, (size_t)n_cols * ENT_SIZE, HDR_SIZE);
+    if (rc || tl_crc32c(0, dir, (size_t)n_cols * ENT_SIZE) != tl_le32(h + 48)) {
+        free(dir);
+        close(fd);
+        return tl_err_set(err, TL_EBADMSG, "%s: bad part directory", path);
+    }
+    tl_part *p = tl_xcalloc(1, sizeof *p);
+    p->seq = seq;
+    p->project = project;
+    p->fd = fd;
+    p->n_rows = tl_le32(h + 12);
+    p->min_ts = (int64_t)tl_le64(h + 16);
+    p->max_ts = (int64_t)tl_le64(h + 24);
+    p->file_bytes = (uint64_t)st.st_size;
+    p->n_cols = n_cols;
+    p->cols = tl_xcalloc(n_cols + 1, sizeof *p->cols);
+    p->loaded = tl_xcalloc(n_cols + 1, sizeof *p->loaded);
+    for (uint32_t i = 0; i < n_cols; i++) {
+        const uint8_t *e = dir + (size_t)i * ENT_SIZE;
+        p->cols[i] = (tl_colent){tl_le32(e), tl_le32(e + 4), tl_le64(e + 8), tl_le64(e + 16),
+                                 tl_le64(e + 24), tl_le32(e + 32)};
+        if (p->cols[i].off + p->cols[i].clen > p->file_bytes) {
+            free(dir);
+            tl_part__unref(p);
+            return tl_err_set(err, TL_EBADMSG, "%s: column %u past the end", path, i);
+        }
+    }
+    free(dir);
+    pthread_mutex_init(&p->mu, NULL);
+    atomic_init(&p->refs, 1);
+    snprintf(p->path, sizeof p->path, "%s", path);
+    *out = p;
+    return 0;
+}
+
+void tl_part__unref(tl_part *p)
+{
+    if (!p || atomic_fetch_sub(&p->refs, 1) != 1)
+        return;
+    if (p->doomed)
+        unlink(p->path);
+    for (uint32_t i = 0; i < p->n_cols; i++)
+        free(p->loaded[i]);
+    free(p->loaded);
+    free(p->cols);
+    if (p->fd >= 0)
+        close(p->fd);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+int tl_part__find(const tl_part *p, uint32_t col, uint32_t key)
+{
+    for (uint32_t i = 0; i < p->n_cols; i++)
+        if (p->cols[i].col == col && p->cols[i].key == key)
+            return (int)i;
+    return -1;
+}
+
+static size_t expected_raw(const tl_part *p, const tl_colent *c)
+{
+    size_t n = p->n_rows;
+    if (c->col == TL_COL_TS)
+        return n * 8;
+    if (c->col == TL_COL_PROP)
+        return n * 9;
+    if (c->col == TL_COL_EVENT_ID)
+        return 0; /* variable */
+    return n * 4;
+}
+
+int tl_part__load(tl_part *p, uint32_t i, const void **out)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->loaded[i]) {
+        *out = p->loaded[i];
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    const tl_colent *c = &p->cols[i];
+    size_t want = expected_raw(p, c);
+    int rc = 0;
+    if ((want && c->rawlen != want) || c->rawlen > ((size_t)1 << 34) || c->clen > c->rawlen + 4096 + c->rawlen / 8) {
+        rc = TL_EBADMSG;
+        goto done;
+    }
+    void *z = tl_xmalloc(c->clen + 1);
+    rc = tl_pread_all(p->fd, z, c->clen, (off_t)c->off);
+    if (!rc && tl_crc32c(0, z, c->clen) != c->crc)
+        rc = TL_EBADMSG;
+    uint8_t *raw = NULL;
+    if (!rc) {
+        raw = tl_xmalloc(c->rawlen + 16);
+        size_t got = ZSTD_decompress(raw, c->rawlen, z, c->clen);
+        if (ZSTD_isError(got) || got != c->rawlen)
+            rc = TL_EBADMSG;
+    }
+    free(z);
+    if (!rc && c->col == TL_COL_TS) {
+        int64_t *ts = (int64_t *)(void *)raw, acc = 0;
+        for (uint32_t r = 0; r < p->n_rows; r++) {
+            int64_t d;
+            memcpy(&d, raw + (size_t)r * 8, 8);
+            acc += d;
+            ts[r] = acc;
+        }
+    }
+    if (!rc && c->col == TL_COL_EVENT_ID) {
+        /* Validate offsets once so readers can trust them. */
+        size_t hdr = (size_t)(p->n_rows + 1) * 4;
+        if (c->rawlen < hdr)
+            rc = TL_EBADMSG;
+        for (uint32_t r = 0; !rc && r < p->n_rows; r++)
+            if (tl_le32(raw + (size_t)r * 4) > tl_le32(raw + (size_t)(r + 1) * 4) ||
+                hdr + tl_le32(raw + (size_t)(r + 1) * 4) > c->rawlen)
+                rc = TL_EBADMSG;
+    }
+    if (rc) {
+        free(raw);
+        TL_ERROR("store", "corrupt column file=%s entry=%u", p->path, i);
+        goto done;
+    }
+    p->loaded[i] = raw;
+    *out = raw;
+done:
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+/* ---- merging (compaction) ---- */
+
+int tl_part__merge(const char *path, uint64_t seq, uint32_t project, tl_part **parts, uint32_t n,
+                   tl_dict *dict, tl_part **out, tl_err *err)
+{
+    (void)dict;
+    /* Rebuild an open part from the inputs (all columns), then write it sorted. */
+    tl_open *op = tl_open__new();
+    int rc = 0;
+    for (uint32_t k = 0; k < n && !rc; k++) {
+        tl_part *p = parts[k];
+        const void *cols[TL_COL_N + 1] = {0};
+        for (uint32_t c = 0; c <= TL_COL_EVENT_ID && !rc; c++) {
+            int i = tl_part__find(p, c, 0);
+            rc = i < 0 ? TL_EBADMSG : tl_part__load(p, (uint32_t)i, &cols[c]);
+        }
+        uint32_t np = 0;
+        for (uint32_t i = 0; i < p->n_cols; i++)
+            np += p->cols[i].col == TL_COL_PROP;
+        const uint8_t **pv = tl_xcalloc(np + 1, sizeof *pv);
+        uint32_t *pk = tl_xcalloc(np + 1, sizeof *pk), j = 0;
+        for (uint32_t i = 0; i < p->n_cols && !rc; i++) {
+            if (p->cols[i].col != TL_COL_PROP)
+                continue;
+            pk[j] = p->cols[i].key;
+            rc = tl_part__load(p, i, (const void **)&pv[j]);
+            j++;
+        }
+        uint32_t *keys = tl_xmalloc((np + 1) * 4);
+        uint8_t *types = tl_xmalloc(np + 1);
+        uint64_t *vals = tl_xmalloc((np + 1) * 8);
+        for (uint32_t r = 0; r < p->n_rows && !rc; r++) {
+            uint32_t row[TL_COL_N];
+            for (int c = 1; c < TL_COL_N; c++)
+                row[c] = ((const uint32_t *)cols[c])[r];
+            const uint8_t *e = cols[TL_COL_EVENT_ID];
+            uint32_t a = tl_le32(e + (size_t)r * 4), b = tl_le32(e + (size_t)(r + 1) * 4);
+            tl_str eid = {(const char *)e + (size_t)(p->n_rows + 1) * 4 + a, b - a};
+            uint32_t m = 0;
+            for (uint32_t q = 0; q < np; q++) {
+                if (!pv[q][r])
+                    continue;
+                keys[m] = pk[q];
+                types[m] = pv[q][r];
+                vals[m] = tl_le64(pv[q] + p->n_rows + (size_t)r * 8);
+                m++;
+            }
+            tl_open__append(op, ((const int64_t *)cols[TL_COL_TS])[r], row, eid, keys, types,
+                            vals, m);
+        }
+        free(keys);
+        free(types);
+        free(vals);
+        free(pv);
+        free(pk);
+    }
+    if (!rc)
+        rc = tl_part__write(path, seq, project, op, out, err);
+    else
+        tl_err_set(err, rc, "compaction: cannot read an input part");
+    tl_open__free(op);
+    return rc;
+}

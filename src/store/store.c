@@ -1,0 +1,809 @@
+/* The store: projects, their dictionaries, identity maps and day partitions; checkpoints;
+ * read snapshots. See store.h for the contract and store_int.h for the pieces.
+ *
+ * Directory layout under the store's dir:
+ *   CHECKPOINT                     the last durable state (format below), replaced atomically
+ *   p/<project>/dict.dat           dictionary (tl_dict file)
+ *   p/<project>/ids.dat, ident.ops identity (see ident.c)
+ *   p/<project>/parts/<seq>.part   sealed parts (see part.c)
+ *
+ * CHECKPOINT, version 1 (little-endian): "TLCKPT01", u32 version, u64 log_pos, u64 next_seq,
+ * u32 n_projects, then per project: u32 name length, name, u64 dict_len, u64 ids_len,
+ * u64 ops_len, u32 n_parts, n_parts × u64 seq; then u32 CRC-32C of everything before it.
+ * Part files and dictionary bytes not named by the checkpoint are leftovers of a crash: parts
+ * are deleted and dictionary files cut back at open, and the log replay recreates them.
+ *
+ * Invariants:
+ *  1. A project's state changes only under its write lock; snapshots hold its read lock.
+ *  2. The checkpoint names only fsynced files; files are deleted only after a checkpoint that
+ *     no longer names them is durable.
+ *  3. Rows of a partition all have ts in its UTC day. */
+#include "store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store_int.h"
+#include "util/crc.h"
+#include "util/diag.h"
+#include "util/io.h"
+#include "util/time.h"
+
+#define MAX_PROJECTS   1024
+#define TL_NAME_LEN    64
+#define COMPACT_PARTS  8
+#define COMPACT_MAXROW (8u << 20)
+
+typedef struct project {
+    char name[TL_NAME_LEN];
+    uint32_t idx;
+    char dir[1024];
+    pthread_rwlock_t lock;
+    tl_dict dict;
+    tl_ident ident;
+    tl_partition *parts; /* sorted by day */
+    uint32_t n_parts, cap_parts;
+    uint64_t open_rows;
+    uint64_t rows;
+} project;
+
+struct tl_store {
+    char dir[1024];
+    tl_store_opts opts;
+    pthread_mutex_t mu; /* adding projects; one checkpoint at a time */
+    project *projects[MAX_PROJECTS];
+    _Atomic uint32_t n_projects;
+    uint64_t next_seq;
+    int sticky;
+    _Atomic uint64_t open_rows;
+    tl_part **doomed; /* replaced parts, unlinked after the next checkpoint */
+    uint32_t n_doomed;
+};
+
+struct tl_snap {
+    tl_store *s;
+    project *p;
+    size_t n;
+    struct snap_part {
+        tl_part *sealed;
+        tl_open *open;
+        tl_part_info info;
+    } *parts;
+    void **allocs;
+    size_t n_allocs;
+    pthread_mutex_t mu;
+};
+
+/* ---- projects ---- */
+
+static bool name_ok(tl_str n)
+{
+    if (!n.len || n.len >= TL_NAME_LEN)
+        return false;
+    for (size_t i = 0; i < n.len; i++) {
+        char c = n.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || (c == '.' && i > 0)))
+            return false;
+    }
+    return true;
+}
+
+static project *find_project(tl_store *s, tl_str name)
+{
+    uint32_t n = atomic_load(&s->n_projects);
+    for (uint32_t i = 0; i < n; i++)
+        if (tl_str_eqc(name, s->projects[i]->name))
+            return s->projects[i];
+    return NULL;
+}
+
+static project *new_project(tl_store *s, tl_str name)
+{
+    project *p = tl_xcalloc(1, sizeof *p);
+    memcpy(p->name, name.p, name.len);
+    p->idx = atomic_load(&s->n_projects);
+    snprintf(p->dir, sizeof p->dir, "%s/p/%s", s->dir, p->name);
+    pthread_rwlockattr_t at;
+    pthread_rwlockattr_init(&at);
+    pthread_rwlockattr_setkind_np(&at, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&p->lock, &at);
+    pthread_rwlockattr_destroy(&at);
+    tl_dict__init(&p->dict);
+    tl_ident__init(&p->ident);
+    return p;
+}
+
+static void free_project(project *p)
+{
+    for (uint32_t i = 0; i < p->n_parts; i++) {
+        for (uint32_t k = 0; k < p->parts[i].n_sealed; k++)
+            tl_part__unref(p->parts[i].sealed[k]);
+        free(p->parts[i].sealed);
+        tl_open__free(p->parts[i].open);
+    }
+    free(p->parts);
+    tl_dict__fini(&p->dict);
+    tl_ident__fini(&p->ident);
+    pthread_rwlock_destroy(&p->lock);
+    free(p);
+}
+
+static tl_partition *partition(project *p, int64_t day, bool create)
+{
+    uint32_t lo = 0, hi = p->n_parts;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (p->parts[mid].day < day)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < p->n_parts && p->parts[lo].day == day)
+        return &p->parts[lo];
+    if (!create)
+        return NULL;
+    if (p->n_parts == p->cap_parts) {
+        p->cap_parts = p->cap_parts ? p->cap_parts * 2 : 64;
+        p->parts = tl_xrealloc(p->parts, p->cap_parts * sizeof *p->parts);
+    }
+    memmove(&p->parts[lo + 1], &p->parts[lo], (p->n_parts - lo) * sizeof *p->parts);
+    p->n_parts++;
+    memset(&p->parts[lo], 0, sizeof p->parts[lo]);
+    p->parts[lo].day = day;
+    return &p->parts[lo];
+}
+
+static void add_sealed(tl_partition *pt, tl_part *part)
+{
+    if (pt->n_sealed == pt->cap_sealed) {
+        pt->cap_sealed = pt->cap_sealed ? pt->cap_sealed * 2 : 4;
+        pt->sealed = tl_xrealloc(pt->sealed, pt->cap_sealed * sizeof *pt->sealed);
+    }
+    /* Keep sealed parts ordered by min_ts. */
+    uint32_t i = pt->n_sealed;
+    while (i > 0 && pt->sealed[i - 1]->min_ts > part->min_ts) {
+        pt->sealed[i] = pt->sealed[i - 1];
+        i--;
+    }
+    pt->sealed[i] = part;
+    pt->n_sealed++;
+}
+
+static void part_path(const project *p, uint64_t seq, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/parts/%016llx.part", p->dir, (unsigned long long)seq);
+}
+
+/* ---- open ---- */
+
+typedef struct ckpt_proj {
+    tl_str name;
+    uint64_t dict_len, ids_len, ops_len;
+    uint32_t n_parts;
+    const uint8_t *seqs;
+} ckpt_proj;
+
+static int remove_orphans(project *p, tl_err *err)
+{
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/parts", p->dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        unsigned long long seq;
+        char tail[16] = "";
+        bool known = false;
+        if (sscanf(e->d_name, "%16llx.%15s", &seq, tail) == 2 && !strcmp(tail, "part")) {
+            for (uint32_t i = 0; i < p->n_parts && !known; i++)
+                for (uint32_t k = 0; k < p->parts[i].n_sealed && !known; k++)
+                    known = p->parts[i].sealed[k]->seq == seq;
+        }
+        if (!known) {
+            char path[1400];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            TL_INFO("store", "removing file not in the checkpoint path=%s", path);
+            unlink(path);
+        }
+    }
+    closedir(d);
+    (void)err;
+    return 0;
+}
+
+static int load_checkpoint(tl_store *s, uint64_t *log_pos, tl_err *err)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/CHECKPOINT", s->dir);
+    tl_buf b = TL_BUF_INIT;
+    int rc = tl_read_file(path, &b);
+    if (rc == TL_ENOENT) {
+        tl_buf_fini(&b);
+        *log_pos = 0;
+        s->next_seq = 1;
+        return 0;
+    }
+    if (rc) {
+        tl_buf_fini(&b);
+        return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
+    }
+    const uint8_t *p = (const uint8_t *)b.p, *end = p + b.len;
+    if (b.len < 32 || memcmp(p, "TLCKPT01", 8) || tl_le32(p + 8) != 1 ||
+        tl_crc32c(0, p, b.len - 4) != tl_le32(end - 4)) {
+        tl_buf_fini(&b);
+        return tl_err_set(err, TL_EBADMSG, "%s: corrupt checkpoint", path);
+    }
+    *log_pos = tl_le64(p + 12);
+    s->next_seq = tl_le64(p + 20);
+    uint32_t np = tl_le32(p + 28);
+    p += 32;
+    end -= 4;
+    for (uint32_t i = 0; i < np && !rc; i++) {
+        if (end - p < 4 || tl_le32(p) >= TL_NAME_LEN || (uint64_t)(end - p) < 4 + tl_le32(p) + 28) {
+            rc = TL_EBADMSG;
+            break;
+        }
+        ckpt_proj cp;
+        cp.name = (tl_str){(const char *)p + 4, tl_le32(p)};
+        p += 4 + cp.name.len;
+        cp.dict_len = tl_le64(p);
+        cp.ids_len = tl_le64(p + 8);
+        cp.ops_len = tl_le64(p + 16);
+        cp.n_parts = tl_le32(p + 24);
+        p += 28;
+        if ((uint64_t)(end - p) < (uint64_t)cp.n_parts * 8 || !name_ok(cp.name)) {
+            rc = TL_EBADMSG;
+            break;
+        }
+        project *pr = new_project(s, cp.name);
+        s->projects[atomic_load(&s->n_projects)] = pr;
+        atomic_fetch_add(&s->n_projects, 1);
+        char dpath[1100];
+        snprintf(dpath, sizeof dpath, "%s/dict.dat", pr->dir);
+        rc = tl_dict__load(&pr->dict, dpath, cp.dict_len, err);
+        if (!rc)
+            rc = tl_ident__load(&pr->ident, pr->dir, cp.ids_len, cp.ops_len, err);
+        for (uint32_t k = 0; k < cp.n_parts && !rc; k++) {
+            uint64_t seq = tl_le64(p + (size_t)k * 8);
+            char pp[1200];
+            part_path(pr, seq, pp, sizeof pp);
+            tl_part *part;
+            rc = tl_part__open(pp, seq, pr->idx, &part, err);
+            if (rc)
+                break;
+            tl_partition *pt = partition(pr, tl_floordiv(part->min_ts, TL_MS_PER_DAY), true);
+            add_sealed(pt, part);
+            pr->rows += part->n_rows;
+        }
+        p += (size_t)cp.n_parts * 8;
+        if (!rc)
+            rc = remove_orphans(pr, err);
+        if (rc) {
+            tl_buf_fini(&b);
+            return rc;
+        }
+    }
+    tl_buf_fini(&b);
+    if (rc)
+        return tl_err_set(err, rc, "%s: corrupt checkpoint", path);
+    return 0;
+}
+
+int tl_store_open(const char *dir, const tl_store_opts *opts, tl_store **out, uint64_t *log_pos,
+                  tl_err *err)
+{
+    int rc = tl_mkdir_p(dir);
+    if (rc)
+        return tl_err_set(err, rc, "%s: %s", dir, tl_strerror(rc));
+    tl_store *s = tl_xcalloc(1, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    if (opts)
+        s->opts = *opts;
+    if (!s->opts.seal_rows)
+        s->opts.seal_rows = 1u << 20;
+    pthread_mutex_init(&s->mu, NULL);
+    rc = load_checkpoint(s, log_pos, err);
+    if (rc) {
+        tl_store_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void tl_store_free(tl_store *s)
+{
+    if (!s)
+        return;
+    for (uint32_t i = 0; i < atomic_load(&s->n_projects); i++)
+        free_project(s->projects[i]);
+    for (uint32_t i = 0; i < s->n_doomed; i++)
+        tl_part__unref(s->doomed[i]);
+    free(s->doomed);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* ---- writer side ---- */
+
+int tl_store_w_begin(tl_store *s, tl_str name, uint32_t *pid)
+{
+    project *p = find_project(s, name);
+    if (!p) {
+        if (!name_ok(name))
+            return TL_EINVAL;
+        pthread_mutex_lock(&s->mu);
+        p = find_project(s, name);
+        if (!p) {
+            if (atomic_load(&s->n_projects) >= MAX_PROJECTS) {
+                pthread_mutex_unlock(&s->mu);
+                return TL_E2BIG;
+            }
+            p = new_project(s, name);
+            int rc = tl_mkdir_p(p->dir);
+            char pd[1100];
+            snprintf(pd, sizeof pd, "%s/parts", p->dir);
+            if (!rc)
+                rc = tl_mkdir_p(pd);
+            if (rc) {
+                pthread_mutex_unlock(&s->mu);
+                free_project(p);
+                return rc;
+            }
+            s->projects[p->idx] = p;
+            atomic_fetch_add(&s->n_projects, 1);
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_rwlock_wrlock(&p->lock);
+    *pid = p->idx;
+    return 0;
+}
+
+void tl_store_w_end(tl_store *s, uint32_t pid)
+{
+    pthread_rwlock_unlock(&s->projects[pid]->lock);
+}
+
+uint32_t tl_store_w_did(tl_store *s, uint32_t pid, tl_str distinct_id, bool user, bool create)
+{
+    return tl_ident__did(&s->projects[pid]->ident, distinct_id, user, create);
+}
+
+int tl_store_w_merge(tl_store *s, uint32_t pid, uint32_t a, uint32_t b)
+{
+    return tl_ident__merge(&s->projects[pid]->ident, a, b, true);
+}
+
+void tl_store_w_erase(tl_store *s, uint32_t pid, uint32_t did)
+{
+    tl_ident__erase(&s->projects[pid]->ident, did, true);
+}
+
+void tl_store_w_person_props(tl_store *s, uint32_t pid, uint32_t did, int64_t ts_ms,
+                             const tl_prop *props, uint32_t n)
+{
+    /* Person properties are kept with the person timeline work (issue 3); until then they
+     * are accepted and ignored here (they remain in the log and in exported events). */
+    (void)s, (void)pid, (void)did, (void)ts_ms, (void)props, (void)n;
+}
+
+void tl_store_w_append(tl_store *s, uint32_t pid, const tl_record *r, uint32_t did)
+{
+    project *p = s->projects[pid];
+    uint32_t cols[TL_COL_N] = {0};
+    cols[TL_COL_DID] = did;
+    cols[TL_COL_EVENT] = tl_dict__intern(&p->dict, r->event);
+    for (int f = 0; f < TL_F_COUNT; f++)
+        cols[TL_COL_FIELD + f] = r->field[f].len ? tl_dict__intern(&p->dict, r->field[f]) : 0;
+    cols[TL_COL_SESSION] = r->session_id.len ? tl_dict__intern(&p->dict, r->session_id) : 0;
+    uint32_t keys[64], *pk = keys;
+    uint8_t types[64], *pt = types;
+    uint64_t vals[64], *pv = vals;
+    if (r->n_props > 64) {
+        pk = tl_xmalloc(r->n_props * sizeof *pk);
+        pt = tl_xmalloc(r->n_props);
+        pv = tl_xmalloc(r->n_props * sizeof *pv);
+    }
+    for (uint32_t i = 0; i < r->n_props; i++) {
+        pk[i] = tl_dict__intern(&p->dict, r->props[i].key);
+        pt[i] = r->props[i].type;
+        if (pt[i] == TL_PV_NUM)
+            memcpy(&pv[i], &r->props[i].num, 8);
+        else
+            pv[i] = tl_dict__intern(&p->dict, r->props[i].str);
+    }
+    tl_partition *part = partition(p, tl_floordiv(r->ts_ms, TL_MS_PER_DAY), true);
+    if (!part->open)
+        part->open = tl_open__new();
+    tl_open__append(part->open, r->ts_ms, cols, r->event_id, pk, pt, pv, r->n_props);
+    if (pk != keys) {
+        free(pk);
+        free(pt);
+        free(pv);
+    }
+    p->open_rows++;
+    p->rows++;
+    atomic_fetch_add(&s->open_rows, 1);
+}
+
+uint64_t tl_store_open_rows(tl_store *s)
+{
+    return atomic_load(&s->open_rows);
+}
+
+/* ---- checkpoint ---- */
+
+static int compact(tl_store *s, project *p, tl_partition *pt, tl_err *err)
+{
+    uint64_t rows = 0;
+    uint32_t n = 0;
+    /* Merge the smallest parts (up to the row cap), leaving big ones alone. */
+    tl_part **sel = tl_xmalloc(pt->n_sealed * sizeof *sel);
+    for (uint32_t i = 0; i < pt->n_sealed; i++)
+        if (pt->sealed[i]->n_rows < COMPACT_MAXROW / 2 && rows + pt->sealed[i]->n_rows <= COMPACT_MAXROW) {
+            sel[n++] = pt->sealed[i];
+            rows += pt->sealed[i]->n_rows;
+        }
+    int rc = 0;
+    if (n >= 2) {
+        char path[1200];
+        uint64_t seq = s->next_seq++;
+        part_path(p, seq, path, sizeof path);
+        tl_part *merged;
+        rc = tl_part__merge(path, seq, p->idx, sel, n, &p->dict, &merged, err);
+        if (!rc) {
+            uint32_t k = 0;
+            for (uint32_t i = 0; i < pt->n_sealed; i++) {
+                bool gone = false;
+                for (uint32_t j = 0; j < n && !gone; j++)
+                    gone = pt->sealed[i] == sel[j];
+                if (!gone)
+                    pt->sealed[k++] = pt->sealed[i];
+            }
+            pt->n_sealed = k;
+            add_sealed(pt, merged);
+            s->doomed = tl_xrealloc(s->doomed, (s->n_doomed + n) * sizeof *s->doomed);
+            for (uint32_t j = 0; j < n; j++)
+                s->doomed[s->n_doomed++] = sel[j];
+        }
+    }
+    free(sel);
+    return rc;
+}
+
+static int seal_project(tl_store *s, project *p, tl_err *err)
+{
+    int rc = 0;
+    for (uint32_t i = 0; i < p->n_parts && !rc; i++) {
+        tl_partition *pt = &p->parts[i];
+        if (pt->open && pt->open->n) {
+            char path[1200];
+            uint64_t seq = s->next_seq++;
+            part_path(p, seq, path, sizeof path);
+            tl_part *part;
+            rc = tl_part__write(path, seq, p->idx, pt->open, &part, err);
+            if (rc)
+                break;
+            atomic_fetch_sub(&s->open_rows, pt->open->n);
+            p->open_rows -= pt->open->n;
+            tl_open__free(pt->open);
+            pt->open = NULL;
+            add_sealed(pt, part);
+        }
+        if (pt->n_sealed >= COMPACT_PARTS)
+            rc = compact(s, p, pt, err);
+    }
+    char dpath[1100];
+    snprintf(dpath, sizeof dpath, "%s/dict.dat", p->dir);
+    if (!rc)
+        rc = tl_dict__sync(&p->dict, dpath, err);
+    if (!rc)
+        rc = tl_ident__sync(&p->ident, p->dir, err);
+    return rc;
+}
+
+int tl_store_checkpoint(tl_store *s, uint64_t log_pos, tl_err *err)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->sticky) {
+        pthread_mutex_unlock(&s->mu);
+        return tl_err_set(err, TL_EROFS, "store: an earlier write failed");
+    }
+    tl_buf b = TL_BUF_INIT;
+    uint32_t np = atomic_load(&s->n_projects);
+    tl_buf_add(&b, "TLCKPT01", 8);
+    tl_buf_u32(&b, 1);
+    tl_buf_u64(&b, log_pos);
+    size_t seq_at = b.len;
+    tl_buf_u64(&b, 0);
+    tl_buf_u32(&b, np);
+    int rc = 0;
+    for (uint32_t i = 0; i < np && !rc; i++) {
+        project *p = s->projects[i];
+        pthread_rwlock_wrlock(&p->lock);
+        rc = seal_project(s, p, err);
+        if (!rc) {
+            size_t nl = strlen(p->name);
+            tl_buf_u32(&b, (uint32_t)nl);
+            tl_buf_add(&b, p->name, nl);
+            tl_buf_u64(&b, p->dict.file_len);
+            tl_buf_u64(&b, p->ident.ids.file_len);
+            tl_buf_u64(&b, p->ident.ops_len);
+            uint32_t n = 0;
+            for (uint32_t k = 0; k < p->n_parts; k++)
+                n += p->parts[k].n_sealed;
+            tl_buf_u32(&b, n);
+            for (uint32_t k = 0; k < p->n_parts; k++)
+                for (uint32_t j = 0; j < p->parts[k].n_sealed; j++)
+                    tl_buf_u64(&b, p->parts[k].sealed[j]->seq);
+        }
+        pthread_rwlock_unlock(&p->lock);
+        if (!rc) {
+            char pd[1100];
+            snprintf(pd, sizeof pd, "%s/parts", p->dir);
+            rc = tl_fsync_dir(pd);
+            if (rc)
+                tl_err_set(err, rc, "%s: fsync: %s", pd, tl_strerror(rc));
+        }
+    }
+    if (!rc) {
+        tl_put64(b.p + seq_at, s->next_seq);
+        tl_buf_u32(&b, tl_crc32c(0, b.p, b.len));
+        char path[1100];
+        snprintf(path, sizeof path, "%s/CHECKPOINT", s->dir);
+        rc = tl_write_file_atomic(path, b.p, b.len);
+        if (rc)
+            tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
+    }
+    tl_buf_fini(&b);
+    if (rc) {
+        s->sticky = rc;
+    } else {
+        /* Parts replaced by compaction are no longer named: unlink when unreferenced. */
+        for (uint32_t i = 0; i < s->n_doomed; i++) {
+            s->doomed[i]->doomed = true;
+            tl_part__unref(s->doomed[i]);
+        }
+        s->n_doomed = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- reader side ---- */
+
+int tl_store_snap(tl_store *s, tl_str name, tl_snap **out)
+{
+    project *p = find_project(s, name);
+    if (!p)
+        return TL_ENOENT;
+    tl_snap *sn = tl_xcalloc(1, sizeof *sn);
+    sn->s = s;
+    sn->p = p;
+    pthread_mutex_init(&sn->mu, NULL);
+    pthread_rwlock_rdlock(&p->lock);
+    size_t cap = 0;
+    for (uint32_t i = 0; i < p->n_parts; i++)
+        cap += p->parts[i].n_sealed + 1;
+    sn->parts = tl_xcalloc(cap + 1, sizeof *sn->parts);
+    for (uint32_t i = 0; i < p->n_parts; i++) {
+        tl_partition *pt = &p->parts[i];
+        for (uint32_t k = 0; k < pt->n_sealed; k++) {
+            tl_part *sp = pt->sealed[k];
+            sn->parts[sn->n++] = (struct snap_part){
+                sp, NULL, {sp->min_ts, sp->max_ts, sp->n_rows, true}};
+        }
+        if (pt->open && pt->open->n)
+            sn->parts[sn->n++] = (struct snap_part){
+                NULL, pt->open, {pt->open->min_ts, pt->open->max_ts, pt->open->n, false}};
+    }
+    *out = sn;
+    return 0;
+}
+
+void tl_snap_free(tl_snap *sn)
+{
+    if (!sn)
+        return;
+    pthread_rwlock_unlock(&sn->p->lock);
+    for (size_t i = 0; i < sn->n_allocs; i++)
+        free(sn->allocs[i]);
+    free(sn->allocs);
+    free(sn->parts);
+    pthread_mutex_destroy(&sn->mu);
+    free(sn);
+}
+
+static void *snap_alloc(tl_snap *sn, size_t n)
+{
+    void *p = tl_xcalloc(1, n ? n : 1);
+    pthread_mutex_lock(&sn->mu);
+    sn->allocs = tl_xrealloc(sn->allocs, (sn->n_allocs + 1) * sizeof *sn->allocs);
+    sn->allocs[sn->n_allocs++] = p;
+    pthread_mutex_unlock(&sn->mu);
+    return p;
+}
+
+uint32_t tl_snap_n_dids(const tl_snap *sn)
+{
+    return sn->p->ident.n;
+}
+
+const uint32_t *tl_snap_persons(const tl_snap *sn)
+{
+    return sn->p->ident.person;
+}
+
+tl_str tl_snap_did_str(const tl_snap *sn, uint32_t did)
+{
+    tl_str k = tl_dict__str(&sn->p->ident.ids, did + 1);
+    if (k.len) {
+        k.p++;
+        k.len--;
+    }
+    return k;
+}
+
+uint32_t tl_snap_did_find(const tl_snap *sn, tl_str distinct_id)
+{
+    /* A distinct id may be known as a user id or as an anonymous id; prefer the user id. */
+    tl_ident *id = &sn->p->ident;
+    uint32_t d = tl_ident__did(id, distinct_id, true, false);
+    return d != TL_DID_NONE ? d : tl_ident__did(id, distinct_id, false, false);
+}
+
+int tl_snap_dict_find(const tl_snap *sn, tl_str s, uint32_t *id)
+{
+    uint32_t v = tl_dict__find(&sn->p->dict, s);
+    if (!v)
+        return TL_ENOENT;
+    *id = v;
+    return 0;
+}
+
+tl_str tl_snap_dict_str(const tl_snap *sn, uint32_t id)
+{
+    return tl_dict__str(&sn->p->dict, id);
+}
+
+uint32_t tl_snap_dict_n(const tl_snap *sn)
+{
+    return sn->p->dict.n;
+}
+
+size_t tl_snap_n_parts(const tl_snap *sn)
+{
+    return sn->n;
+}
+
+tl_part_info tl_snap_part_info(const tl_snap *sn, size_t part)
+{
+    return sn->parts[part].info;
+}
+
+int tl_snap_col_ts(tl_snap *sn, size_t part, const int64_t **out)
+{
+    struct snap_part *sp = &sn->parts[part];
+    if (sp->open) {
+        *out = sp->open->ts;
+        return 0;
+    }
+    int i = tl_part__find(sp->sealed, TL_COL_TS, 0);
+    if (i < 0)
+        return TL_EBADMSG;
+    return tl_part__load(sp->sealed, (uint32_t)i, (const void **)out);
+}
+
+int tl_snap_col_u32(tl_snap *sn, size_t part, int col, const uint32_t **out)
+{
+    if (col <= TL_COL_TS || col >= TL_COL_N)
+        return TL_EINVAL;
+    struct snap_part *sp = &sn->parts[part];
+    if (sp->open) {
+        *out = sp->open->col[col];
+        return 0;
+    }
+    int i = tl_part__find(sp->sealed, (uint32_t)col, 0);
+    if (i < 0)
+        return TL_EBADMSG;
+    return tl_part__load(sp->sealed, (uint32_t)i, (const void **)out);
+}
+
+int tl_snap_prop(tl_snap *sn, size_t part, uint32_t key_id, tl_prop_col *out)
+{
+    struct snap_part *sp = &sn->parts[part];
+    uint32_t n = sp->info.n_rows;
+    if (sp->open) {
+        tl_oprop *p = tl_open__prop(sp->open, key_id);
+        if (!p)
+            return TL_ENOENT;
+        /* The open column may be shorter than the part (rows after its last value); readers
+         * get a full-length copy, padded with "absent". */
+        uint8_t *type = snap_alloc(sn, n);
+        uint64_t *val = snap_alloc(sn, (size_t)n * 8);
+        uint32_t len = p->len < n ? p->len : n;
+        memcpy(type, p->type, len);
+        memcpy(val, p->val, (size_t)len * 8);
+        uint32_t *str = snap_alloc(sn, (size_t)n * 4);
+        for (uint32_t i = 0; i < len; i++)
+            str[i] = type[i] == TL_PV_STR ? (uint32_t)val[i] : 0;
+        out->type = type;
+        out->num = (const double *)(void *)val;
+        out->str = str;
+        return 0;
+    }
+    int i = tl_part__find(sp->sealed, TL_COL_PROP, key_id);
+    if (i < 0)
+        return TL_ENOENT;
+    const uint8_t *raw;
+    int rc = tl_part__load(sp->sealed, (uint32_t)i, (const void **)&raw);
+    if (rc)
+        return rc;
+    /* Loaded layout: type[n] then u64 values[n]; values are 8-byte aligned only if n is a
+     * multiple of 8, so the snapshot keeps an aligned copy of the values and the dict ids. */
+    double *num = snap_alloc(sn, (size_t)n * 8);
+    uint32_t *str = snap_alloc(sn, (size_t)n * 4);
+    memcpy(num, raw + n, (size_t)n * 8);
+    for (uint32_t r = 0; r < n; r++)
+        if (raw[r] == TL_PV_STR)
+            str[r] = (uint32_t)tl_le64(raw + n + (size_t)r * 8);
+    out->type = raw;
+    out->num = num;
+    out->str = str;
+    return 0;
+}
+
+int tl_snap_event_id(tl_snap *sn, size_t part, uint32_t row, tl_str *out)
+{
+    struct snap_part *sp = &sn->parts[part];
+    if (row >= sp->info.n_rows)
+        return TL_EINVAL;
+    if (sp->open) {
+        uint32_t a = sp->open->eid_off[row], b = sp->open->eid_off[row + 1];
+        *out = (tl_str){sp->open->eid.p + a, b - a};
+        return 0;
+    }
+    int i = tl_part__find(sp->sealed, TL_COL_EVENT_ID, 0);
+    const uint8_t *raw;
+    int rc = i < 0 ? TL_EBADMSG : tl_part__load(sp->sealed, (uint32_t)i, (const void **)&raw);
+    if (rc)
+        return rc;
+    uint32_t a = tl_le32(raw + (size_t)row * 4), b = tl_le32(raw + (size_t)(row + 1) * 4);
+    *out = (tl_str){(const char *)raw + (size_t)(sp->info.n_rows + 1) * 4 + a, b - a};
+    return 0;
+}
+
+void tl_snap_person_props(tl_snap *sn, uint32_t person, tl_person_prop_fn fn, void *ctx)
+{
+    (void)sn, (void)person, (void)fn, (void)ctx; /* see tl_store_w_person_props */
+}
+
+void tl_store_get_stats(tl_store *s, tl_store_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t np = atomic_load(&s->n_projects);
+    for (uint32_t i = 0; i < np; i++) {
+        project *p = s->projects[i];
+        pthread_rwlock_rdlock(&p->lock);
+        out->rows += p->rows;
+        out->dids += p->ident.n;
+        out->merges += p->ident.merges;
+        out->merges_refused += p->ident.refused;
+        for (uint32_t k = 0; k < p->n_parts; k++) {
+            out->parts += p->parts[k].n_sealed;
+            for (uint32_t j = 0; j < p->parts[k].n_sealed; j++)
+                out->bytes_on_disk += p->parts[k].sealed[j]->file_bytes;
+        }
+        pthread_rwlock_unlock(&p->lock);
+    }
+}

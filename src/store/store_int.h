@@ -1,0 +1,143 @@
+/* Private to the store module: the dictionary, the identity map, parts and partitions. */
+#ifndef TL_STORE_INT_H
+#define TL_STORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "util/buf.h"
+
+/* ---- dictionary: string <-> dense id (1..n), append-only file ---- */
+
+typedef struct tl_dict {
+    uint32_t n;          /* strings; ids are 1..n */
+    uint32_t cap;        /* capacity of strs */
+    tl_str *strs;        /* strs[id] (strs[0] unused) */
+    char **chunks;       /* string bytes; never move */
+    uint32_t n_chunks;
+    size_t chunk_used, chunk_cap;
+    uint32_t *slots;     /* open addressing: id or 0 */
+    uint32_t *slot_hash; /* low 32 bits of the hash, to skip compares */
+    uint32_t mask;
+    uint32_t n_synced;   /* strings already in the file */
+    uint64_t file_len;   /* bytes of the file covering n_synced */
+} tl_dict;
+
+void tl_dict__init(tl_dict *d);
+void tl_dict__fini(tl_dict *d);
+uint32_t tl_dict__find(const tl_dict *d, tl_str s); /* 0 when absent */
+uint32_t tl_dict__intern(tl_dict *d, tl_str s);
+static inline tl_str tl_dict__str(const tl_dict *d, uint32_t id)
+{
+    return id && id <= d->n ? d->strs[id] : TL_STR_NULL;
+}
+/* File: a sequence of (varint length, bytes). Loads the first `len` bytes (the checkpoint's
+ * length; more is cut off), and appends what is new on sync. */
+int tl_dict__load(tl_dict *d, const char *path, uint64_t len, tl_err *err);
+int tl_dict__sync(tl_dict *d, const char *path, tl_err *err);
+
+/* ---- identity ---- */
+
+typedef struct tl_ident {
+    tl_dict ids;        /* distinct id string -> did + 1 */
+    uint32_t n, cap;    /* dids */
+    uint32_t *person;   /* did -> root did, or TL_PERSON_ERASED */
+    uint32_t *next;     /* did -> next member of its person (circular list) */
+    uint32_t *size;     /* root -> members */
+    uint32_t *user;     /* root -> did of its identified user id, or TL_DID_NONE */
+    uint8_t *is_user;   /* did -> 1 if it is a user_id */
+    tl_buf ops;         /* operations not yet in the file */
+    uint64_t ops_len;   /* bytes of the ops file */
+    uint64_t merges, refused;
+} tl_ident;
+
+void tl_ident__init(tl_ident *id);
+void tl_ident__fini(tl_ident *id);
+uint32_t tl_ident__did(tl_ident *id, tl_str s, bool user, bool create);
+int tl_ident__merge(tl_ident *id, uint32_t a, uint32_t b, bool log_op);
+void tl_ident__erase(tl_ident *id, uint32_t did, bool log_op);
+/* Files: ids.dat (distinct ids: one flag byte 'u'/'a' + the id, as dict entries) and
+ * ident.ops (u8 op, u32 a, u32 b records). */
+int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops_len,
+                   tl_err *err);
+int tl_ident__sync(tl_ident *id, const char *dir, tl_err *err);
+
+/* ---- parts ---- */
+
+#define TL_COL_EVENT_ID TL_COL_N /* strings: u32 offsets[n+1] + bytes */
+#define TL_COL_PROP     1000     /* + key id in the directory entry */
+
+typedef struct tl_colent {
+    uint32_t col, key;
+    uint64_t off, clen, rawlen;
+    uint32_t crc;
+} tl_colent;
+
+typedef struct tl_part {
+    uint64_t seq;
+    uint32_t project;
+    int fd;
+    uint32_t n_rows;
+    int64_t min_ts, max_ts;
+    uint64_t file_bytes;
+    uint32_t n_cols;
+    tl_colent *cols;
+    void **loaded; /* per directory entry, decoded column, or NULL */
+    pthread_mutex_t mu;
+    atomic_int refs;
+    bool doomed; /* replaced by compaction: unlink when the last reference goes */
+    char path[512];
+} tl_part;
+
+typedef struct tl_oprop {
+    uint32_t key;
+    uint32_t len, cap;
+    uint8_t *type;
+    uint64_t *val; /* double bits or dict id */
+} tl_oprop;
+
+typedef struct tl_open {
+    uint32_t n, cap;
+    int64_t *ts;
+    uint32_t *col[TL_COL_N]; /* index by enum tl_col; col[TL_COL_TS] unused */
+    tl_buf eid;
+    uint32_t *eid_off; /* n + 1 */
+    tl_oprop *props;
+    uint32_t n_props, cap_props;
+    uint32_t *prop_slot; /* key -> index + 1, open addressing */
+    uint32_t prop_mask;
+    int64_t min_ts, max_ts;
+} tl_open;
+
+typedef struct tl_partition {
+    int64_t day; /* UTC day number */
+    tl_part **sealed;
+    uint32_t n_sealed, cap_sealed;
+    tl_open *open; /* NULL when nothing is open */
+} tl_partition;
+
+/* Writes the open part as a sealed part file (rows sorted by ts), fsyncs it and returns the
+ * part (refs = 1). */
+int tl_part__write(const char *path, uint64_t seq, uint32_t project, const tl_open *op,
+                   tl_part **out, tl_err *err);
+/* Merges sealed parts into one new part file. */
+int tl_part__merge(const char *path, uint64_t seq, uint32_t project, tl_part **parts, uint32_t n,
+                   tl_dict *dict, tl_part **out, tl_err *err);
+int tl_part__open(const char *path, uint64_t seq, uint32_t project, tl_part **out, tl_err *err);
+void tl_part__unref(tl_part *p);
+/* Loads directory entry i (decompressed), caching it. */
+int tl_part__load(tl_part *p, uint32_t i, const void **out);
+/* Index of the directory entry for (col, key), or -1. */
+int tl_part__find(const tl_part *p, uint32_t col, uint32_t key);
+
+tl_open *tl_open__new(void);
+void tl_open__free(tl_open *op);
+void tl_open__append(tl_open *op, int64_t ts, const uint32_t cols[TL_COL_N], tl_str eid,
+                     const uint32_t *pkeys, const uint8_t *ptypes, const uint64_t *pvals,
+                     uint32_t n_props);
+tl_oprop *tl_open__prop(const tl_open *op, uint32_t key);
+
+#endif
