@@ -32,9 +32,10 @@ typedef struct tl_store_opts {
 } tl_store_opts;
 
 /* Opens (creating) the store under `dir`, loading the last checkpoint. Returns a new store
- * (free with tl_store_free) and its checkpoint's log position in *log_pos. */
+ * (free with tl_store_free), its checkpoint's log position in *log_pos and the caller's
+ * value recorded with it (see tl_store_checkpoint) in *aux (both 0 for a new store). */
 int tl_store_open(const char *dir, const tl_store_opts *opts, tl_store **out, uint64_t *log_pos,
-                  tl_err *err) TL_MUST_USE;
+                  uint64_t *aux, tl_err *err) TL_MUST_USE;
 void tl_store_free(tl_store *s);
 
 /* ---- writer side (indexer thread) ---- */
@@ -59,7 +60,8 @@ void tl_store_w_erase(tl_store *s, uint32_t pid, uint32_t did);
 /* Seals every open part, syncs dictionaries and identity, and atomically records log_pos as
  * the position the store now covers. Takes each project's write lock in turn. Errors are
  * sticky (TL_EROFS afterwards). */
-int tl_store_checkpoint(tl_store *s, uint64_t log_pos, tl_err *err) TL_MUST_USE;
+/* `aux` is recorded atomically with it (the indexer keeps its dedup file length there). */
+int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err) TL_MUST_USE;
 
 /* Rows in open parts, over all projects (the indexer seals past opts.seal_rows). */
 uint64_t tl_store_open_rows(tl_store *s);

@@ -7,7 +7,8 @@
  *   p/<project>/ids.dat, ident.ops identity (see ident.c)
  *   p/<project>/parts/<seq>.part   sealed parts (see part.c)
  *
- * CHECKPOINT, version 1 (little-endian): "TLCKPT01", u32 version, u64 log_pos, u64 next_seq,
+ * CHECKPOINT, version 1 (little-endian): "TLCKPT01", u32 version, u64 log_pos, u64 aux,
+ * u64 next_seq,
  * u32 n_projects, then per project: u32 name length, name, u64 dict_len, u64 ids_len,
  * u64 ops_len, u32 n_parts, n_parts × u64 seq; then u32 CRC-32C of everything before it.
  * Part files and dictionary bytes not named by the checkpoint are leftovers of a crash: parts
@@ -220,7 +221,7 @@ static int remove_orphans(project *p, tl_err *err)
     return 0;
 }
 
-static int load_checkpoint(tl_store *s, uint64_t *log_pos, tl_err *err)
+static int load_checkpoint(tl_store *s, uint64_t *log_pos, uint64_t *aux, tl_err *err)
 {
     char path[1100];
     snprintf(path, sizeof path, "%s/CHECKPOINT", s->dir);
@@ -229,6 +230,7 @@ static int load_checkpoint(tl_store *s, uint64_t *log_pos, tl_err *err)
     if (rc == TL_ENOENT) {
         tl_buf_fini(&b);
         *log_pos = 0;
+        *aux = 0;
         s->next_seq = 1;
         return 0;
     }
@@ -237,15 +239,16 @@ static int load_checkpoint(tl_store *s, uint64_t *log_pos, tl_err *err)
         return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
     }
     const uint8_t *p = (const uint8_t *)b.p, *end = p + b.len;
-    if (b.len < 32 || memcmp(p, "TLCKPT01", 8) || tl_le32(p + 8) != 1 ||
+    if (b.len < 40 || memcmp(p, "TLCKPT01", 8) || tl_le32(p + 8) != 1 ||
         tl_crc32c(0, p, b.len - 4) != tl_le32(end - 4)) {
         tl_buf_fini(&b);
         return tl_err_set(err, TL_EBADMSG, "%s: corrupt checkpoint", path);
     }
     *log_pos = tl_le64(p + 12);
-    s->next_seq = tl_le64(p + 20);
-    uint32_t np = tl_le32(p + 28);
-    p += 32;
+    *aux = tl_le64(p + 20);
+    s->next_seq = tl_le64(p + 28);
+    uint32_t np = tl_le32(p + 36);
+    p += 40;
     end -= 4;
     for (uint32_t i = 0; i < np && !rc; i++) {
         if (end - p < 4 || tl_le32(p) >= TL_NAME_LEN || (uint64_t)(end - p) < 4 + tl_le32(p) + 28) {
@@ -299,7 +302,7 @@ static int load_checkpoint(tl_store *s, uint64_t *log_pos, tl_err *err)
 }
 
 int tl_store_open(const char *dir, const tl_store_opts *opts, tl_store **out, uint64_t *log_pos,
-                  tl_err *err)
+                  uint64_t *aux, tl_err *err)
 {
     int rc = tl_mkdir_p(dir);
     if (rc)
@@ -311,7 +314,7 @@ int tl_store_open(const char *dir, const tl_store_opts *opts, tl_store **out, ui
     if (!s->opts.seal_rows)
         s->opts.seal_rows = 1u << 20;
     pthread_mutex_init(&s->mu, NULL);
-    rc = load_checkpoint(s, log_pos, err);
+    rc = load_checkpoint(s, log_pos, aux, err);
     if (rc) {
         tl_store_free(s);
         return rc;
@@ -512,7 +515,7 @@ static int seal_project(tl_store *s, project *p, tl_err *err)
     return rc;
 }
 
-int tl_store_checkpoint(tl_store *s, uint64_t log_pos, tl_err *err)
+int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err)
 {
     pthread_mutex_lock(&s->mu);
     if (s->sticky) {
@@ -524,6 +527,7 @@ int tl_store_checkpoint(tl_store *s, uint64_t log_pos, tl_err *err)
     tl_buf_add(&b, "TLCKPT01", 8);
     tl_buf_u32(&b, 1);
     tl_buf_u64(&b, log_pos);
+    tl_buf_u64(&b, aux);
     size_t seq_at = b.len;
     tl_buf_u64(&b, 0);
     tl_buf_u32(&b, np);
