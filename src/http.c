@@ -1,18 +1,505 @@
-/* STUB — being replaced. */
+/* The HTTP server on libmicrohttpd, one thread per connection (a handler may block until its
+ * events are durable; group commit in the log turns many waiting requests into one fsync).
+ *
+ * Routes:
+ *   POST /collect              native events (ingest.h); 200 only once durable
+ *   GET  /collect.gif          pixel: one event from the query string; a 1×1 GIF
+ *   POST /api/v1/query         queries (query.h), read key
+ *   GET  /healthz, /metrics    liveness and Prometheus counters
+ * Status codes: 400 unparseable or invalid (with the reason), 401 bad key, 404, 405, 413 body
+ * too large, 503 storage failed (sticky) with Retry-After. */
 #include "http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+
+#include "ingest.h"
+#include "query.h"
+#include "record.h"
+#include "util/arena.h"
+#include "util/buf.h"
+#include "util/diag.h"
+#include "util/hash.h"
+#include "util/json.h"
+#include "util/time.h"
+
+struct tl_http {
+    const tl_config *cfg;
+    tl_log *log;
+    tl_index *ix;
+    tl_store *st;
+    struct MHD_Daemon *d;
+    uint16_t port;
+    tl_ingest_limits lim;
+    _Atomic uint64_t requests, events_accepted, events_rejected, events_duplicate, queries,
+        errors_4xx, errors_5xx;
+};
+
+typedef struct req {
+    tl_buf body;
+    bool too_big;
+} req;
+
+static const unsigned char g_gif[] = {
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
+    0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
+
+static enum MHD_Result send_buf(tl_http *h, struct MHD_Connection *c, unsigned status,
+                                const char *ctype, tl_buf *b)
+{
+    size_t len;
+    char *p = tl_buf_steal(b, &len);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (status == 503 || status == 429)
+        MHD_add_response_header(r, "Retry-After", "5");
+    if (status >= 500)
+        atomic_fetch_add(&h->errors_5xx, 1);
+    else if (status >= 400)
+        atomic_fetch_add(&h->errors_4xx, 1);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_error(tl_http *h, struct MHD_Connection *c, unsigned status,
+                                  const char *msg)
+{
+    tl_buf b = TL_BUF_INIT;
+    tl_buf_adds(&b, "{\"error\":");
+    tl_buf_json_str(&b, tl_str_c(msg));
+    tl_buf_adds(&b, "}\n");
+    return send_buf(h, c, status, "application/json", &b);
+}
+
+static tl_str header(struct MHD_Connection *c, const char *name)
+{
+    return tl_str_c(MHD_lookup_connection_value(c, MHD_HEADER_KIND, name));
+}
+
+static tl_str bearer(struct MHD_Connection *c)
+{
+    tl_str a = header(c, "Authorization");
+    if (a.len > 7 && !strncasecmp(a.p, "Bearer ", 7))
+        return (tl_str){a.p + 7, a.len - 7};
+    return TL_STR_NULL;
+}
+
+static const tl_project_conf *project_by_write_key(const tl_config *cfg, tl_str key)
+{
+    for (uint32_t i = 0; key.len && i < cfg->n_projects; i++)
+        if (tl_str_eqc(key, cfg->projects[i].write_key))
+            return &cfg->projects[i];
+    return NULL;
+}
+
+static const tl_project_conf *project_by_read_key(const tl_config *cfg, tl_str key)
+{
+    for (uint32_t i = 0; key.len && i < cfg->n_projects; i++)
+        if (tl_str_eqc(key, cfg->projects[i].read_key))
+            return &cfg->projects[i];
+    return NULL;
+}
+
+static void client_ip(struct MHD_Connection *c, char *out, size_t cap)
+{
+    out[0] = 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)cap);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)cap);
+}
+
+/* Stores a parsed batch for project p: drops repeats (inside the batch and already indexed),
+ * appends the rest to the log and waits until durable. Returns 0 or a log error. */
+static int store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_ingest_batch *b,
+                       uint32_t *dups)
+{
+    tl_str pname = tl_str_c(p->name);
+    tl_str *recs = tl_arena_alloc(a, (b->n + 1) * sizeof *recs);
+    tl_buf enc = TL_BUF_INIT;
+    size_t *offs = tl_arena_alloc(a, (b->n + 1) * sizeof *offs);
+    /* In-batch duplicates: a small hash set of event-id hashes. */
+    uint32_t cap = 16;
+    while (cap < b->n * 2)
+        cap *= 2;
+    uint64_t *seen = tl_arena_calloc(a, cap * sizeof *seen);
+    size_t n = 0;
+    *dups = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        tl_record *r = &b->recs[i];
+        r->project = pname;
+        uint64_t hv = tl_hash_str(r->event_id) | 1;
+        uint32_t k = (uint32_t)hv & (cap - 1);
+        bool dup = false;
+        while (seen[k]) {
+            if (seen[k] == hv) {
+                /* Same hash: compare the ids of the earlier records to be exact. */
+                for (uint32_t j = 0; j < i && !dup; j++)
+                    dup = tl_str_eq(b->recs[j].event_id, r->event_id);
+                break;
+            }
+            k = (k + 1) & (cap - 1);
+        }
+        if (!dup && tl_index_seen(h->ix, pname, r->event_id))
+            dup = true;
+        if (dup) {
+            (*dups)++;
+            continue;
+        }
+        if (!seen[k])
+            seen[k] = hv;
+        offs[n++] = enc.len;
+        tl_record_encode(r, &enc);
+    }
+    offs[n] = enc.len;
+    for (size_t i = 0; i < n; i++)
+        recs[i] = (tl_str){enc.p + offs[i], offs[i + 1] - offs[i]};
+    int rc = n ? tl_log_append(h->log, recs, n, NULL) : 0;
+    tl_buf_fini(&enc);
+    return rc;
+}
+
+static enum MHD_Result reply_ingest(tl_http *h, struct MHD_Connection *c, tl_ingest_batch *b,
+                                    uint32_t dups)
+{
+    atomic_fetch_add(&h->events_accepted, b->n - dups);
+    atomic_fetch_add(&h->events_duplicate, dups);
+    atomic_fetch_add(&h->events_rejected, b->rejected);
+    tl_buf o = TL_BUF_INIT;
+    tl_buf_printf(&o, "{\"accepted\":%u,\"duplicates\":%u,\"rejected\":%u,\"errors\":[",
+                  b->n - dups, dups, b->rejected);
+    for (uint32_t i = 0; i < b->n_errors; i++) {
+        tl_buf_printf(&o, "%s{\"index\":%u,\"error\":", i ? "," : "", b->errors[i].index);
+        tl_buf_json_str(&o, tl_str_c(b->errors[i].msg));
+        tl_buf_addc(&o, '}');
+    }
+    tl_buf_adds(&o, "]}\n");
+    return send_buf(h, c, 200, "application/json", &o);
+}
+
+static enum MHD_Result handle_collect(tl_http *h, struct MHD_Connection *c, req *rq)
+{
+    tl_arena *a = tl_arena_new();
+    tl_err err = {0};
+    enum MHD_Result ret;
+    char ip[64];
+    client_ip(c, ip, sizeof ip);
+    tl_ingest_ctx ctx = {tl_now_ms(), tl_str_c(ip), header(c, "User-Agent")};
+    tl_str body;
+    int rc = tl_ingest_decode_body(a, tl_buf_str(&rq->body), header(c, "Content-Encoding"),
+                                   h->lim.max_body_bytes, &body, &err);
+    if (rc) {
+        ret = send_error(h, c, rc == TL_E2BIG ? 413 : 400, err.msg);
+        goto done;
+    }
+    tl_ingest_batch b;
+    rc = tl_ingest_native(a, body, header(c, "Content-Type"), &ctx, &h->lim, &b, &err);
+    tl_str key = bearer(c);
+    if (!key.len)
+        key = tl_str_c(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key"));
+    if (!key.len && !rc)
+        key = b.body_key;
+    const tl_project_conf *p = project_by_write_key(h->cfg, key);
+    if (!p) {
+        ret = send_error(h, c, 401, key.len ? "unknown write key" : "missing write key");
+        goto done;
+    }
+    if (rc) {
+        ret = send_error(h, c, rc == TL_E2BIG ? 413 : 400, err.msg);
+        goto done;
+    }
+    uint32_t dups;
+    rc = store_batch(h, a, p, &b, &dups);
+    if (rc) {
+        TL_WARN("http", "ingest refused: %s", tl_strerror(rc));
+        ret = send_error(h, c, rc == TL_E2BIG ? 413 : 503,
+                         rc == TL_E2BIG ? "batch too large for the log"
+                                        : "storage unavailable; retry later");
+        goto done;
+    }
+    ret = reply_ingest(h, c, &b, dups);
+done:
+    tl_arena_free(a);
+    return ret;
+}
+
+typedef struct kv_collect {
+    tl_arena *a;
+    tl_str *k, *v;
+    size_t n, cap;
+} kv_collect;
+
+static enum MHD_Result kv_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    kv_collect *kc = cls;
+    if (kc->n == kc->cap)
+        return MHD_NO;
+    kc->k[kc->n] = tl_str_c(key);
+    kc->v[kc->n] = tl_str_c(value ? value : "");
+    kc->n++;
+    return MHD_YES;
+}
+
+static enum MHD_Result handle_pixel(tl_http *h, struct MHD_Connection *c)
+{
+    tl_arena *a = tl_arena_new();
+    kv_collect kc = {a, NULL, NULL, 0, 256};
+    kc.k = tl_arena_alloc(a, kc.cap * sizeof *kc.k);
+    kc.v = tl_arena_alloc(a, kc.cap * sizeof *kc.v);
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, kv_iter, &kc);
+    char ip[64];
+    client_ip(c, ip, sizeof ip);
+    tl_ingest_ctx ctx = {tl_now_ms(), tl_str_c(ip), header(c, "User-Agent")};
+    tl_str key = tl_str_c(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key"));
+    const tl_project_conf *p = project_by_write_key(h->cfg, key);
+    unsigned status = 200;
+    const char *why = NULL;
+    tl_err err = {0};
+    tl_ingest_batch b = {0};
+    tl_record r;
+    if (!p) {
+        status = 401;
+        why = key.len ? "unknown write key" : "missing write key";
+    } else if (tl_ingest_pixel(a, kc.k, kc.v, kc.n, &ctx, &h->lim, &r, &err)) {
+        status = 400;
+        why = err.msg;
+    } else {
+        b.recs = &r;
+        b.n = b.n_input = 1;
+        uint32_t dups;
+        if (store_batch(h, a, p, &b, &dups)) {
+            status = 503;
+            why = "storage unavailable; retry later";
+        } else {
+            atomic_fetch_add(&h->events_accepted, 1 - dups);
+            atomic_fetch_add(&h->events_duplicate, dups);
+        }
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof g_gif, (void *)g_gif, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(resp, "Content-Type", "image/gif");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (why)
+        MHD_add_response_header(resp, "X-Tally-Error", why);
+    if (status >= 400)
+        atomic_fetch_add(&h->errors_4xx, status < 500);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    tl_arena_free(a);
+    return ret;
+}
+
+static enum MHD_Result handle_query(tl_http *h, struct MHD_Connection *c, req *rq)
+{
+    atomic_fetch_add(&h->queries, 1);
+    const tl_project_conf *p = project_by_read_key(h->cfg, bearer(c));
+    if (!p)
+        return send_error(h, c, 401, bearer(c).len ? "unknown read key" : "missing read key");
+    tl_arena *a = tl_arena_new();
+    tl_err err = {0};
+    tl_json *q;
+    tl_json_opts jo = {32, 100000};
+    enum MHD_Result ret;
+    if (tl_json_parse(a, rq->body.p ? rq->body.p : "", rq->body.len, &jo, &q, &err)) {
+        ret = send_error(h, c, 400, err.msg);
+        goto done;
+    }
+    if (q->type != TL_JOBJ) {
+        ret = send_error(h, c, 400, "query: expected a JSON object");
+        goto done;
+    }
+    tl_str pn = tl_json_get_str(q, "project");
+    if (pn.len && !tl_str_eqc(pn, p->name)) {
+        ret = send_error(h, c, 401, "project: the read key is not this project's");
+        goto done;
+    }
+    /* Read your writes: everything acknowledged before this query is visible to it. */
+    (void)tl_index_wait(h->ix, tl_log_durable_pos(h->log), 2000);
+    tl_buf out = TL_BUF_INIT;
+    int rc = tl_query_run(h->st, p, q, a, &out, &err);
+    if (rc) {
+        tl_buf_fini(&out);
+        ret = send_error(h, c, rc == TL_EINVAL ? 400 : 500, err.msg[0] ? err.msg : tl_strerror(rc));
+        goto done;
+    }
+    tl_buf_addc(&out, '\n');
+    ret = send_buf(h, c, 200, "application/json", &out);
+done:
+    tl_arena_free(a);
+    return ret;
+}
+
+static enum MHD_Result handle_metrics(tl_http *h, struct MHD_Connection *c)
+{
+    tl_buf o = TL_BUF_INIT;
+    tl_log_stats ls = {0};
+    tl_index_stats is = {0};
+    tl_store_stats ss = {0};
+    tl_log_get_stats(h->log, &ls);
+    tl_index_get_stats(h->ix, &is);
+    tl_store_get_stats(h->st, &ss);
+#define M(name, type, help, v)                                                                    \
+    tl_buf_printf(&o, "# HELP tally_" name " " help "\n# TYPE tally_" name " " type "\ntally_" name \
+                      " %llu\n",                                                                  \
+                  (unsigned long long)(v))
+    M("http_requests_total", "counter", "HTTP requests", atomic_load(&h->requests));
+    M("http_errors_4xx_total", "counter", "client errors", atomic_load(&h->errors_4xx));
+    M("http_errors_5xx_total", "counter", "server errors", atomic_load(&h->errors_5xx));
+    M("events_accepted_total", "counter", "events accepted", atomic_load(&h->events_accepted));
+    M("events_rejected_total", "counter", "events rejected", atomic_load(&h->events_rejected));
+    M("events_duplicate_total", "counter", "repeats recognised at ingest",
+      atomic_load(&h->events_duplicate));
+    M("queries_total", "counter", "queries", atomic_load(&h->queries));
+    M("log_appends_total", "counter", "log appends", ls.appends);
+    M("log_records_total", "counter", "log records", ls.records);
+    M("log_bytes_total", "counter", "log bytes", ls.bytes);
+    M("log_fsyncs_total", "counter", "log fsyncs", ls.fsyncs);
+    M("log_segments", "gauge", "log segments", ls.segments);
+    M("log_failed", "gauge", "1 once a log write or fsync failed", tl_log_error(h->log) != 0);
+    M("index_events_total", "counter", "events indexed", is.indexed);
+    M("index_duplicates_total", "counter", "repeats dropped by the indexer", is.duplicates);
+    M("identity_merges_refused_total", "counter", "merges of two identified users refused",
+      is.merges_refused);
+    M("index_checkpoints_total", "counter", "checkpoints", is.checkpoints);
+    M("store_rows", "gauge", "stored event rows", ss.rows);
+    M("store_parts", "gauge", "sealed parts", ss.parts);
+    M("store_bytes", "gauge", "bytes of sealed parts", ss.bytes_on_disk);
+    M("store_distinct_ids", "gauge", "distinct ids", ss.dids);
+    M("identity_merges_total", "counter", "identity merges", ss.merges);
+#undef M
+    return send_buf(h, c, 200, "text/plain; version=0.0.4", &o);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    tl_http *h = cls;
+    req *rq = *con_cls;
+    if (!rq) {
+        rq = tl_xcalloc(1, sizeof *rq);
+        *con_cls = rq;
+        atomic_fetch_add(&h->requests, 1);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (rq->body.len + *upload_size > h->lim.max_body_bytes)
+            rq->too_big = true;
+        else
+            tl_buf_add(&rq->body, upload_data, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
+    if (rq->too_big)
+        return send_error(h, c, 413, "body: larger than max_body_bytes");
+    if (!strcmp(url, "/collect")) {
+        if (!post)
+            return send_error(h, c, 405, "use POST");
+        return handle_collect(h, c, rq);
+    }
+    if (!strcmp(url, "/collect.gif"))
+        return handle_pixel(h, c);
+    if (!strcmp(url, "/api/v1/query")) {
+        if (!post)
+            return send_error(h, c, 405, "use POST");
+        return handle_query(h, c, rq);
+    }
+    if (!strcmp(url, "/healthz") && get) {
+        tl_buf o = TL_BUF_INIT;
+        bool ok = tl_log_error(h->log) == 0;
+        tl_buf_adds(&o, ok ? "{\"status\":\"ok\"}\n" : "{\"status\":\"storage failed\"}\n");
+        return send_buf(h, c, ok ? 200 : 503, "application/json", &o);
+    }
+    if (!strcmp(url, "/metrics") && get)
+        return handle_metrics(h, c);
+    return send_error(h, c, 404, "no such endpoint");
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                    enum MHD_RequestTerminationCode toe)
+{
+    req *rq = *con_cls;
+    if (rq) {
+        tl_buf_fini(&rq->body);
+        free(rq);
+        *con_cls = NULL;
+    }
+}
 
 int tl_http_start(const tl_config *cfg, tl_log *log, tl_index *ix, tl_store *st, tl_http **out,
                   tl_err *err)
 {
-    return TL_EINVAL;
+    char host[256];
+    unsigned port;
+    const char *colon = strrchr(cfg->listen, ':');
+    if (!colon || colon == cfg->listen || (size_t)(colon - cfg->listen) >= sizeof host ||
+        sscanf(colon + 1, "%u", &port) != 1 || port > 65535)
+        return tl_err_set(err, TL_EINVAL, "listen: expected HOST:PORT, got '%s'", cfg->listen);
+    memcpy(host, cfg->listen, (size_t)(colon - cfg->listen));
+    host[colon - cfg->listen] = 0;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (!strcmp(host, "localhost"))
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return tl_err_set(err, TL_EINVAL, "listen: '%s' is not an IPv4 address", host);
+    tl_http *h = tl_xcalloc(1, sizeof *h);
+    h->cfg = cfg;
+    h->log = log;
+    h->ix = ix;
+    h->st = st;
+    tl_ingest_limits_default(&h->lim);
+    h->lim.max_body_bytes = cfg->max_body_bytes;
+    h->lim.max_event_bytes = cfg->max_event_bytes;
+    h->lim.max_string_bytes = cfg->max_string_bytes;
+    h->lim.max_props = cfg->max_props;
+    h->lim.max_depth = cfg->max_depth;
+    h->lim.max_future_ms = (int64_t)cfg->max_future_s * 1000;
+    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                                MHD_USE_POLL | MHD_USE_ERROR_LOG,
+                            (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
+    if (!h->d) {
+        free(h);
+        return tl_err_set(err, TL_EIO, "listen: cannot listen on %s", cfg->listen);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : (uint16_t)port;
+    *out = h;
+    return 0;
 }
 
 uint16_t tl_http_port(const tl_http *h)
 {
-    return 0;
+    return h->port;
 }
 
 void tl_http_stop(tl_http *h)
 {
-    
+    if (!h)
+        return;
+    MHD_stop_daemon(h->d);
+    free(h);
 }

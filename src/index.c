@@ -1,38 +1,425 @@
-/* STUB — being replaced. */
+/* The indexer thread: tails the durable log, drops duplicates, resolves identity and appends
+ * rows to the store; checkpoints and releases log segments.
+ *
+ * Dedup set: the 128-bit XXH3 of (project, NUL, event_id) for every event ever indexed (within
+ * retention), in an open-addressing table (zero = empty slot). New keys are appended to
+ * dedup.dat (16 bytes each) and synced before each store checkpoint, which records the file's
+ * length; at open the file is cut back to that length, so the set and the store always
+ * describe the same prefix of the log. A restart replays the log from the checkpoint and
+ * every event counts exactly once.
+ *
+ * Threads: the indexer thread owns everything; tl_index_seen reads the set under a rwlock;
+ * tl_index_wait and tl_index_checkpoint synchronise through a mutex and condition variable. */
 #include "index.h"
 
-int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_pos,
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "record.h"
+#include "util/arena.h"
+#include "util/buf.h"
+#include "util/diag.h"
+#include "util/hash.h"
+#include "util/io.h"
+#include "util/time.h"
+
+#define BATCH 4096
+
+typedef struct dedup {
+    tl_h128 *slots;
+    uint64_t mask, n;
+    tl_buf pending; /* keys not yet in the file */
+    uint64_t file_len;
+    char path[1100];
+} dedup;
+
+struct tl_index {
+    tl_store *store;
+    tl_log *log;
+    tl_index_opts opts;
+    dedup dd;
+    pthread_rwlock_t dd_lock;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t pos;         /* indexed up to here (under mu) */
+    uint64_t ckpt_pos;    /* last checkpoint's position */
+    uint64_t ckpt_done;   /* checkpoints completed (under mu) */
+    uint64_t ckpt_wanted; /* checkpoints requested (under mu) */
+    int ckpt_rc;
+    int64_t last_ckpt_ms;
+    _Atomic uint64_t indexed, duplicates, refused, checkpoints;
+    bool dirty;
+};
+
+/* ---- dedup set ---- */
+
+static tl_h128 dedup_key(tl_str project, tl_str event_id)
+{
+    XXH3_state_t st;
+    XXH3_128bits_reset(&st);
+    XXH3_128bits_update(&st, project.p, project.len);
+    XXH3_128bits_update(&st, "", 1);
+    XXH3_128bits_update(&st, event_id.p, event_id.len);
+    XXH128_hash_t h = XXH3_128bits_digest(&st);
+    return (tl_h128){h.low64 | 1, h.high64}; /* never all-zero: zero marks an empty slot */
+}
+
+static bool dd_find(const dedup *d, tl_h128 k, uint64_t *slot)
+{
+    for (uint64_t i = k.hi & d->mask;; i = (i + 1) & d->mask) {
+        if (!d->slots[i].lo) {
+            *slot = i;
+            return false;
+        }
+        if (d->slots[i].lo == k.lo && d->slots[i].hi == k.hi) {
+            *slot = i;
+            return true;
+        }
+    }
+}
+
+static void dd_grow(dedup *d)
+{
+    uint64_t nmask = d->mask * 2 + 1;
+    tl_h128 *ns = tl_xcalloc(nmask + 1, sizeof *ns);
+    for (uint64_t i = 0; i <= d->mask; i++) {
+        if (!d->slots[i].lo)
+            continue;
+        uint64_t j = d->slots[i].hi & nmask;
+        while (ns[j].lo)
+            j = (j + 1) & nmask;
+        ns[j] = d->slots[i];
+    }
+    free(d->slots);
+    d->slots = ns;
+    d->mask = nmask;
+}
+
+/* Inserts k; returns false when it was already present. */
+static bool dd_insert(dedup *d, tl_h128 k, bool persist)
+{
+    uint64_t slot;
+    if (dd_find(d, k, &slot))
+        return false;
+    d->slots[slot] = k;
+    d->n++;
+    if (persist) {
+        tl_buf_u64(&d->pending, k.lo);
+        tl_buf_u64(&d->pending, k.hi);
+    }
+    if (d->n * 10 > (d->mask + 1) * 7)
+        dd_grow(d);
+    return true;
+}
+
+static int dd_load(dedup *d, const char *dir, uint64_t len, tl_err *err)
+{
+    snprintf(d->path, sizeof d->path, "%s/dedup.dat", dir);
+    d->mask = (1u << 16) - 1;
+    d->slots = tl_xcalloc(d->mask + 1, sizeof *d->slots);
+    tl_buf b = TL_BUF_INIT;
+    int rc = tl_read_file(d->path, &b);
+    if (rc == TL_ENOENT && len == 0)
+        rc = 0;
+    if (!rc && b.len < len)
+        rc = TL_EBADMSG;
+    if (rc) {
+        tl_buf_fini(&b);
+        return tl_err_set(err, rc, "%s: %s (checkpoint says %llu bytes)", d->path,
+                          tl_strerror(rc), (unsigned long long)len);
+    }
+    while ((d->mask + 1) * 7 < (len / 16) * 10)
+        d->mask = d->mask * 2 + 1;
+    free(d->slots);
+    d->slots = tl_xcalloc(d->mask + 1, sizeof *d->slots);
+    for (uint64_t off = 0; off + 16 <= len; off += 16)
+        dd_insert(d, (tl_h128){tl_le64(b.p + off), tl_le64(b.p + off + 8)}, false);
+    tl_buf_fini(&b);
+    if (truncate(d->path, (off_t)len) < 0 && len > 0)
+        return tl_err_set(err, -errno, "%s: truncate", d->path);
+    d->file_len = len;
+    return 0;
+}
+
+static int dd_sync(dedup *d, tl_err *err)
+{
+    if (!d->pending.len)
+        return 0;
+    int fd = open(d->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    int rc = fd < 0 ? -errno : tl_pwrite_all(fd, d->pending.p, d->pending.len, (off_t)d->file_len);
+    if (!rc)
+        rc = tl_fdatasync(fd);
+    if (fd >= 0)
+        close(fd);
+    if (rc)
+        return tl_err_set(err, rc, "%s: %s", d->path, tl_strerror(rc));
+    d->file_len += d->pending.len;
+    d->pending.len = 0;
+    return 0;
+}
+
+/* ---- indexing ---- */
+
+static void apply(tl_index *ix, uint32_t pid, const tl_record *r)
+{
+    tl_store *s = ix->store;
+    uint32_t da = TL_DID_NONE, du = TL_DID_NONE;
+    if (r->anonymous_id.len)
+        da = tl_store_w_did(s, pid, r->anonymous_id, false, true);
+    if (r->user_id.len)
+        du = tl_store_w_did(s, pid, r->user_id, true, true);
+    if (da != TL_DID_NONE && du != TL_DID_NONE && tl_store_w_merge(s, pid, da, du) == TL_EEXIST) {
+        atomic_fetch_add(&ix->refused, 1);
+        TL_DEBUG("index", "merge refused: two identified users anonymous_id=%.*s user_id=%.*s",
+                 (int)r->anonymous_id.len, r->anonymous_id.p, (int)r->user_id.len,
+                 r->user_id.p);
+    }
+    uint32_t did = du != TL_DID_NONE ? du : da;
+    if (did == TL_DID_NONE)
+        return;
+    if (r->n_uprops)
+        tl_store_w_person_props(s, pid, did, r->ts_ms, r->uprops, r->n_uprops);
+    if (r->kind == TL_REC_EVENT)
+        tl_store_w_append(s, pid, r, did);
+}
+
+static int do_checkpoint(tl_index *ix, uint64_t pos)
+{
+    tl_err err = {0};
+    pthread_rwlock_wrlock(&ix->dd_lock);
+    int rc = dd_sync(&ix->dd, &err);
+    uint64_t len = ix->dd.file_len;
+    pthread_rwlock_unlock(&ix->dd_lock);
+    if (!rc)
+        rc = tl_store_checkpoint(ix->store, pos, len, &err);
+    if (rc) {
+        TL_ERROR("index", "checkpoint failed: %s", err.msg);
+        return rc;
+    }
+    ix->ckpt_pos = pos;
+    ix->dirty = false;
+    ix->last_ckpt_ms = tl_mono_ms();
+    atomic_fetch_add(&ix->checkpoints, 1);
+    rc = tl_log_release(ix->log, pos);
+    if (rc)
+        TL_WARN("index", "log release failed: %s", tl_strerror(rc));
+    return 0;
+}
+
+/* Indexes up to BATCH records; returns how many, or a negative error. */
+static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
+{
+    int n = 0, rc = 0;
+    tl_str cur = TL_STR_NULL;
+    uint32_t pid = 0;
+    bool locked = false;
+    uint64_t pos = ix->pos;
+    tl_arena_reset(a);
+    pthread_rwlock_wrlock(&ix->dd_lock);
+    while (n < BATCH) {
+        tl_str raw;
+        uint64_t next;
+        rc = tl_log_iter_next(it, &raw, &next);
+        if (rc <= 0)
+            break;
+        tl_record r;
+        tl_err err = {0};
+        if (tl_record_decode(raw.p, raw.len, a, &r, &err)) {
+            TL_ERROR("index", "skipping undecodable record at pos=%llu: %s",
+                     (unsigned long long)pos, err.msg);
+            pos = next;
+            n++;
+            continue;
+        }
+        pos = next;
+        n++;
+        if (!dd_insert(&ix->dd, dedup_key(r.project, r.event_id), true)) {
+            atomic_fetch_add(&ix->duplicates, 1);
+            continue;
+        }
+        if (!locked || !tl_str_eq(cur, r.project)) {
+            if (locked)
+                tl_store_w_end(ix->store, pid);
+            locked = false;
+            if (tl_store_w_begin(ix->store, r.project, &pid)) {
+                TL_ERROR("index", "bad project name in log: %.*s", (int)r.project.len,
+                         r.project.p);
+                continue;
+            }
+            locked = true;
+            cur = r.project;
+        }
+        apply(ix, pid, &r);
+        atomic_fetch_add(&ix->indexed, 1);
+    }
+    if (locked)
+        tl_store_w_end(ix->store, pid);
+    pthread_rwlock_unlock(&ix->dd_lock);
+    if (n > 0) {
+        ix->dirty = true;
+        pthread_mutex_lock(&ix->mu);
+        ix->pos = pos;
+        pthread_cond_broadcast(&ix->cv);
+        pthread_mutex_unlock(&ix->mu);
+    }
+    return rc < 0 ? rc : n;
+}
+
+static void *run(void *arg)
+{
+    tl_index *ix = arg;
+    tl_arena *a = tl_arena_new();
+    tl_log_iter *it = NULL;
+    int rc = tl_log_iter_new(ix->log, ix->pos, &it);
+    if (rc) {
+        TL_ERROR("index", "cannot read the log from pos=%llu: %s", (unsigned long long)ix->pos,
+                 tl_strerror(rc));
+        tl_arena_free(a);
+        return NULL;
+    }
+    for (;;) {
+        int n = index_batch(ix, it, a);
+        if (n < 0) {
+            TL_ERROR("index", "log read failed: %s; indexing stopped", tl_strerror(n));
+            break;
+        }
+        bool stopping = atomic_load(&ix->stop);
+        pthread_mutex_lock(&ix->mu);
+        bool wanted = ix->ckpt_wanted > ix->ckpt_done;
+        pthread_mutex_unlock(&ix->mu);
+        if (n == BATCH && !wanted)
+            continue;
+        bool due = ix->dirty && (tl_mono_ms() - ix->last_ckpt_ms >= ix->opts.checkpoint_ms ||
+                                 tl_store_open_rows(ix->store) >= ix->opts.seal_rows);
+        if (due || wanted || (stopping && ix->dirty)) {
+            int crc = ix->dirty || wanted ? do_checkpoint(ix, ix->pos) : 0;
+            pthread_mutex_lock(&ix->mu);
+            ix->ckpt_rc = crc;
+            ix->ckpt_done = ix->ckpt_wanted;
+            pthread_cond_broadcast(&ix->cv);
+            pthread_mutex_unlock(&ix->mu);
+        }
+        if (stopping)
+            break;
+        if (n == 0)
+            (void)tl_log_wait(ix->log, ix->pos, 100);
+    }
+    tl_log_iter_free(it);
+    tl_arena_free(a);
+    return NULL;
+}
+
+/* ---- public ---- */
+
+int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_pos, uint64_t aux,
                   const tl_index_opts *opts, tl_index **out, tl_err *err)
 {
-    return TL_EINVAL;
+    int rc = tl_mkdir_p(dir);
+    if (rc)
+        return tl_err_set(err, rc, "%s: %s", dir, tl_strerror(rc));
+    tl_index *ix = tl_xcalloc(1, sizeof *ix);
+    ix->store = store;
+    ix->log = log;
+    if (opts)
+        ix->opts = *opts;
+    if (!ix->opts.checkpoint_ms)
+        ix->opts.checkpoint_ms = 5000;
+    if (!ix->opts.seal_rows)
+        ix->opts.seal_rows = 1u << 20;
+    ix->pos = ix->ckpt_pos = log_pos;
+    ix->last_ckpt_ms = tl_mono_ms();
+    pthread_rwlock_init(&ix->dd_lock, NULL);
+    pthread_mutex_init(&ix->mu, NULL);
+    pthread_cond_init(&ix->cv, NULL);
+    rc = dd_load(&ix->dd, dir, aux, err);
+    if (rc) {
+        tl_index_free(ix);
+        return rc;
+    }
+    *out = ix;
+    return 0;
 }
 
 int tl_index_start(tl_index *ix)
 {
-    return TL_EINVAL;
+    if (pthread_create(&ix->thread, NULL, run, ix))
+        return TL_ENOMEM;
+    ix->started = true;
+    return 0;
 }
 
 void tl_index_free(tl_index *ix)
 {
-    
+    if (!ix)
+        return;
+    if (ix->started) {
+        atomic_store(&ix->stop, true);
+        pthread_join(ix->thread, NULL);
+    }
+    free(ix->dd.slots);
+    tl_buf_fini(&ix->dd.pending);
+    pthread_rwlock_destroy(&ix->dd_lock);
+    pthread_mutex_destroy(&ix->mu);
+    pthread_cond_destroy(&ix->cv);
+    free(ix);
 }
 
 bool tl_index_seen(tl_index *ix, tl_str project, tl_str event_id)
 {
-    return false;
+    tl_h128 k = dedup_key(project, event_id);
+    uint64_t slot;
+    pthread_rwlock_rdlock(&ix->dd_lock);
+    bool found = dd_find(&ix->dd, k, &slot);
+    pthread_rwlock_unlock(&ix->dd_lock);
+    return found;
 }
 
 int tl_index_wait(tl_index *ix, uint64_t pos, int timeout_ms)
 {
-    return TL_EINVAL;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&ix->mu);
+    int rc = 0;
+    while (ix->pos < pos && rc == 0)
+        rc = pthread_cond_timedwait(&ix->cv, &ix->mu, &ts);
+    bool ok = ix->pos >= pos;
+    pthread_mutex_unlock(&ix->mu);
+    return ok ? 0 : TL_EAGAIN;
 }
 
 int tl_index_checkpoint(tl_index *ix)
 {
-    return TL_EINVAL;
+    pthread_mutex_lock(&ix->mu);
+    uint64_t want = ++ix->ckpt_wanted;
+    while (ix->ckpt_done < want)
+        pthread_cond_wait(&ix->cv, &ix->mu);
+    int rc = ix->ckpt_rc;
+    pthread_mutex_unlock(&ix->mu);
+    return rc;
 }
 
 void tl_index_get_stats(tl_index *ix, tl_index_stats *out)
 {
-    
+    out->indexed = atomic_load(&ix->indexed);
+    out->duplicates = atomic_load(&ix->duplicates);
+    out->merges_refused = atomic_load(&ix->refused);
+    out->checkpoints = atomic_load(&ix->checkpoints);
+    pthread_mutex_lock(&ix->mu);
+    out->pos = ix->pos;
+    pthread_mutex_unlock(&ix->mu);
 }

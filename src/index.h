@@ -23,9 +23,10 @@ typedef struct tl_index_opts {
     uint32_t seal_rows;     /* 0 means 1 << 20 */
 } tl_index_opts;
 
-/* Opens the dedup set under `dir` (at the store's checkpoint position log_pos) and returns a
- * new indexer (free with tl_index_free). Call tl_index_start to start its thread. */
-int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_pos,
+/* Opens the dedup set under `dir` as of the store's checkpoint (log position log_pos, dedup
+ * file length aux, both from tl_store_open) and returns a new indexer (free with
+ * tl_index_free). Call tl_index_start to start its thread. */
+int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_pos, uint64_t aux,
                   const tl_index_opts *opts, tl_index **out, tl_err *err) TL_MUST_USE;
 int tl_index_start(tl_index *ix) TL_MUST_USE;
 /* Stops the thread after indexing everything durable, checkpoints, and frees. NULL-safe. */
