@@ -116,6 +116,11 @@ typedef struct tl_prop_col {
 } tl_prop_col;
 int tl_snap_prop(tl_snap *sn, size_t part, uint32_t key_id, tl_prop_col *out) TL_MUST_USE;
 
+/* The property keys (dict ids) present in a part: fills up to cap, returns how many exist. */
+uint32_t tl_snap_part_prop_keys(tl_snap *sn, size_t part, uint32_t *keys, uint32_t cap);
+/* True when did is an identified user id (user_id), false for an anonymous id. */
+bool tl_snap_did_is_user(const tl_snap *sn, uint32_t did);
+
 /* The event_id string of a row (for export and timelines). */
 int tl_snap_event_id(tl_snap *sn, size_t part, uint32_t row, tl_str *out) TL_MUST_USE;
 

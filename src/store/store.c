@@ -787,6 +787,30 @@ int tl_snap_event_id(tl_snap *sn, size_t part, uint32_t row, tl_str *out)
     return 0;
 }
 
+uint32_t tl_snap_part_prop_keys(tl_snap *sn, size_t part, uint32_t *keys, uint32_t cap)
+{
+    struct snap_part *sp = &sn->parts[part];
+    uint32_t n = 0;
+    if (sp->open) {
+        for (uint32_t i = 0; i < sp->open->n_props; i++, n++)
+            if (n < cap)
+                keys[n] = sp->open->props[i].key;
+        return n;
+    }
+    for (uint32_t i = 0; i < sp->sealed->n_cols; i++)
+        if (sp->sealed->cols[i].col == TL_COL_PROP) {
+            if (n < cap)
+                keys[n] = sp->sealed->cols[i].key;
+            n++;
+        }
+    return n;
+}
+
+bool tl_snap_did_is_user(const tl_snap *sn, uint32_t did)
+{
+    return did < sn->p->ident.n && sn->p->ident.is_user[did];
+}
+
 void tl_snap_person_props(tl_snap *sn, uint32_t person, tl_person_prop_fn fn, void *ctx)
 {
     (void)sn, (void)person, (void)fn, (void)ctx; /* see tl_store_w_person_props */
