@@ -1,0 +1,149 @@
+/* Private to the query module: the parsed request, the time plan (buckets and units), compiled
+ * filters and the trends engine. query.c parses and answers; query/filter.c resolves
+ * properties and evaluates filters; query/trends.c scans parts and computes metrics. */
+#ifndef TL_QUERY_INT_H
+#define TL_QUERY_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "query.h"
+#include "util/tz.h"
+
+/* ---- tuning ---- */
+
+#define TL_Q_MAX_BUCKETS   10000       /* buckets in an answer */
+#define TL_Q_MAX_DAYS      36600       /* days in a range (100 years) */
+#define TL_Q_MAX_WHERE     64          /* filters in `where` */
+#define TL_Q_MAX_VALUES    10000       /* values in one `in` list */
+#define TL_Q_MAX_BREAKDOWN 100         /* breakdown values kept; the rest go under "$other" */
+#define TL_Q_FLAT_LAST     (16u << 20) /* distinct state as a flat array up to this many slots */
+
+enum tl_qinterval { TL_QI_HOUR, TL_QI_DAY, TL_QI_WEEK, TL_QI_MONTH };
+enum tl_qmetric { TL_QM_EVENTS, TL_QM_PERSONS, TL_QM_WAU, TL_QM_MAU, TL_QM_SUM, TL_QM_AVG };
+
+/* Filter operators. The negated forms are evaluated as their positive form, then inverted. */
+enum tl_qop { TL_QO_EQ, TL_QO_CONTAINS, TL_QO_GT, TL_QO_GE, TL_QO_LT, TL_QO_LE, TL_QO_SET };
+
+/* A property reference: a column of the part (event, built-in field, session_id) or a
+ * property key. */
+typedef struct tl_qprop {
+    tl_str name;     /* as written in the request (errors, the breakdown column's name) */
+    int col;         /* enum tl_col, or -1 for a property */
+    tl_str key;      /* property key (after "properties.") */
+    uint32_t key_id; /* its dict id once resolved; 0: absent everywhere */
+} tl_qprop;
+
+/* A filter value. */
+typedef struct tl_qval {
+    tl_jtype type; /* TL_JSTR, TL_JNUM, TL_JTRUE, TL_JFALSE */
+    tl_str str;    /* string text ("true"/"false" for booleans) */
+    double num;    /* TL_JNUM: the number; TL_JSTR: its value when num_text */
+    bool num_text; /* a string whose whole text is a number */
+    uint32_t sid;  /* dict id of str (strings, booleans) once resolved; 0: not in the dict */
+} tl_qval;
+
+/* How string-valued rows are tested. */
+enum { TL_QS_NONE, TL_QS_ALL, TL_QS_ID1, TL_QS_IDS, TL_QS_MEMO };
+/* How numeric rows are tested. */
+enum { TL_QN_NONE, TL_QN_ALL, TL_QN_EQ, TL_QN_GT, TL_QN_GE, TL_QN_LT, TL_QN_LE };
+
+typedef struct tl_qpred {
+    tl_qprop prop;
+    int op;   /* enum tl_qop */
+    bool neg; /* !=, not_in, is_not_set: the positive test inverted (absent rows match) */
+    tl_qval *vals;
+    uint32_t n_vals;
+    /* compiled against the snapshot */
+    int smode, nmode;
+    uint32_t sid1;  /* TL_QS_ID1 */
+    uint8_t *sbits; /* TL_QS_IDS: bit per dict id up to sbits_max */
+    uint32_t sbits_max;
+    uint8_t *memo; /* TL_QS_MEMO: per dict id 0 unknown, 1 false, 2 true (calloc) */
+    double *nums;  /* TL_QN_EQ */
+    uint32_t n_nums;
+    double cmp; /* TL_QN_GT.. */
+} tl_qpred;
+
+typedef struct tl_qreq {
+    int64_t from_ms, to_excl; /* the rows' time range [from_ms, to_excl) */
+    int64_t fd, td;           /* local days of from and of the last instant */
+    const tl_tz *tz;
+    int interval, metric;
+    tl_qprop mprop; /* sum:/avg: property */
+    tl_qpred *preds;
+    uint32_t n_preds;
+    bool has_bd;
+    tl_qprop bd;
+} tl_qreq;
+
+/* The time plan. Buckets are what the answer shows; units are what rows are assigned to
+ * (the buckets themselves, or local days for wau/mau). Unit i is [U[i], U[i+1]) in UTC ms;
+ * U[0] and U[nu] are clipped to the rows' range. */
+typedef struct tl_qplan {
+    uint32_t nb;
+    int64_t *label; /* per bucket: first local day (day/week/month) or local hour number */
+    uint32_t nu;
+    int64_t *U;       /* nu + 1 */
+    uint32_t *b_unit; /* per bucket: the unit whose value it shows */
+    uint32_t window;  /* units in a distinct window: 1 (persons), 7 (wau), 30 (mau) */
+} tl_qplan;
+
+/* Per-query context shared by filters and the engine. */
+typedef struct tl_qctx {
+    tl_snap *sn; /* NULL: the project has no data */
+    tl_arena *a;
+    const uint32_t *persons;
+    uint32_t n_dids;
+    bool any_erased;
+    uint32_t dict_n;
+    uint8_t *nstate; /* numeric view of dict strings: 0 unknown, 1 not a number, 2 number */
+    double *nval;
+    void **frees; /* calloc'd scratch freed at the end of the query */
+    uint32_t n_frees, cap_frees;
+} tl_qctx;
+
+/* The answer of the engine: values[b * nslot + s]; slot labels in display order. */
+enum { TL_QB_NULL, TL_QB_NUM, TL_QB_STR, TL_QB_OTHER };
+typedef struct tl_qslot {
+    uint8_t kind;
+    double num;
+    uint32_t id;
+} tl_qslot;
+
+typedef struct tl_qresult {
+    uint32_t nslot;
+    tl_qslot *slots; /* NULL without breakdown */
+    double *values;
+} tl_qresult;
+
+/* ---- query/filter.c ---- */
+
+/* Parses a property name ("country", "properties.plan"); err names `field`. */
+int tl_query__prop_parse(tl_str name, const char *field, tl_qprop *out, tl_err *err);
+/* Parses the `where` list (and the top-level `event`) into req->preds. */
+int tl_query__where_parse(const tl_json *where, const tl_json *event, tl_arena *a, tl_qreq *req,
+                          tl_err *err);
+/* Resolves dictionary ids and compiles every filter against the snapshot. Returns true when
+ * some filter can match no row at all (the scan can be skipped). */
+bool tl_query__compile(tl_qctx *c, tl_qreq *req);
+void tl_query__prop_resolve(tl_qctx *c, tl_qprop *p);
+/* keep[r] &= filter(r) for rows [lo, hi) of part `part`. Returns 0 or a store error. */
+int tl_query__filter_part(tl_qctx *c, const tl_qpred *pd, size_t part, uint8_t *keep, uint32_t lo,
+                          uint32_t hi, tl_err *err);
+/* The numeric value of dict string id, if its whole text is a number. */
+bool tl_query__str_num(tl_qctx *c, uint32_t id, double *out);
+/* Loads a property's column for a part: *present false when no row has it. */
+int tl_query__prop_col(tl_qctx *c, size_t part, const tl_qprop *p, const uint32_t **col,
+                       tl_prop_col *pc, bool *present, tl_err *err);
+/* Strict JSON-number syntax check and conversion of a string (finite values only). */
+bool tl_query__parse_num(tl_str s, double *out);
+/* calloc that is freed with the query. */
+void *tl_query__scratch(tl_qctx *c, size_t n, size_t size);
+
+/* ---- query/trends.c ---- */
+
+int tl_query__trends(tl_qctx *c, const tl_qreq *req, const tl_qplan *plan, tl_qresult *res,
+                     tl_err *err);
+
+#endif
