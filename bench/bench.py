@@ -30,7 +30,7 @@ def read_env(path):
             line = line.strip()
             if line and "=" in line and not line.startswith("#"):
                 k, v = line.split("=", 1)
-                out[k] = v
+                out[k] = v.strip("\"")
     return out
 
 
@@ -313,7 +313,7 @@ def cmd_report(args):
 
     add("ingest (events sent / s)", num(st, "tally_ingest_eps"), num(st, "ch_ingest_eps"),
         "ev/s", "higher")
-    add("ingest until all queryable", num(st, "tally_ingest_total_s"),
+    add("ingest + settle (all queryable)", num(st, "tally_ingest_total_s"),
         num(st, "ch_ingest_total_s"), "s", "lower")
     for q in qs:
         add(f"query: {q['title']} (median of {len(q.get('ch_ms') or q.get('tally_ms') or [])})",
@@ -347,7 +347,10 @@ def cmd_report(args):
     md.append("# Benchmark results: tally vs ClickHouse 18.16\n")
     md.append(f"Command: `{args.command}`  ")
     md.append(f"Run: {st.get('date', '?')} on {st.get('machine', '?')}  ")
-    md.append(f"tally commit: `{st.get('commit', '?')}`\n")
+    md.append(f"tally commit: `{st.get('commit', '?')}`  ")
+    md.append(f"Load average (1, 5, 15 min) at the start: {st.get('load_start', '?')}, "
+              f"before stopping: {st.get('load_end', '?')} — other work on the machine skews "
+              f"every number.\n")
     md.append(f"Data: {int(float(st.get('events_sent', 0))):,} events sent "
               f"({int(float(st.get('events_unique', 0))):,} unique, "
               f"{int(float(st.get('duplicates', 0))):,} resent duplicates, "

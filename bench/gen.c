@@ -16,8 +16,9 @@
  * connected components tally resolves at query time, precomputed here for ClickHouse.
  * Sessions are page views plus a shop funnel with drop-off (view_item → add_to_cart →
  * checkout → purchase) and searches. Properties: price (number) and category (string).
- * About 3% of events are re-sent with the same event_id (client retries), and about 4% of
- * mobile sessions arrive 1-72 hours late (offline phones); the NDJSON is in arrival order.
+ * About 3% of events are re-sent with the same event_id (client retries, at once or up to
+ * 12 hours later), and about 4% of mobile sessions arrive 1-72 hours late (offline phones);
+ * the NDJSON is in arrival order.
  *
  * Usage: gen [--scale S] [--seed N] [--start-day YYYY-MM-DD] [--days 90] --out DIR
  * Writes DIR/events.ndjson, DIR/events.tsv and DIR/meta.txt (key=value facts for run.sh). */
@@ -667,7 +668,9 @@ int main(int argc, char **argv)
         }
     }
 
-    /* client retries: the same event (same event_id) sent again a little later */
+    /* client retries: the same event (same event_id) sent again — a fifth at once (beacon and
+     * XHR both fired), the rest from a retry queue 1 min to 12 h later, mostly soon; most
+     * land in a later request than the original, so dedup must look beyond one batch */
     size_t n_dups = 0;
     for (size_t i = 0; i < n_unique; i++) {
         if (!chance(0.03)) continue;
@@ -675,7 +678,7 @@ int main(int argc, char **argv)
         ev_t *e = &evs[n_evs++];
         *e = evs[i];
         e->flags |= F_DUP;
-        e->arr += chance(0.2) ? 1 : 500 + (int64_t)below(600000);
+        e->arr += chance(0.2) ? 1 : 60000 + (int64_t)(unif() * unif() * 12 * 3600000.0);
         n_dups++;
     }
     qsort(evs, n_evs, sizeof *evs, by_arrival);
@@ -692,7 +695,7 @@ int main(int argc, char **argv)
         const ev_t *e = &evs[i];
         write_ndjson(&nd, e);
         if (!(e->flags & F_DUP)) write_tsv(&tsv, e);
-        if (e->t < max_arr - 3600000LL) late++;
+        if (!(e->flags & F_DUP) && e->t < max_arr - 3600000LL) late++;
         if (e->arr > max_arr) max_arr = e->arr;
     }
     out_close(&nd);

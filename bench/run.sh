@@ -103,6 +103,10 @@ for s in ss: s.close()')
 stat date "$(date -u +%Y-%m-%dT%H:%MZ)"
 stat machine "\"$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB RAM", $2/1048576}' /proc/meminfo), $(uname -sr)\""
 stat commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+# other work on the machine skews every number: say how busy it was
+stat load_start "\"$(cut -d' ' -f1-3 /proc/loadavg)\""
+awk '$1 > 0.5 { exit 1 }' /proc/loadavg ||
+    echo "run.sh: WARNING: the machine is busy (load average $(cut -d' ' -f1-3 /proc/loadavg)); numbers will be noisy" >&2
 
 # ---- data ---------------------------------------------------------------------------------
 say "generating data (scale $SCALE)"
@@ -221,6 +225,7 @@ python3 bench/bench.py queries --tally-port "$TALLY_PORT" --read-key rk_bench \
     --ch-port "$CH_HTTP" --meta "$META" --runs "$RUNS" --out "$WORK/queries.json"
 
 # ---- memory, then stop, then disk ---------------------------------------------------------
+stat load_end "\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 hwm() { awk '/VmHWM/ { print $2 * 1024 }' "/proc/$1/status" 2>/dev/null || echo nan; }
 stat tally_hwm_bytes "$(hwm "$TALLY_PID")"
 stat ch_hwm_bytes "$(hwm "$CH_PID")"
