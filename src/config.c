@@ -179,6 +179,13 @@ static int load_file(tl_config *c, const char *path, tl_err *err)
     while (!rc && fgets(line, sizeof line, f)) {
         lineno++;
         snprintf(where, sizeof where, "%s:%d", path, lineno);
+        size_t ll = strlen(line);
+        if (ll == sizeof line - 1 && line[ll - 1] != '\n' && !feof(f)) {
+            /* The rest would be read as a line of its own: refuse instead of guessing. */
+            rc = tl_err_set(err, TL_EINVAL, "%s: line longer than %zu bytes", where,
+                            sizeof line - 2);
+            break;
+        }
         char *hash = strchr(line, '#');
         if (hash)
             *hash = 0;
@@ -186,12 +193,18 @@ static int load_file(tl_config *c, const char *path, tl_err *err)
         if (!*s)
             continue;
         if (*s == '[') {
-            char *close = strchr(s, ']');
-            char name[256];
-            if (!close || sscanf(s + 1, "project %255[^] ]", name) != 1) {
+            /* Exactly "[project NAME]": the word, white space, one name, nothing after. */
+            size_t sl = strlen(s);
+            char *name = NULL;
+            if (sl > 1 && s[sl - 1] == ']') {
+                s[sl - 1] = 0;
+                name = trim(s + 1);
+            }
+            if (!name || strncmp(name, "project", 7) || !isspace((unsigned char)name[7])) {
                 rc = tl_err_set(err, TL_EINVAL, "%s: expected [project NAME]", where);
                 break;
             }
+            name = trim(name + 7);
             if (!project_name_ok(name)) {
                 rc = tl_err_set(err, TL_EINVAL,
                                 "%s: project name '%s': use letters, digits, _ and - (≤ 63)",
@@ -268,13 +281,24 @@ static int set_defaults(tl_config *c, tl_err *err)
     return 0;
 }
 
+/* True when key k is one of the keys of projects [0, n) (write or read). */
+static const tl_project_conf *key_user(const tl_config *c, uint32_t n, const char *k)
+{
+    for (uint32_t j = 0; j < n; j++)
+        if (!strcmp(c->projects[j].write_key, k) || !strcmp(c->projects[j].read_key, k))
+            return &c->projects[j];
+    return NULL;
+}
+
 int tl_config_load(tl_config *c, int scope, int argc, char **argv, char ***rest, int *n_rest,
                    tl_err *err)
 {
     memset(c, 0, sizeof *c);
+    char **pos = NULL;
+    int np = 0;
     int rc = set_defaults(c, err);
     if (rc)
-        return rc;
+        goto fail;
     /* Pass 1: find --config (flags beat the environment). */
     const char *cfg = getenv("TALLY_CONFIG");
     for (int i = 1; i < argc; i++) {
@@ -287,18 +311,17 @@ int tl_config_load(tl_config *c, int scope, int argc, char **argv, char ***rest,
         snprintf(c->config_file, sizeof c->config_file, "%s", cfg);
         rc = load_file(c, cfg, err);
         if (rc)
-            return rc;
+            goto fail;
     }
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const char *v = g_settings[i].env ? getenv(g_settings[i].env) : NULL;
         if (v && (g_settings[i].scope & scope) && strcmp(g_settings[i].name, "config")) {
             rc = set_value(c, &g_settings[i], v, g_settings[i].env, err);
             if (rc)
-                return rc;
+                goto fail;
         }
     }
-    char **pos = tl_xcalloc((size_t)argc + 1, sizeof *pos);
-    int np = 0;
+    pos = tl_xcalloc((size_t)argc + 1, sizeof *pos);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) || !a[2]) {
@@ -309,44 +332,44 @@ int tl_config_load(tl_config *c, int scope, int argc, char **argv, char ***rest,
         size_t nl = eq ? (size_t)(eq - name) : strlen(name);
         const setting *st = find_setting(name, nl);
         if (!st || !(st->scope & scope)) {
-            free(pos);
-            return tl_err_set(err, TL_EINVAL, "unknown flag '--%.*s' (see --help)", (int)nl,
-                              name);
+            rc = tl_err_set(err, TL_EINVAL, "unknown flag '--%.*s' (see --help)", (int)nl, name);
+            goto fail;
         }
         const char *v = eq ? eq + 1 : NULL;
         if (!v && st->type != T_BOOL) {
             if (i + 1 >= argc) {
-                free(pos);
-                return tl_err_set(err, TL_EINVAL, "flag --%s needs a value", st->name);
+                rc = tl_err_set(err, TL_EINVAL, "flag --%s needs a value", st->name);
+                goto fail;
             }
             v = argv[++i];
         }
         char where[80];
         snprintf(where, sizeof where, "flag --%s", st->name);
         rc = set_value(c, st, v ? v : "true", where, err);
-        if (rc) {
-            free(pos);
-            return rc;
-        }
+        if (rc)
+            goto fail;
     }
     for (uint32_t i = 0; i < c->n_projects; i++) {
         tl_project_conf *p = &c->projects[i];
         if (!p->write_key[0] || !p->read_key[0]) {
-            free(pos);
-            return tl_err_set(err, TL_EINVAL, "%s: project '%s' needs write_key and read_key",
-                              c->config_file, p->name);
+            rc = tl_err_set(err, TL_EINVAL, "%s: project '%s' needs write_key and read_key",
+                            c->config_file, p->name);
+            goto fail;
         }
         if (!p->session_gap_s)
             p->session_gap_s = c->session_gap_s;
         if (!p->retention_days)
             p->retention_days = c->retention_days;
-        for (uint32_t j = 0; j < i; j++)
-            if (!strcmp(c->projects[j].write_key, p->write_key) ||
-                !strcmp(c->projects[j].read_key, p->read_key)) {
-                free(pos);
-                return tl_err_set(err, TL_EINVAL, "%s: projects '%s' and '%s' share a key",
-                                  c->config_file, c->projects[j].name, p->name);
-            }
+        /* Every key names one project and one role: the write key is public (it ships in
+         * web pages), so a read key equal to any write key would open the data to anyone. */
+        const tl_project_conf *q = key_user(c, i, p->write_key);
+        if (!q)
+            q = key_user(c, i, p->read_key);
+        if (q || !strcmp(p->write_key, p->read_key)) {
+            rc = tl_err_set(err, TL_EINVAL, "%s: projects '%s' and '%s' share a key",
+                            c->config_file, q ? q->name : p->name, p->name);
+            goto fail;
+        }
     }
     if (rest) {
         *rest = pos;
@@ -355,6 +378,15 @@ int tl_config_load(tl_config *c, int scope, int argc, char **argv, char ***rest,
         free(pos);
     }
     return 0;
+fail:
+    /* Nothing to free for the caller on failure (tl_config_fini is still allowed). */
+    free(pos);
+    tl_config_fini(c);
+    if (rest) {
+        *rest = NULL;
+        *n_rest = 0;
+    }
+    return rc;
 }
 
 void tl_config_fini(tl_config *c)
