@@ -79,7 +79,7 @@
 #define TZ_LEAP_MAX   86400 /* bound on a leap correction, for overflow safety */
 #define TZ_RULE_HOURS 167   /* RFC 8536 3.3.1 */
 #define TZ_S_LIMIT    (INT64_MAX / 1000 - 8 * 86400) /* local seconds we accept without overflow */
-#define TZ_RULE_YEARS 5                              /* years of rule events looked at, y-2..y+2 */
+#define TZ_RULE_YEARS 5                              /* most years of rule events looked at */
 
 typedef struct tz_date {
     char kind; /* 'J', 'n' or 'M' */
@@ -91,6 +91,7 @@ typedef struct tz_date {
 typedef struct tz_rule {
     int32_t std_off, dst_off; /* east of UTC, like ttinfo.utoff */
     bool has_dst;
+    bool tame; /* see date_tame */
     tz_date start, end;
 } tz_rule;
 
@@ -265,30 +266,65 @@ static bool is_leap(int64_t y)
 }
 
 /* Day number (days since 1970-01-01) on which date d falls in year y. */
-static int64_t date_day(const tz_date *d, int64_t y)
+static const uint16_t days_before_month[13] = {0,   0,   31,  59,  90,  120, 151,
+                                               181, 212, 243, 273, 304, 334};
+
+static unsigned month_len(int64_t y, unsigned m)
 {
-    int64_t jan1 = tl_days_from_civil(y, 1, 1);
-    if (d->kind == 'J') return jan1 + d->day - 1 + (is_leap(y) && d->day >= 60);
-    if (d->kind == 'n') return jan1 + d->day;
-    int64_t first = tl_days_from_civil(y, d->month, 1);
-    int64_t wd_first = first + 4 - tl_floordiv(first + 4, 7) * 7; /* 1970-01-01 was a Thu */
-    int64_t day = first + (d->wday - wd_first + 7) % 7 + (int64_t)(d->week - 1) * 7;
-    int64_t next =
-        d->month == 12 ? tl_days_from_civil(y + 1, 1, 1) : tl_days_from_civil(y, d->month + 1u, 1);
-    while (day >= next)
-        day -= 7;
-    return day;
+    static const uint8_t len[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return len[m] + (m == 2 && is_leap(y));
 }
 
-/* The rule's transitions in years y-2..y+2 in time order, each with the offset it starts.
- * Ties keep generation order, so a year's end followed at the same instant by the next year's
- * start reads as daylight time all year (RFC 8536 3.3.1). Covering y-2..y+2 guarantees, even
- * with +-167 h rule times, an event at or before and one after any instant of year y. */
-static void rule_events(const tz_rule *r, int64_t y, int64_t at[2 * TZ_RULE_YEARS],
-                        int32_t off[2 * TZ_RULE_YEARS])
+/* Day number (days since 1970-01-01) on which date d falls in year y. */
+static int64_t date_day(const tz_date *d, int64_t y)
 {
-    int k = 0;
-    for (int64_t yy = y - 2; yy <= y + 2; yy++) {
+    if (d->kind != 'M') {
+        int64_t jan1 = tl_days_from_civil(y, 1, 1);
+        if (d->kind == 'J') return jan1 + d->day - 1 + (is_leap(y) && d->day >= 60);
+        return jan1 + d->day;
+    }
+    int64_t first = tl_days_from_civil(y, d->month, 1);
+    int64_t wd_first = first + 4 - tl_floordiv(first + 4, 7) * 7; /* 1970-01-01 was a Thu */
+    unsigned mday = (unsigned)((d->wday - wd_first + 7) % 7) + (d->week - 1u) * 7;
+    unsigned len = month_len(y, d->month);
+    while (mday >= len)
+        mday -= 7;
+    return first + mday;
+}
+
+/* True when every transition the rule makes for year y falls inside UTC year y, whatever y:
+ * its earliest and latest possible local days, moved by the rule time (up to +-167 h) and the
+ * offset (under 26 h), stay clear of New Year. All real rules are like this, and then three
+ * years of events around an instant suffice (see rule_events). */
+static bool date_tame(const tz_date *d)
+{
+    int64_t lo, hi; /* 0-based day of the year */
+    if (d->kind == 'J') {
+        lo = d->day - 1;
+        hi = d->day;
+    } else if (d->kind == 'n') {
+        lo = hi = d->day;
+    } else {
+        unsigned w0 = d->week == 5 ? 21 : (d->week - 1u) * 7;
+        lo = days_before_month[d->month] + w0;
+        hi = days_before_month[d->month] + 1 + (d->week == 5 ? 30 : w0 + 6);
+    }
+    return lo * 86400 + d->time_s - TZ_OFF_SPAN > 0 &&
+           hi * 86400 + d->time_s + TZ_OFF_SPAN < 365 * 86400;
+}
+
+/* The rule's transitions in years y-k..y+k in time order (k = 1 for a tame rule, else 2), each
+ * with the offset it starts; returns how many. Ties keep generation order, so a year's end
+ * followed at the same instant by the next year's start reads as daylight time all year
+ * (RFC 8536 3.3.1). Each transition comes about a year after its counterpart of the year
+ * before, and even with +-167 h rule times a year's transitions stay within a week of it, so
+ * for any instant of year y the window holds the last transition at or before it and the first
+ * one after it. */
+static int rule_events(const tz_rule *r, int64_t y, int64_t at[2 * TZ_RULE_YEARS],
+                       int32_t off[2 * TZ_RULE_YEARS])
+{
+    int k = 0, span = r->tame ? 1 : 2;
+    for (int64_t yy = y - span; yy <= y + span; yy++) {
         at[k] = date_day(&r->start, yy) * 86400 + r->start.time_s - r->std_off;
         off[k++] = r->dst_off;
         at[k] = date_day(&r->end, yy) * 86400 + r->end.time_s - r->dst_off;
@@ -305,6 +341,7 @@ static void rule_events(const tz_rule *r, int64_t y, int64_t at[2 * TZ_RULE_YEAR
         at[j] = a;
         off[j] = o;
     }
+    return k;
 }
 
 static int64_t year_of(int64_t t)
@@ -320,9 +357,9 @@ static int32_t rule_offset(const tz_rule *r, int64_t t)
     if (!r->has_dst) return r->std_off;
     int64_t at[2 * TZ_RULE_YEARS];
     int32_t off[2 * TZ_RULE_YEARS];
-    rule_events(r, year_of(t), at, off);
+    int n = rule_events(r, year_of(t), at, off);
     int32_t o = r->std_off;
-    for (int i = 0; i < 2 * TZ_RULE_YEARS && at[i] <= t; i++)
+    for (int i = 0; i < n && at[i] <= t; i++)
         o = off[i];
     return o;
 }
@@ -332,8 +369,8 @@ static int64_t rule_next(const tz_rule *r, int64_t t)
     if (!r->has_dst) return INT64_MAX;
     int64_t at[2 * TZ_RULE_YEARS];
     int32_t off[2 * TZ_RULE_YEARS];
-    rule_events(r, year_of(t), at, off);
-    for (int i = 0; i < 2 * TZ_RULE_YEARS; i++)
+    int n = rule_events(r, year_of(t), at, off);
+    for (int i = 0; i < n; i++)
         if (at[i] > t) return at[i];
     return INT64_MAX;
 }
@@ -527,6 +564,7 @@ static int parse_tzif(const uint8_t *p, size_t len, tl_tz *tz, tl_err *err)
     if (flen == 0) return 0; /* no rule: the last transition's offset stays (invariant 3) */
     if ((rc = parse_rule((const char *)p + pos, flen, &tz->rule, err)) != 0) return rc;
     tz->has_rule = true;
+    tz->rule.tame = date_tame(&tz->rule.start) && date_tame(&tz->rule.end);
     return 0;
 }
 

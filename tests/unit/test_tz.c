@@ -473,6 +473,8 @@ static void test_footers_vs_glibc(void **state)
         "NZST-12NZDT,M9.5.0,M4.1.0/3",
         "<+1245>-12:45<+1345>,M9.5.0/2:45,M4.1.0/3:45",
         "ABC+3:30:15DEF+2:00:15,M4.5.6/1:02:03,M9.5.6/-1:02:03",
+        "EST5EDT,M1.1.0/0,M12.3.0/0", /* near New Year: the five-year event window */
+        "JST-9JDT,J1/12,J365/0",
         "XYZ-14",
         "XYZ+12",
     };
