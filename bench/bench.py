@@ -112,6 +112,15 @@ def queries(meta):
             "shape": "series",
         },
         {
+            "name": "revenue",
+            "title": "revenue per day (sum of properties.price of purchases)",
+            "tally": dict(base, kind="trends", metric="sum:properties.price", interval="day",
+                          where=[{"prop": "event", "op": "=", "value": "purchase"}]),
+            "ch": f"SELECT toDate(time, 'UTC') AS d, sum(price) FROM events "
+                  f"WHERE {rng} AND event = 'purchase' GROUP BY d ORDER BY d",
+            "shape": "series",
+        },
+        {
             "name": "funnel",
             "title": "funnel view→cart→checkout→purchase, 1-day window",
             "tally": dict(base, kind="funnel", window_s=FUNNEL_WINDOW_S,
