@@ -21,12 +21,18 @@ typedef struct tl_ingest_limits {
     uint32_t max_event_bytes;  /* one event */
     uint32_t max_string_bytes; /* one string value */
     uint32_t max_props;        /* properties per event after flattening */
-    uint32_t max_depth;        /* JSON nesting */
+    uint32_t max_depth;        /* properties nesting (the properties object is level 1) */
     int64_t max_future_ms;     /* later than receive time + this: rejected */
 } tl_ingest_limits;
 
-/* Fills l with the defaults documented in README (1 MiB body... see ingest.c). */
+/* Fills l with the defaults: 20 MiB body, 32 KiB event, 8 KiB string, 1000 properties,
+ * properties nested 16 deep, 24 h into the future. The config overrides them. */
 void tl_ingest_limits_default(tl_ingest_limits *l);
+
+/* Fixed limits: event names, ids and short built-in fields (platform, app_version, browser,
+ * os, device_type); flattened property keys ("cart.total"). */
+#define TL_INGEST_MAX_ID_BYTES  200
+#define TL_INGEST_MAX_KEY_BYTES 256
 
 /* What the request itself tells about every event in it. */
 typedef struct tl_ingest_ctx {
@@ -45,21 +51,25 @@ typedef struct tl_ingest_error {
 typedef struct tl_ingest_batch {
     tl_record *recs; /* the good events, in body order (project left empty) */
     uint32_t n;
-    uint32_t n_input;  /* events in the body */
-    uint32_t rejected; /* n_input - n */
+    uint32_t n_input;        /* events in the body */
+    uint32_t rejected;       /* n_input - n */
     tl_ingest_error *errors; /* the first TL_INGEST_MAX_ERRORS rejections */
     uint32_t n_errors;
     tl_str body_key; /* "api_key" from the body envelope or the first event, if any */
 } tl_ingest_batch;
 
-/* Decompresses a gzip body (Content-Encoding gzip, or magic 1f 8b) into the arena; other
- * bodies are returned as they are. TL_E2BIG past max_bytes, TL_EINVAL for a corrupt stream. */
+/* Decompresses a gzip body (Content-Encoding gzip or x-gzip, or magic 1f 8b; concatenated
+ * members are one stream) into the arena; other bodies are returned as they are. TL_E2BIG
+ * past max_bytes (compressed or not), TL_EINVAL for a corrupt or truncated stream or an
+ * unsupported Content-Encoding (anything but gzip, x-gzip, identity or empty). */
 int tl_ingest_decode_body(tl_arena *a, tl_str body, tl_str content_encoding, uint64_t max_bytes,
                           tl_str *out, tl_err *err) TL_MUST_USE;
 
 /* Parses a native /collect body (already decoded). Returns 0 when the body could be read
  * (even if every event was rejected: see out->rejected), TL_EINVAL when it is not parseable
- * at all (→ 400), TL_E2BIG over a body limit (→ 413); err says why. */
+ * at all (→ 400), TL_E2BIG over a body limit (→ 413); err says why. Everything in *out is
+ * allocated in a, and the records borrow strings from body: both must outlive them. lim may
+ * be NULL for the defaults. Body forms and field rules: see the comment atop ingest.c. */
 int tl_ingest_native(tl_arena *a, tl_str body, tl_str content_type, const tl_ingest_ctx *ctx,
                      const tl_ingest_limits *lim, tl_ingest_batch *out, tl_err *err) TL_MUST_USE;
 
@@ -76,7 +86,8 @@ int tl_ingest_pixel(tl_arena *a, const tl_str *keys, const tl_str *vals, size_t 
                     tl_err *err) TL_MUST_USE;
 
 /* Parses a time value: a JSON number (ms since the epoch; values below 1e11 are taken as
- * seconds) or an ISO-8601 string with a zone. */
+ * seconds), a string of such a number, or an ISO-8601 string with a zone. Returns 0 or
+ * TL_EINVAL (also for magnitudes beyond 1e15 ms). */
 int tl_ingest_time(const tl_json *v, int64_t *ms) TL_MUST_USE;
 
 #endif

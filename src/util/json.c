@@ -96,8 +96,9 @@ static int parse_string(parser *ps, tl_str *out)
             return fail(ps, "control character in string");
         }
         if (c == '\\') {
+            /* Skip the escaped byte, but never step past the end (a trailing backslash). */
             esc = true;
-            q += 2;
+            q += ps->end - q >= 2 ? 2 : 1;
             continue;
         }
         q++;
@@ -234,12 +235,14 @@ static int parse_container(parser *ps, tl_json *v, bool obj)
     if (++ps->depth > ps->max_depth)
         return tl_err_set(ps->err, TL_E2BIG, "JSON nested deeper than %u levels", ps->max_depth);
     v->type = obj ? TL_JOBJ : TL_JARR;
+    const char *open = ps->p;
     ps->p++;
     skip_ws(ps);
     char close = obj ? '}' : ']';
     if (ps->p < ps->end && *ps->p == close) {
         ps->p++;
         ps->depth--;
+        v->str = (tl_str){open, (size_t)(ps->p - open)};
         return 0;
     }
     tl_json **tail = &v->child;
@@ -272,6 +275,7 @@ static int parse_container(parser *ps, tl_json *v, bool obj)
         if (ps->p < ps->end && *ps->p == close) {
             ps->p++;
             ps->depth--;
+            v->str = (tl_str){open, (size_t)(ps->p - open)};
             return 0;
         }
         return fail(ps, obj ? "expected ',' or '}'" : "expected ',' or ']'");
@@ -361,7 +365,13 @@ void tl_json_write(tl_buf *b, const tl_json *v)
     case TL_JNULL: tl_buf_adds(b, "null"); break;
     case TL_JFALSE: tl_buf_adds(b, "false"); break;
     case TL_JTRUE: tl_buf_adds(b, "true"); break;
-    case TL_JNUM: tl_buf_addstr(b, v->str); break;
+    case TL_JNUM:
+        /* Parsed numbers keep their source text; a node built by hand may have only num. */
+        if (v->str.len)
+            tl_buf_addstr(b, v->str);
+        else
+            tl_buf_json_num(b, v->num);
+        break;
     case TL_JSTR: tl_buf_json_str(b, v->str); break;
     case TL_JARR:
     case TL_JOBJ: {

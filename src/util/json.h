@@ -27,7 +27,9 @@ struct tl_json {
     tl_jtype type;
     uint32_t n;      /* number of children (array elements or object members) */
     tl_str key;      /* member name, when this node is an object member */
-    tl_str str;      /* TL_JSTR: the unescaped value; TL_JNUM: the number's source text */
+    tl_str str;      /* TL_JSTR: the unescaped value; TL_JNUM: the number's source text;
+                        TL_JARR/TL_JOBJ: the source from the opening bracket to the closing
+                        one (the value's byte extent, e.g. for per-event size limits) */
     double num;      /* TL_JNUM */
     tl_json *child;  /* first element or member */
     tl_json *next;   /* next sibling */
