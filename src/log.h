@@ -73,4 +73,26 @@ typedef struct tl_log_stats {
 } tl_log_stats;
 void tl_log_get_stats(tl_log *log, tl_log_stats *out);
 
+/* Checks the log in `dir` without changing anything: 0 when tl_log_open (without repair)
+ * would accept it — a torn tail in the last segment is accepted, since opening truncates it —
+ * else TL_EBADMSG (or an I/O error) with err naming the file and offset. For tests and tools;
+ * do not call while the log is being written. */
+int tl_log_check(const char *dir, tl_err *err) TL_MUST_USE;
+
+/* What tl_log_scan_image found in one segment image. */
+typedef struct tl_log_scan {
+    uint64_t valid_len; /* bytes from the start holding a good header and whole, good records
+                           (0 when the header is bad) */
+    uint64_t records;   /* records within valid_len */
+    bool torn;          /* bytes follow valid_len and none of them starts a good record */
+    bool corrupt;       /* bytes follow valid_len and a good record starts somewhere in them */
+    const char *why;    /* static text for the first bad spot, or NULL */
+} tl_log_scan;
+
+/* Scans the bytes of segment file number `seg` held in memory (p may be NULL when len is 0);
+ * the recovery in tl_log_open runs this on every segment. Returns 0 when the whole image is
+ * valid, TL_EBADMSG otherwise; *out is filled either way. Reads only [p, p + len); pure, any
+ * thread. Exposed for the fuzzer and tests. */
+int tl_log_scan_image(const void *p, size_t len, uint32_t seg, tl_log_scan *out) TL_MUST_USE;
+
 #endif
