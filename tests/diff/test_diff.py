@@ -1,0 +1,392 @@
+"""The differential test: seeded random events (gen.py) sent to a real `tally serve` over HTTP,
+and every value of many trends queries compared with the answer computed independently by the
+reference (reference.py: SQLite + zoneinfo). One test per seed; a mismatch prints the query and
+the differing cells.
+
+Zones: UTC, Asia/Kathmandu (+05:45, the project's own zone, so its queries omit `tz`),
+America/New_York (the range spans a DST change; see gen.ny_dst_range) and Asia/Kolkata.
+"""
+
+import datetime
+import gzip
+import json
+import math
+import os
+import random
+import sys
+import time
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import gen  # noqa: E402
+import reference  # noqa: E402
+import tally  # noqa: E402
+from tally import Server, check, check_eq  # noqa: E402
+
+TIMEOUT = 900
+ZONES = ["UTC", "Asia/Kathmandu", "America/New_York", "Asia/Kolkata"]
+PROJECT_TZ = "Asia/Kathmandu"
+P, WK, RK = "diff", "wk_diff", "rk_diff"
+SEEDS = [11, 22, 33, 44, 55]
+QUICK_SEEDS = [11, 22]
+MAX_REPORTED = 12  # mismatching queries printed in full
+
+
+class Labels:
+    """Buckets as src/query.c documents them: the calendar periods that meet the range, each
+    labelled by its first local day (hours: the local wall hour "YYYY-MM-DDTHH:00"; a skipped
+    wall hour has no bucket, a repeated one is one bucket). Rows outside [from, to] never count,
+    so a cut bucket covers only its days inside the range."""
+
+    @staticmethod
+    def buckets(interval, d_from, d_to, zone):
+        one = datetime.timedelta(days=1)
+        out = []
+        if interval == "day":
+            d = d_from
+            while d <= d_to:
+                out.append((d.isoformat(), d, d))
+                d += one
+        elif interval == "week":
+            m = d_from - datetime.timedelta(days=d_from.weekday())
+            while m <= d_to:
+                out.append((m.isoformat(), max(m, d_from), min(m + 6 * one, d_to)))
+                m += 7 * one
+        elif interval == "month":
+            m = d_from.replace(day=1)
+            while m <= d_to:
+                nxt = (m + 32 * one).replace(day=1)
+                out.append((m.isoformat(), max(m, d_from), min(nxt - one, d_to)))
+                m = nxt
+        elif interval == "hour":
+            z = ZoneInfo(zone)
+            start = datetime.datetime(d_from.year, d_from.month, d_from.day,
+                                      tzinfo=datetime.timezone.utc) - datetime.timedelta(hours=15)
+            end = datetime.datetime(d_to.year, d_to.month, d_to.day,
+                                    tzinfo=datetime.timezone.utc) + datetime.timedelta(hours=40)
+            t = start
+            seen = set()
+            while t < end:
+                loc = t.astimezone(z)
+                if d_from <= loc.date() <= d_to:
+                    label = loc.strftime("%Y-%m-%dT%H:00")
+                    if label not in seen:
+                        seen.add(label)
+                        out.append((label, label, label))
+                t += datetime.timedelta(minutes=15)
+        else:
+            raise ValueError(interval)
+        return out
+
+
+# ------------------------------------------------------------------ the queries
+
+FILTERS = [
+    [{"prop": "platform", "op": "=", "value": "ios"}],
+    [{"prop": "platform", "op": "!=", "value": "web"}],
+    [{"prop": "country", "op": "in", "value": ["NP", "IN"]}],
+    [{"prop": "country", "op": "not_in", "value": ["US", "DE"]}],
+    [{"prop": "country", "op": "is_not_set"}],
+    [{"prop": "url", "op": "contains", "value": "/p/"}],
+    [{"prop": "url", "op": "contains", "value": "café"}],
+    [{"prop": "referrer", "op": "is_set"}],
+    [{"prop": "app_version", "op": "=", "value": "1.1.0"}],
+    [{"prop": "event", "op": "in", "value": ["purchase", "signup", "nope"]}],
+    [{"prop": "properties.plan", "op": "=", "value": "pro"}],
+    [{"prop": "properties.plan", "op": "!=", "value": "pro"}],
+    [{"prop": "properties.plan", "op": "not_in", "value": ["free", "team"]}],
+    [{"prop": "properties.plan", "op": "is_set"}],
+    [{"prop": "properties.plan", "op": "is_not_set"}],
+    [{"prop": "properties.price", "op": ">", "value": 50}],
+    [{"prop": "properties.price", "op": "<=", "value": 20.5}],
+    [{"prop": "properties.price", "op": ">=", "value": "100"}],
+    [{"prop": "properties.qty", "op": "=", "value": 2}],
+    [{"prop": "properties.qty", "op": "in", "value": [1, "5"]}],
+    [{"prop": "properties.qty", "op": "<", "value": 3}],
+    [{"prop": "properties.cart.total", "op": ">", "value": 400}],
+    [{"prop": "properties.cart.items", "op": "!=", "value": 1}],
+    [{"prop": "properties.title", "op": "contains", "value": "Café"}],
+    [{"prop": "properties.title", "op": "contains", "value": ["ome", "ョ"]}],
+    [{"prop": "properties.title", "op": "=", "value": "home"}],
+    [{"prop": "properties.ok", "op": "=", "value": True}],
+    [{"prop": "properties.ok", "op": "!=", "value": "true"}],
+    [{"prop": "properties.code", "op": "=", "value": 7}],
+    [{"prop": "properties.code", "op": "=", "value": "7"}],
+    [{"prop": "properties.code", "op": "=", "value": "12.5"}],
+    [{"prop": "properties.code", "op": ">", "value": 5}],
+    [{"prop": "properties.code", "op": "contains", "value": "1"}],
+    [{"prop": "properties.code", "op": "not_in", "value": [3, "A1"]}],
+    [{"prop": "properties.nope", "op": "=", "value": "x"}],
+    [{"prop": "properties.nope", "op": "!=", "value": "x"}],
+    [{"prop": "platform", "op": "=", "value": "web"}, {"prop": "properties.plan", "op": "in", "value": ["pro", "team"]}],
+    [{"prop": "country", "op": "=", "value": "NP"}, {"prop": "properties.price", "op": ">", "value": 10},
+     {"prop": "properties.qty", "op": "<=", "value": 4}],
+]
+
+BREAKDOWNS = ["platform", "country", "event", "app_version", "referrer", "properties.plan",
+              "properties.qty", "properties.ok", "properties.code", "properties.title", "url"]
+
+
+def query_matrix(rng, first, last, change, quick):
+    """[(zone, query)] for one seed."""
+    out = []
+    F, L = first.isoformat(), last.isoformat()
+    one = datetime.timedelta(days=1)
+    for zone in ZONES:
+        def q(**kw):
+            d = {"project": P, "kind": "trends", "from": F, "to": L}
+            if zone != PROJECT_TZ:
+                d["tz"] = zone
+            d.update(kw)
+            out.append((zone, d))
+
+        for m in ["events", "persons", "wau", "mau", "sum:properties.price", "avg:properties.price",
+                  "sum:properties.cart.total", "avg:properties.code", "sum:properties.nope"]:
+            q(metric=m, interval="day")
+        for iv in ["week", "month"]:
+            for m in ["events", "persons", "wau", "mau", "avg:properties.qty"]:
+                q(metric=m, interval=iv)
+        # a range cut inside weeks and months
+        sub_f = (first + (9 + rng.randrange(5)) * one).isoformat()
+        sub_t = (last - (2 + rng.randrange(5)) * one).isoformat()
+        for iv in ["day", "week", "month"]:
+            for m in ["events", "persons", "wau", "mau"]:
+                if iv == "day" and m in ("events", "persons"):
+                    continue
+                q(metric=m, interval=iv, **{"from": sub_f, "to": sub_t})
+        # hours around the DST change (in New York; an ordinary day elsewhere)
+        hf, ht = (change - one).isoformat(), (change + one).isoformat()
+        for m in ["events", "persons", "sum:properties.price"]:
+            q(metric=m, interval="hour", **{"from": hf, "to": ht})
+        q(metric="events", interval="hour", breakdown="platform", **{"from": hf, "to": hf})
+        q(metric="events", interval="day", event="purchase")
+        q(metric="persons", interval="week", event="pageview")
+        filters = FILTERS if not quick else rng.sample(FILTERS, len(FILTERS) // 2)
+        for w in filters:
+            q(metric=rng.choice(["events", "persons", "wau", "sum:properties.price"]),
+              interval=rng.choice(["day", "week"]), where=w)
+        for b in BREAKDOWNS:
+            q(metric=rng.choice(["events", "persons", "mau", "sum:properties.price", "avg:properties.qty"]),
+              interval=rng.choice(["day", "week", "month"]), breakdown=b)
+        for _ in range(4):
+            q(metric=rng.choice(["events", "persons", "wau"]), interval=rng.choice(["day", "month"]),
+              where=rng.choice(FILTERS), breakdown=rng.choice(BREAKDOWNS))
+    return out
+
+
+# ------------------------------------------------------------------ comparison
+
+def norm_bval(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return float(v)
+    return v
+
+
+def same(a, b, exact):
+    if a is None or b is None:
+        return a == b
+    if exact:
+        return a == b and float(a) == float(b)
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-6)
+
+
+def slot_order(v):
+    if v is None:
+        return (0, 0, b"")
+    if isinstance(v, float):
+        return (1, v, b"")
+    if v == "$other":
+        return (3, 0, b"")
+    return (2, 0, v.encode("utf-8"))
+
+
+def compare(q, j, expected, labels, values):
+    """List of problems (strings) of tally's answer j against the expected one."""
+    probs = []
+    metric = q["metric"]
+    exact = metric in ("events", "persons", "wau", "mau")
+    zero = 0 if exact else 0.0
+    bd = q.get("breakdown")
+    want_cols = ["bucket", bd, "value"] if bd else ["bucket", "value"]
+    if j.get("columns") != want_cols:
+        probs.append("columns %r, want %r" % (j.get("columns"), want_cols))
+        return probs
+    rows = j.get("rows")
+    if not isinstance(rows, list):
+        return ["rows missing: %r" % j]
+    if not bd:
+        got_labels = [r[0] for r in rows]
+        if got_labels != labels:
+            probs.append("buckets %r..., want %r..." % (got_labels[:6], labels[:6]))
+            extra = [x for x in got_labels if x not in labels][:5]
+            missing = [x for x in labels if x not in got_labels][:5]
+            probs.append("  extra buckets %r, missing buckets %r" % (extra, missing))
+        got = {r[0]: r[1] for r in rows}
+        n_bad = 0
+        for lab in labels:
+            w = expected.get((lab, None), zero)
+            g = got.get(lab)
+            if not same(g, w, exact):
+                n_bad += 1
+                if n_bad <= 12:
+                    probs.append("bucket %s: tally %r, expected %r" % (lab, g, w))
+        if n_bad > 12:
+            probs.append("... %d differing buckets in all" % n_bad)
+        return probs
+    # with a breakdown
+    if not values:
+        if rows:
+            probs.append("no matching rows, yet tally answers %d rows: %r" % (len(rows), rows[:4]))
+        return probs
+    got = {}
+    per_bucket = {}
+    order = []
+    for r in rows:
+        if len(r) != 3:
+            probs.append("row %r: want 3 cells" % (r,))
+            continue
+        b, v = r[0], norm_bval(r[1])
+        if (b, v) in got:
+            probs.append("duplicate row %r" % (r,))
+        got[(b, v)] = r[2]
+        per_bucket.setdefault(b, []).append(v)
+        if not order or order[-1] != b:
+            order.append(b)
+    if order != labels:
+        probs.append("buckets (in row order) %r..., want %r..." % (order[:6], labels[:6]))
+    slot_sets = {tuple(vs) for vs in per_bucket.values()}
+    if len(slot_sets) > 1:
+        probs.append("buckets do not all list the same breakdown values: %r" % sorted(slot_sets, key=str)[:3])
+    for b, vs in per_bucket.items():
+        if vs != sorted(vs, key=slot_order):
+            probs.append("bucket %s: breakdown values out of order: %r" % (b, vs[:10]))
+            break
+    tally_values = set(v for _, v in got)
+    missing = values - tally_values
+    if missing:
+        probs.append("breakdown values missing: %r" % sorted(missing, key=slot_order)[:10])
+    if "$other" in tally_values:
+        probs.append("unexpected $other")
+    n_bad = 0
+    for key in sorted(set(got) | set(expected), key=lambda k: (k[0], slot_order(k[1]))):
+        g = got.get(key, zero)
+        w = expected.get(key, zero)
+        if not same(g, w, exact):
+            n_bad += 1
+            if n_bad <= 10:
+                probs.append("bucket %s, %s=%r: tally %r, expected %r" % (key[0], bd, key[1], g, w))
+    if n_bad > 10:
+        probs.append("... %d differing cells in all" % n_bad)
+    return probs
+
+
+# ------------------------------------------------------------------ sending
+
+def send_batches(s, batches, rng, first_index=0):
+    for bi, batch in enumerate(batches, first_index):
+        now = tally.now_ms()
+        objs = [e.wire(now) for e in batch]
+        bad_idx = [i for i, e in enumerate(batch) if e.invalid]
+        form = rng.choice(["envelope", "envelope", "array", "ndjson"] + (["single"] if len(batch) == 1 else []))
+        gz = rng.random() < 0.2
+        key_mode = rng.choice(["bearer"] * 8 + ["query", "body"])
+        kw = {"form": form, "gz": gz, "gz_header": rng.random() < 0.5}
+        if key_mode == "bearer":
+            r = s.collect(objs, key=WK, **kw)
+        elif key_mode == "query":
+            r = s.collect(objs, key=None, params={"key": WK}, **kw)
+        else:
+            body = json.dumps({"api_key": WK, "events": objs})
+            r = s.collect(key=None, body=gzip.compress(body.encode()) if gz else body,
+                          headers={"Content-Type": "application/json"})
+        check(r.status == 200, "batch %d (%d events, %s%s): status %d %r"
+              % (bi, len(batch), form, " gzip" if gz else "", r.status, r.body[:300]))
+        j = r.json()
+        check_eq(j.get("rejected"), len(bad_idx), "batch %d rejected (%r)" % (bi, j))
+        check_eq(j.get("accepted", 0) + j.get("duplicates", 0), len(batch) - len(bad_idx),
+                 "batch %d accepted + duplicates (%r)" % (bi, j))
+        check_eq(sorted(e["index"] for e in j.get("errors", [])), bad_idx, "batch %d error indexes" % bi)
+
+
+def run_queries(s, ref, queries, stage, failures):
+    took = []
+    for zone, q in queries:
+        exp, labels, values = ref.trends(q, zone, Labels)
+        t1 = time.monotonic()
+        r = s.query(q, key=RK, timeout=120)
+        took.append(time.monotonic() - t1)
+        if r.status != 200:
+            failures.append((stage, zone, q, ["status %d: %r" % (r.status, r.body[:300])]))
+            continue
+        probs = compare(q, r.json(), exp, labels, values)
+        if probs:
+            failures.append((stage, zone, q, probs))
+    return max(took) if took else 0.0
+
+
+# ------------------------------------------------------------------ one seed
+
+def run_seed(seed):
+    quick = tally.QUICK
+    rng = random.Random(seed * 7919)
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    first, last, change = gen.ny_dst_range(today)
+    t0 = time.monotonic()
+    ds = gen.Dataset(seed, first, last, tally.now_ms(), ZONES, quick=quick)
+    ref = reference.Reference(ds.stored, ZONES)
+    print("seed %d: %d events stored (%d sent in %d batches), %d persons; range %s..%s, DST change %s"
+          % (seed, len(ds.stored), sum(len(b) for b in ds.batches), len(ds.batches), ref.n_persons,
+             first, last, change))
+    projects = {P: (PROJECT_TZ, WK, RK)}
+    extra = {"retention_days": 3650}
+    if seed % 2:
+        # small parts and frequent checkpoints: answers come from many sealed parts plus the
+        # open ones (the even seeds keep everything in open parts until the restart)
+        extra.update({"seal_rows": 700, "checkpoint_ms": 300})
+    queries = query_matrix(rng, first, last, change, quick)
+    failures = []
+    lo = (first - datetime.timedelta(days=2)).isoformat()
+    hi = (last + datetime.timedelta(days=2)).isoformat()
+    with Server(projects=projects, config_extra=extra) as s:
+        # send 60%, restart, send the rest (late events and retries cross the restart)
+        cut = len(ds.batches) * 3 // 5
+        send_batches(s, ds.batches[:cut], rng)
+        s.restart()
+        send_batches(s, ds.batches[cut:], rng, cut)
+        t_sent = time.monotonic()
+        s.wait_count(P, lo, hi, RK, len(ds.stored), tz="UTC", timeout=60)
+        if seed % 2:
+            m = s.request("GET", "/metrics").body.decode()
+            parts = [l for l in m.splitlines() if l.startswith("tally_store_parts ")]
+            check(parts and float(parts[0].split()[1]) > 1, "seal_rows 700: sealed parts expected: %r" % parts)
+        max_took = run_queries(s, ref, queries, "", failures)
+        t_q = time.monotonic()
+        # the same answers after a restart, and after kill -9 and a restart
+        n_before = len(failures)
+        s.restart()
+        if len(failures) == n_before:
+            run_queries(s, ref, rng.sample(queries, len(queries) // 3), "after restart", failures)
+        s.kill()
+        s.start()
+        s.wait_count(P, lo, hi, RK, len(ds.stored), tz="UTC", timeout=60)
+        if len(failures) == n_before:
+            run_queries(s, ref, rng.sample(queries, len(queries) // 3), "after kill -9", failures)
+    print("seed %d: %d queries compared; send %.1fs, queries %.1fs (slowest %.3fs), total %.1fs"
+          % (seed, len(queries), t_sent - t0, t_q - t_sent, max_took, time.monotonic() - t0))
+    if failures:
+        lines = ["seed %d: %d of %d queries differ from the reference" % (seed, len(failures), len(queries))]
+        for stage, zone, q, probs in failures[:MAX_REPORTED]:
+            lines.append("")
+            lines.append("%szone %s  query %s" % (stage + ": " if stage else "", zone,
+                                                   json.dumps(q, ensure_ascii=False)))
+            lines += ["    " + p for p in probs]
+        if len(failures) > MAX_REPORTED:
+            lines.append("... and %d more queries" % (len(failures) - MAX_REPORTED))
+        raise tally.TestFailure("\n".join(lines))
+
+
+def generate_tests(quick):
+    return [("test_diff_seed_%d" % sd, run_seed, (sd,)) for sd in (QUICK_SEEDS if quick else SEEDS)]
