@@ -151,7 +151,13 @@ int tl_dict__load(tl_dict *d, const char *path, uint64_t len, tl_err *err)
             return tl_err_set(err, TL_EBADMSG, "%s: corrupt entry at byte %zu", path,
                               (size_t)(p - (const uint8_t *)b.p));
         }
-        tl_dict__intern(d, (tl_str){(const char *)p, (size_t)n});
+        /* Entry k is id k: a repeated string would shift every later id. */
+        uint32_t want = d->n + 1;
+        if (tl_dict__intern(d, (tl_str){(const char *)p, (size_t)n}) != want) {
+            tl_buf_fini(&b);
+            return tl_err_set(err, TL_EBADMSG, "%s: repeated entry at byte %zu", path,
+                              (size_t)(p - (const uint8_t *)b.p));
+        }
         p += n;
     }
     tl_buf_fini(&b);

@@ -138,8 +138,12 @@ int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops
     int rc = tl_dict__load(&id->ids, path, ids_len, err);
     if (rc)
         return rc;
-    for (uint32_t e = 1; e <= id->ids.n; e++)
-        add_did(id, tl_dict__str(&id->ids, e).p[0] == 'u');
+    for (uint32_t e = 1; e <= id->ids.n; e++) {
+        tl_str k = tl_dict__str(&id->ids, e);
+        if (!k.len || (k.p[0] != 'u' && k.p[0] != 'a'))
+            return tl_err_set(err, TL_EBADMSG, "%s: entry %u has no kind byte", path, e);
+        add_did(id, k.p[0] == 'u');
+    }
     snprintf(path, sizeof path, "%s/ident.ops", dir);
     tl_buf b = TL_BUF_INIT;
     rc = tl_read_file(path, &b);

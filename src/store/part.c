@@ -368,20 +368,22 @@ int tl_part__open(const char *path, uint64_t seq, uint32_t project, tl_part **ou
     p->n_cols = n_cols;
     p->cols = tl_xcalloc(n_cols + 1, sizeof *p->cols);
     p->loaded = tl_xcalloc(n_cols + 1, sizeof *p->loaded);
+    /* Complete before any check can fail, so that tl_part__unref frees it all. */
+    pthread_mutex_init(&p->mu, NULL);
+    atomic_init(&p->refs, 1);
+    snprintf(p->path, sizeof p->path, "%s", path);
     for (uint32_t i = 0; i < n_cols; i++) {
         const uint8_t *e = dir + (size_t)i * ENT_SIZE;
         p->cols[i] = (tl_colent){tl_le32(e), tl_le32(e + 4), tl_le64(e + 8), tl_le64(e + 16),
                                  tl_le64(e + 24), tl_le32(e + 32)};
-        if (p->cols[i].off + p->cols[i].clen > p->file_bytes) {
+        /* Written so that a huge offset or length cannot wrap around. */
+        if (p->cols[i].off > p->file_bytes || p->cols[i].clen > p->file_bytes - p->cols[i].off) {
             free(dir);
             tl_part__unref(p);
             return tl_err_set(err, TL_EBADMSG, "%s: column %u past the end", path, i);
         }
     }
     free(dir);
-    pthread_mutex_init(&p->mu, NULL);
-    atomic_init(&p->refs, 1);
-    snprintf(p->path, sizeof p->path, "%s", path);
     *out = p;
     return 0;
 }
@@ -442,6 +444,10 @@ int tl_part__load(tl_part *p, uint32_t i, const void **out)
     if (!rc && tl_crc32c(0, z, c->clen) != c->crc)
         rc = TL_EBADMSG;
     uint8_t *raw = NULL;
+    /* The frame must declare the size the directory gives (ZSTD_compress always writes it)
+     * before that much memory is taken on the word of the directory alone. */
+    if (!rc && ZSTD_getFrameContentSize(z, c->clen) != c->rawlen)
+        rc = TL_EBADMSG;
     if (!rc) {
         raw = tl_xmalloc(c->rawlen + 16);
         size_t got = ZSTD_decompress(raw, c->rawlen, z, c->clen);

@@ -250,6 +250,8 @@ static int load_checkpoint(tl_store *s, uint64_t *log_pos, uint64_t *aux, tl_err
     uint32_t np = tl_le32(p + 36);
     p += 40;
     end -= 4;
+    if (np > MAX_PROJECTS)
+        rc = TL_EBADMSG;
     for (uint32_t i = 0; i < np && !rc; i++) {
         if (end - p < 4 || tl_le32(p) >= TL_NAME_LEN || (uint64_t)(end - p) < 4 + tl_le32(p) + 28) {
             rc = TL_EBADMSG;
@@ -263,7 +265,8 @@ static int load_checkpoint(tl_store *s, uint64_t *log_pos, uint64_t *aux, tl_err
         cp.ops_len = tl_le64(p + 16);
         cp.n_parts = tl_le32(p + 24);
         p += 28;
-        if ((uint64_t)(end - p) < (uint64_t)cp.n_parts * 8 || !name_ok(cp.name)) {
+        if ((uint64_t)(end - p) < (uint64_t)cp.n_parts * 8 || !name_ok(cp.name) ||
+            find_project(s, cp.name)) {
             rc = TL_EBADMSG;
             break;
         }
@@ -602,14 +605,20 @@ int tl_store_snap(tl_store *s, tl_str name, tl_snap **out)
     sn->parts = tl_xcalloc(cap + 1, sizeof *sn->parts);
     for (uint32_t i = 0; i < p->n_parts; i++) {
         tl_partition *pt = &p->parts[i];
-        for (uint32_t k = 0; k < pt->n_sealed; k++) {
-            tl_part *sp = pt->sealed[k];
-            sn->parts[sn->n++] = (struct snap_part){
-                sp, NULL, {sp->min_ts, sp->max_ts, sp->n_rows, true}};
+        /* Sealed parts are kept ordered by min_ts; the open part goes in its place among
+         * them, so that the whole list is ordered by min_ts as the contract says. */
+        tl_open *op = pt->open && pt->open->n ? pt->open : NULL;
+        for (uint32_t k = 0; k <= pt->n_sealed; k++) {
+            tl_part *sp = k < pt->n_sealed ? pt->sealed[k] : NULL;
+            if (op && (!sp || op->min_ts < sp->min_ts)) {
+                sn->parts[sn->n++] = (struct snap_part){
+                    NULL, op, {op->min_ts, op->max_ts, op->n, false}};
+                op = NULL;
+            }
+            if (sp)
+                sn->parts[sn->n++] = (struct snap_part){
+                    sp, NULL, {sp->min_ts, sp->max_ts, sp->n_rows, true}};
         }
-        if (pt->open && pt->open->n)
-            sn->parts[sn->n++] = (struct snap_part){
-                NULL, pt->open, {pt->open->min_ts, pt->open->max_ts, pt->open->n, false}};
     }
     *out = sn;
     return 0;
