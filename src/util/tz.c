@@ -9,7 +9,7 @@
  * The file (all integers big-endian, signed where it says i):
  *
  *   +-------------------------------- header, 44 bytes -------------------------------------+
- *   | "TZif" | version: 0x00 (v1) or '2' '3' '4' | 15 unused                                   |
+ *   | "TZif" | version: 0x00 (v1), '2' '3' '4' (later digits read as v4) | 15 unused         |
  *   | u32 isutcnt | u32 isstdcnt | u32 leapcnt | u32 timecnt | u32 typecnt | u32 charcnt      |
  *   +---------------------------------------------------------------------------------------+
  *   | v1 data block, TIME = 4 bytes     (read for v1; only length-checked and skipped in v2+) |
@@ -42,7 +42,7 @@
  *                the US rule M3.2.0,M11.1.0, as glibc and tzcode do.
  *
  * What we keep, and the invariants every function below relies on:
- *   1. at[0..n) are POSIX UTC seconds in ascending order (leap-counting instants of the
+ *   1. at[0..n) are POSIX UTC seconds in non-decreasing order (leap-counting instants of the
  *      right/ zones are corrected at load) and off[i] is the offset in effect from at[i].
  *   2. Before at[0] the offset is off0, the offset of time type 0 (RFC 8536 3.2).
  *   3. From at[n-1] on (or everywhere when n is 0) the footer rule decides, if there is one;
@@ -53,7 +53,11 @@
  * Local to UTC: the wall clock f(u) = u + offset(u) rises with slope 1 and jumps at
  * transitions (up over a gap, down into a repeated hour). The instant where wall time L first
  * occurs, or where the gap holding L ends, is the least u with f(u) >= L. By invariant 4 it lies
- * in (L - 26 h, L + 26 h], so we walk the few constant-offset segments of that window. */
+ * in (L - 26 h, L + 26 h], so we walk the few constant-offset segments of that window.
+ *
+ * Beyond the header's contracts: the UTC aliases (UTC, Etc/UTC, GMT, Zulu, ...) are built in
+ * and never touch the disk; a zone from tl_tz_parse has the empty name; local times and days
+ * beyond about +-292 million years are clamped so no arithmetic can overflow. */
 #include "util/tz.h"
 
 #include <limits.h>
