@@ -128,6 +128,7 @@ struct tl_log {
     tl_buf pending;
     waiter *q_head, *q_tail;
     bool closing;
+    bool roll_wanted;   /* tl_log_release asks the writer to start a new segment */
     int waiting;        /* threads inside tl_log_wait */
     uint32_t first_seg; /* oldest kept segment */
     uint32_t *seg_end;  /* seg_end[i]: length of segment first_seg + i */
@@ -154,6 +155,9 @@ struct tl_log_iter {
 };
 
 /* ---- format ---------------------------------------------------------------------------- */
+
+/* tl_log_release rolls a fully covered active segment longer than this. */
+#define RELEASE_ROLL_MIN (1u << 20)
 
 static void seg_path(const char *dir, uint32_t seg, char *out)
 {
@@ -623,8 +627,18 @@ static void *writer_main(void *arg)
     tl_log *log = arg;
     pthread_mutex_lock(&log->mu);
     for (;;) {
-        while (!log->q_head && !log->closing)
+        while (!log->q_head && !log->closing && !log->roll_wanted)
             pthread_cond_wait(&log->work_cv, &log->mu);
+        if (!log->q_head && log->roll_wanted && !log->closing) {
+            /* A released, fully covered active segment: start a new one so it can go. */
+            bool failed = atomic_load(&log->err) != 0;
+            pthread_mutex_unlock(&log->mu);
+            if (!failed && log->w_off > HDR_LEN) (void)roll(log);
+            pthread_mutex_lock(&log->mu);
+            log->roll_wanted = false;
+            pthread_cond_broadcast(&log->done_cv);
+            continue;
+        }
         if (!log->q_head) break; /* closing, and everything appended is written */
         waiter *list = log->q_head;
         log->q_head = log->q_tail = NULL;
@@ -887,6 +901,16 @@ uint64_t tl_log_start_pos(tl_log *log)
 int tl_log_release(tl_log *log, uint64_t pos)
 {
     pthread_mutex_lock(&log->mu);
+    /* Everything durable is covered and the active segment holds more than a little: have the
+     * writer roll, so the whole old segment can be deleted now rather than kept until full. */
+    uint64_t durable = atomic_load(&log->durable);
+    if (pos >= durable && (uint32_t)durable >= RELEASE_ROLL_MIN && !atomic_load(&log->err) &&
+        !log->closing && log->writer_started) {
+        log->roll_wanted = true;
+        pthread_cond_signal(&log->work_cv);
+        while (log->roll_wanted && !log->closing)
+            pthread_cond_wait(&log->done_cv, &log->mu);
+    }
     uint32_t from = log->first_seg;
     size_t k = 0;
     while (from + k < log->active && ((uint64_t)(from + k) << 32 | log->seg_end[k]) <= pos)
