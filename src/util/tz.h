@@ -1,4 +1,4 @@
-/* Time zones by IANA name, read from the system's zoneinfo (TZif v1/v2/v3 files, including
+/* Time zones by IANA name, read from the system's zoneinfo (TZif v1 to v4 files, including
  * the POSIX TZ footer rule for instants past the last transition). A tl_tz is immutable after
  * load and may be shared by any number of threads. */
 #ifndef TL_TZ_H
