@@ -211,3 +211,14 @@ def test_cli_refuses_a_directory_in_use():
         check(p.stderr.strip() != b"", "and say why")
         t = today_utc()
         s.wait_count(P, day_add(t, -7), t, RK, 50)
+
+
+def test_cli_query_and_export_on_a_new_directory():
+    root, data, conf = setup_dir()
+    t = today_utc()
+    q = {"project": P, "kind": "trends", "metric": "events", "interval": "day", "from": day_add(t, -2), "to": t}
+    p = run_cli(["query", "--data", data, "--config", conf, json.dumps(q)], timeout=30)
+    j = json.loads(p.stdout.decode())
+    check_eq(j["rows"], [[day_add(t, -2), 0], [day_add(t, -1), 0], [t, 0]], "a new directory answers zeros")
+    p = run_cli(["export", "--data", data, "--config", conf, "--project", P], timeout=30)
+    check_eq(p.stdout.strip(), b"", "export of a new directory")

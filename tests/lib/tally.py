@@ -437,8 +437,12 @@ def run_cli(args, input=None, timeout=120.0, env=None, check_status=True):
     log("run", BIN, " ".join(args))
     if isinstance(input, str):
         input = input.encode("utf-8")
-    p = subprocess.run([BIN] + list(args), input=input, capture_output=True, timeout=timeout,
-                       env=e, stdin=None if input is not None else subprocess.DEVNULL)
+    try:
+        p = subprocess.run([BIN] + list(args), input=input, capture_output=True, timeout=timeout,
+                           env=e, stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as x:
+        raise TestFailure("tally %s did not finish within %.0fs (stderr: %r)"
+                          % (" ".join(args), timeout, (x.stderr or b"")[-500:]))
     err = p.stderr.decode("utf-8", "replace")
     for m in SANITIZER_MARKERS:
         if m in err:
