@@ -160,7 +160,7 @@ static int gunzip(tl_arena *a, tl_str body, uint64_t max_bytes, tl_str *out, tl_
         return tl_err_set(err, TL_E2BIG, "body: more than %llu bytes after decompression",
                           (unsigned long long)max_bytes);
     /* First guess: the gzip trailer's ISIZE (exact for one member) when plausible (deflate
-     * expands at most ~1032×), else four times the input. */
+     * inflates at most ~1032×), else four times the input. */
     size_t cap = body.len * 4;
     if (body.len >= 18) {
         uint32_t isize = tl_le32(body.p + body.len - 4);
@@ -235,9 +235,14 @@ int tl_ingest_decode_body(tl_arena *a, tl_str body, tl_str content_encoding, uin
 {
     tl_str ce = trim(content_encoding);
     bool gzip = eq_nocase(ce, "gzip") || eq_nocase(ce, "x-gzip");
-    if (!gzip && ce.len && !eq_nocase(ce, "identity"))
+    if (!gzip && ce.len && !eq_nocase(ce, "identity")) {
+        /* Header bytes are not known to be UTF-8: echo only short printable ASCII. */
+        bool echo = ce.len <= QUOTE_MAX;
+        for (size_t i = 0; echo && i < ce.len; i++)
+            echo = ce.p[i] >= 0x20 && ce.p[i] < 0x7f;
         return tl_err_set(err, TL_EINVAL, "body: unsupported Content-Encoding \"%.*s\"",
-                          cut_utf8(ce, QUOTE_MAX), ce.p);
+                          echo ? (int)ce.len : 0, ce.p);
+    }
     if (body.len >= 2 && (unsigned char)body.p[0] == 0x1f && (unsigned char)body.p[1] == 0x8b)
         gzip = true;
     if (gzip && body.len > 0) return gunzip(a, body, max_bytes, out, err);
@@ -285,6 +290,12 @@ static int str_to_ms(tl_str s, int64_t *ms)
         return num_to_ms(strtod(tmp, NULL), ms);
     }
     return tl_iso_parse(s, ms);
+}
+
+static int bad_time(tl_err *err, bool timestamp)
+{
+    return tl_err_set(err, TL_EINVAL, "%s: not a number or ISO-8601 date with a zone",
+                      timestamp ? "timestamp" : "sent_at");
 }
 
 int tl_ingest_time(const tl_json *v, int64_t *ms)
@@ -883,9 +894,7 @@ int tl_ingest_event(tl_arena *a, const tl_json *obj, int64_t batch_sent_at_ms,
         case K_TIMESTAMP:
         case K_SENT_AT: {
             bool ts = kind == K_TIMESTAMP;
-            if (tl_ingest_time(m, ts ? &e.ts_ms : &e.sent_ms))
-                return tl_err_set(err, TL_EINVAL, "%s: not a number or ISO-8601 date with a zone",
-                                  ts ? "timestamp" : "sent_at");
+            if (tl_ingest_time(m, ts ? &e.ts_ms : &e.sent_ms)) return bad_time(err, ts);
             *(ts ? &e.has_ts : &e.has_sent) = true;
             break;
         }
@@ -975,9 +984,7 @@ int tl_ingest_pixel(tl_arena *a, const tl_str *keys, const tl_str *vals, size_t 
             continue;
         if (kind == K_TIMESTAMP || kind == K_SENT_AT) {
             bool ts = kind == K_TIMESTAMP;
-            if (str_to_ms(v, ts ? &e.ts_ms : &e.sent_ms))
-                return tl_err_set(err, TL_EINVAL, "%s: not a number or ISO-8601 date with a zone",
-                                  ts ? "timestamp" : "sent_at");
+            if (str_to_ms(v, ts ? &e.ts_ms : &e.sent_ms)) return bad_time(err, ts);
             *(ts ? &e.has_ts : &e.has_sent) = true;
             continue;
         }
@@ -1169,7 +1176,7 @@ int tl_ingest_native(tl_arena *a, tl_str body, tl_str content_type, const tl_ing
                               tl_json_type_name(env->type));
         const tl_json *sent = tl_json_get(root, "sent_at");
         if (sent && sent->type != TL_JNULL && tl_ingest_time(sent, &sent_ms))
-            return tl_err_set(err, TL_EINVAL, "sent_at: not a number or ISO-8601 date with a zone");
+            return bad_time(err, false);
         out->body_key = body_key_of(root);
         events = env;
     } else if (root->type != TL_JARR) {

@@ -1013,6 +1013,10 @@ static void test_gzip(void **state)
     assert_int_equal(tl_ingest_decode_body(f->a, tl_str_c(json), TL_STR("br"), 1 << 20, &out, &err),
                      TL_EINVAL);
     assert_string_equal(err.msg, "body: unsupported Content-Encoding \"br\"");
+    assert_int_equal(
+        tl_ingest_decode_body(f->a, tl_str_c(json), TL_STR("b\xffr"), 1 << 20, &out, &err),
+        TL_EINVAL);
+    assert_string_equal(err.msg, "body: unsupported Content-Encoding \"\""); /* not echoed */
 
     /* Plain bodies pass through, bounded too. */
     assert_int_equal(tl_ingest_decode_body(f->a, tl_str_c(json), TL_STR_NULL, 1 << 20, &out, &err),

@@ -327,6 +327,18 @@ static void test_write(void **state)
     tl_buf_fini(&b2);
 }
 
+static void test_write_hand_built(void **state)
+{
+    /* Nodes built by hand have num but no source text. */
+    tl_json n2 = {.type = TL_JNUM, .num = 0.1};
+    tl_json n1 = {.type = TL_JNUM, .num = -42, .next = &n2};
+    tl_json arr = {.type = TL_JARR, .n = 2, .child = &n1};
+    tl_buf b = TL_BUF_INIT;
+    tl_json_write(&b, &arr);
+    assert_true(tl_str_eqc(tl_buf_str(&b), "[-42,0.1]"));
+    tl_buf_fini(&b);
+}
+
 static void test_type_names(void **state)
 {
     assert_string_equal(tl_json_type_name(TL_JNULL), "null");
@@ -352,6 +364,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_hand_built, setup, teardown),
         cmocka_unit_test_setup_teardown(test_type_names, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
