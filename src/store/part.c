@@ -33,9 +33,10 @@
 #include "util/diag.h"
 #include "util/io.h"
 
-#define HDR_SIZE 56
-#define ENT_SIZE 40
-#define ZLEVEL   3
+#define HDR_SIZE   56
+#define ENT_SIZE   40
+#define ZLEVEL     3
+#define ZMAX_RATIO 32768 /* the most a zstd frame can expand (128 KiB per 4-byte block) */
 
 /* ---- open parts ---- */
 
@@ -288,7 +289,7 @@ int tl_part__write(const char *path, uint64_t seq, uint32_t project, const tl_op
     int64_t *ts = tl_xmalloc((size_t)n * 8 + 8);
     int64_t prev = 0;
     for (uint32_t i = 0; i < n; i++) {
-        ts[i] = op->ts[ord[i]] - prev;
+        ts[i] = (int64_t)((uint64_t)op->ts[ord[i]] - (uint64_t)prev);
         prev = op->ts[ord[i]];
     }
     gather_add(&g, TL_COL_TS, 0, ts, (size_t)n * 8);
@@ -305,7 +306,8 @@ int tl_part__write(const char *path, uint64_t seq, uint32_t project, const tl_op
     uint8_t *bytes = e + (size_t)(n + 1) * 4;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t a = op->eid_off[ord[i]], b = op->eid_off[ord[i] + 1];
-        memcpy(bytes + o, op->eid.p + a, b - a);
+        if (b > a) /* eid.p is NULL while every event id so far is empty */
+            memcpy(bytes + o, op->eid.p + a, b - a);
         o += b - a;
         tl_put32(e + (size_t)(i + 1) * 4, o);
     }
@@ -448,6 +450,10 @@ int tl_part__load(tl_part *p, uint32_t i, const void **out)
      * before that much memory is taken on the word of the directory alone. */
     if (!rc && ZSTD_getFrameContentSize(z, c->clen) != c->rawlen)
         rc = TL_EBADMSG;
+    /* Nor more than zstd can produce from clen bytes: at best a 4-byte RLE block yields
+     * 128 KiB. */
+    if (!rc && c->rawlen / ZMAX_RATIO > c->clen)
+        rc = TL_EBADMSG;
     if (!rc) {
         raw = tl_xmalloc(c->rawlen + 16);
         size_t got = ZSTD_decompress(raw, c->rawlen, z, c->clen);
@@ -456,12 +462,15 @@ int tl_part__load(tl_part *p, uint32_t i, const void **out)
     }
     free(z);
     if (!rc && c->col == TL_COL_TS) {
-        int64_t *ts = (int64_t *)(void *)raw, acc = 0;
-        for (uint32_t r = 0; r < p->n_rows; r++) {
-            int64_t d;
-            memcpy(&d, raw + (size_t)r * 8, 8);
-            acc += d;
-            ts[r] = acc;
+        /* Sum the deltas modulo 2^64 (no signed overflow on damaged data), and check what
+         * readers rely on: sorted, within the header's min and max. */
+        int64_t *ts = (int64_t *)(void *)raw;
+        uint64_t acc = 0;
+        for (uint32_t r = 0; r < p->n_rows && !rc; r++) {
+            acc += tl_le64(raw + (size_t)r * 8);
+            ts[r] = (int64_t)acc;
+            if (ts[r] < p->min_ts || ts[r] > p->max_ts || (r && ts[r] < ts[r - 1]))
+                rc = TL_EBADMSG;
         }
     }
     if (!rc && c->col == TL_COL_EVENT_ID) {

@@ -1217,6 +1217,32 @@ static void test_many_rows_and_props(void **state)
     tl_store_free(s);
 }
 
+/* A part whose event ids are all empty (its id bytes were never allocated). */
+static void test_empty_event_ids(void **state)
+{
+    fixture *f = *state;
+    tl_store *s = open_store(f->sdir, NULL, NULL);
+    uint32_t pid = begin(s, "p");
+    uint32_t d = did(s, pid, "a", false);
+    for (int i = 0; i < 3; i++)
+        append(s, pid, d, "e", "", T0 + i, "", "", NULL);
+    tl_store_w_end(s, pid);
+    char *before = dump(s, "p");
+    checkpoint(s, 1, 1);
+    tl_store_free(s);
+    s = open_store(f->sdir, NULL, NULL);
+    char *after = dump(s, "p");
+    assert_same_text(before, after);
+    tl_snap *sn = snap(s, "p");
+    tl_str eid = TL_STR("x");
+    assert_int_equal(tl_snap_event_id(sn, 0, 2, &eid), 0);
+    assert_int_equal(eid.len, 0);
+    tl_snap_free(sn);
+    free(before);
+    free(after);
+    tl_store_free(s);
+}
+
 static void test_checkpoint_failure_is_sticky(void **state)
 {
     fixture *f = *state;
@@ -1259,6 +1285,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dict_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_between_checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_rows_and_props, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_event_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_failure_is_sticky, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
