@@ -47,6 +47,7 @@ struct tl_index {
     pthread_rwlock_t dd_lock;
     pthread_t thread;
     bool started;
+    bool running; /* the thread is running (under mu) */
     atomic_bool stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -219,7 +220,10 @@ static int do_checkpoint(tl_index *ix, uint64_t pos)
 static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
 {
     int n = 0, rc = 0;
-    tl_str cur = TL_STR_NULL;
+    /* The locked project's name is copied: r.project points into the log iterator's buffer,
+     * which the next tl_log_iter_next may refill or move. Longer names never lock. */
+    char cur[64];
+    size_t cur_len = 0;
     uint32_t pid = 0;
     bool locked = false;
     uint64_t pos = ix->pos;
@@ -246,7 +250,7 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
             atomic_fetch_add(&ix->duplicates, 1);
             continue;
         }
-        if (!locked || !tl_str_eq(cur, r.project)) {
+        if (!locked || !tl_str_eq((tl_str){cur, cur_len}, r.project)) {
             if (locked)
                 tl_store_w_end(ix->store, pid);
             locked = false;
@@ -255,8 +259,13 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
                          r.project.p);
                 continue;
             }
+            if (r.project.len > sizeof cur) {
+                tl_store_w_end(ix->store, pid);
+                continue;
+            }
             locked = true;
-            cur = r.project;
+            memcpy(cur, r.project.p, r.project.len);
+            cur_len = r.project.len;
         }
         apply(ix, pid, &r);
         atomic_fetch_add(&ix->indexed, 1);
@@ -283,8 +292,7 @@ static void *run(void *arg)
     if (rc) {
         TL_ERROR("index", "cannot read the log from pos=%llu: %s", (unsigned long long)ix->pos,
                  tl_strerror(rc));
-        tl_arena_free(a);
-        return NULL;
+        goto out;
     }
     for (;;) {
         int n = index_batch(ix, it, a);
@@ -296,11 +304,15 @@ static void *run(void *arg)
         pthread_mutex_lock(&ix->mu);
         bool wanted = ix->ckpt_wanted > ix->ckpt_done;
         pthread_mutex_unlock(&ix->mu);
-        if (n == BATCH && !wanted)
-            continue;
+        /* A full batch means more is probably waiting; a checkpoint that is due still runs
+         * between batches, or a steady stream would keep rows in memory without bound. */
+        bool more = n == BATCH;
         bool due = ix->dirty && (tl_mono_ms() - ix->last_ckpt_ms >= ix->opts.checkpoint_ms ||
                                  tl_store_open_rows(ix->store) >= ix->opts.seal_rows);
-        if (due || wanted || (stopping && ix->dirty)) {
+        if (more && !wanted && !due)
+            continue;
+        bool final = stopping && !more;
+        if (due || wanted || (final && ix->dirty)) {
             int crc = ix->dirty || wanted ? do_checkpoint(ix, ix->pos) : 0;
             pthread_mutex_lock(&ix->mu);
             ix->ckpt_rc = crc;
@@ -308,13 +320,20 @@ static void *run(void *arg)
             pthread_cond_broadcast(&ix->cv);
             pthread_mutex_unlock(&ix->mu);
         }
-        if (stopping)
+        if (final)
             break;
         if (n == 0)
             (void)tl_log_wait(ix->log, ix->pos, 100);
     }
+out:
     tl_log_iter_free(it);
     tl_arena_free(a);
+    /* Wake checkpoint requests that this thread will never serve (tl_index_checkpoint then
+     * runs them itself). */
+    pthread_mutex_lock(&ix->mu);
+    ix->running = false;
+    pthread_cond_broadcast(&ix->cv);
+    pthread_mutex_unlock(&ix->mu);
     return NULL;
 }
 
@@ -351,8 +370,15 @@ int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_po
 
 int tl_index_start(tl_index *ix)
 {
-    if (pthread_create(&ix->thread, NULL, run, ix))
+    pthread_mutex_lock(&ix->mu);
+    ix->running = true;
+    pthread_mutex_unlock(&ix->mu);
+    if (pthread_create(&ix->thread, NULL, run, ix)) {
+        pthread_mutex_lock(&ix->mu);
+        ix->running = false;
+        pthread_mutex_unlock(&ix->mu);
         return TL_ENOMEM;
+    }
     ix->started = true;
     return 0;
 }
@@ -406,9 +432,17 @@ int tl_index_checkpoint(tl_index *ix)
 {
     pthread_mutex_lock(&ix->mu);
     uint64_t want = ++ix->ckpt_wanted;
-    while (ix->ckpt_done < want)
+    while (ix->running && ix->ckpt_done < want)
         pthread_cond_wait(&ix->cv, &ix->mu);
-    int rc = ix->ckpt_rc;
+    int rc;
+    if (ix->ckpt_done >= want) {
+        rc = ix->ckpt_rc;
+    } else {
+        /* No thread (not started, or stopped by a log error): nothing else touches the
+         * indexer's state, so the checkpoint runs here, under mu against other callers. */
+        rc = do_checkpoint(ix, ix->pos);
+        ix->ckpt_done = want;
+    }
     pthread_mutex_unlock(&ix->mu);
     return rc;
 }
