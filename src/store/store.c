@@ -556,12 +556,26 @@ int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err
         }
         pthread_rwlock_unlock(&p->lock);
         if (!rc) {
+            /* New files' names must be durable before the checkpoint names them: the parts
+             * directory, and the project directory (dict.dat, ids.dat, ident.ops). */
             char pd[1100];
             snprintf(pd, sizeof pd, "%s/parts", p->dir);
             rc = tl_fsync_dir(pd);
+            if (!rc) {
+                snprintf(pd, sizeof pd, "%s", p->dir);
+                rc = tl_fsync_dir(pd);
+            }
             if (rc)
                 tl_err_set(err, rc, "%s: fsync: %s", pd, tl_strerror(rc));
         }
+    }
+    if (!rc && np) {
+        /* ... and the directory that holds the project directories. */
+        char pd[1100];
+        snprintf(pd, sizeof pd, "%s/p", s->dir);
+        rc = tl_fsync_dir(pd);
+        if (rc)
+            tl_err_set(err, rc, "%s: fsync: %s", pd, tl_strerror(rc));
     }
     if (!rc) {
         tl_put64(b.p + seq_at, s->next_seq);
