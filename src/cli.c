@@ -148,9 +148,6 @@ static int engine_open(engine *e, tl_err *err)
     rc = tl_log_open(path, &lo, &e->log, err);
     if (rc)
         return rc;
-    if (pos < tl_log_start_pos(e->log) && pos != 0)
-        TL_WARN("cli", "log starts after the checkpoint (pos=%llu); events between are lost",
-                (unsigned long long)pos);
     snprintf(path, sizeof path, "%s/index", c->data_dir);
     tl_index_opts io = {c->checkpoint_ms, c->seal_rows};
     rc = tl_index_open(path, e->st, e->log, pos, aux, &io, &e->ix, err);

@@ -39,7 +39,7 @@ typedef struct tl_config {
     uint32_t max_event_bytes;    /* one event's JSON */
     uint32_t max_string_bytes;   /* any one string value */
     uint32_t max_props;          /* properties per event, after flattening */
-    uint32_t max_depth;          /* JSON nesting */
+    uint32_t max_depth;          /* nesting of an event's properties */
     uint32_t max_future_s;       /* events further in the future than this are rejected */
     uint64_t segment_bytes;      /* log segment size */
     uint32_t seal_rows;          /* rows in an open part before it is sealed */

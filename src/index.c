@@ -1,12 +1,12 @@
 /* The indexer thread: tails the durable log, drops duplicates, resolves identity and appends
  * rows to the store; checkpoints and releases log segments.
  *
- * Dedup set: the 128-bit XXH3 of (project, NUL, event_id) for every event ever indexed (within
- * retention), in an open-addressing table (zero = empty slot). New keys are appended to
- * dedup.dat (16 bytes each) and synced before each store checkpoint, which records the file's
- * length; at open the file is cut back to that length, so the set and the store always
- * describe the same prefix of the log. A restart replays the log from the checkpoint and
- * every event counts exactly once.
+ * Dedup set: the 128-bit XXH3 of (project, NUL, event_id) for every stored event, in an
+ * open-addressing table (zero = empty slot), kept in memory (about 23 bytes per event). It is
+ * not written anywhere: at open it is rebuilt from the event-id columns of the store's
+ * checkpointed parts, so the set and the store always describe the same prefix of the log, at
+ * no disk cost. A restart replays the log from the checkpoint and every event counts exactly
+ * once. (The checkpoint records the set's size, checked at rebuild.)
  *
  * Threads: the indexer thread owns everything; tl_index_seen reads the set under a rwlock;
  * tl_index_wait and tl_index_checkpoint synchronise through a mutex and condition variable. */
@@ -34,9 +34,6 @@
 typedef struct dedup {
     tl_h128 *slots;
     uint64_t mask, n;
-    tl_buf pending; /* keys not yet in the file */
-    uint64_t file_len;
-    char path[1100];
 } dedup;
 
 struct tl_index {
@@ -106,65 +103,38 @@ static void dd_grow(dedup *d)
 }
 
 /* Inserts k; returns false when it was already present. */
-static bool dd_insert(dedup *d, tl_h128 k, bool persist)
+static bool dd_insert(dedup *d, tl_h128 k)
 {
     uint64_t slot;
     if (dd_find(d, k, &slot))
         return false;
     d->slots[slot] = k;
     d->n++;
-    if (persist) {
-        tl_buf_u64(&d->pending, k.lo);
-        tl_buf_u64(&d->pending, k.hi);
-    }
     if (d->n * 10 > (d->mask + 1) * 7)
         dd_grow(d);
     return true;
 }
 
-static int dd_load(dedup *d, const char *dir, uint64_t len, tl_err *err)
+static void dd_add_cb(void *ctx, tl_str project, tl_str event_id)
 {
-    snprintf(d->path, sizeof d->path, "%s/dedup.dat", dir);
-    d->mask = (1u << 16) - 1;
-    d->slots = tl_xcalloc(d->mask + 1, sizeof *d->slots);
-    tl_buf b = TL_BUF_INIT;
-    int rc = tl_read_file(d->path, &b);
-    if (rc == TL_ENOENT && len == 0)
-        rc = 0;
-    if (!rc && b.len < len)
-        rc = TL_EBADMSG;
-    if (rc) {
-        tl_buf_fini(&b);
-        return tl_err_set(err, rc, "%s: %s (checkpoint says %llu bytes)", d->path,
-                          tl_strerror(rc), (unsigned long long)len);
-    }
-    while ((d->mask + 1) * 7 < (len / 16) * 10)
-        d->mask = d->mask * 2 + 1;
-    free(d->slots);
-    d->slots = tl_xcalloc(d->mask + 1, sizeof *d->slots);
-    for (uint64_t off = 0; off + 16 <= len; off += 16)
-        dd_insert(d, (tl_h128){tl_le64(b.p + off), tl_le64(b.p + off + 8)}, false);
-    tl_buf_fini(&b);
-    if (truncate(d->path, (off_t)len) < 0 && len > 0)
-        return tl_err_set(err, -errno, "%s: truncate", d->path);
-    d->file_len = len;
-    return 0;
+    dd_insert(ctx, dedup_key(project, event_id));
 }
 
-static int dd_sync(dedup *d, tl_err *err)
+/* Rebuilds the set from the event ids of every stored row: the store's checkpoint and the set
+ * then describe the same prefix of the log by construction. `expect` is the count recorded at
+ * the last checkpoint, a consistency check. */
+static int dd_rebuild(dedup *d, tl_store *st, uint64_t expect, tl_err *err)
 {
-    if (!d->pending.len)
-        return 0;
-    int fd = open(d->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    int rc = fd < 0 ? -errno : tl_pwrite_all(fd, d->pending.p, d->pending.len, (off_t)d->file_len);
-    if (!rc)
-        rc = tl_fdatasync(fd);
-    if (fd >= 0)
-        close(fd);
+    d->mask = (1u << 16) - 1;
+    while ((d->mask + 1) * 7 < expect * 10)
+        d->mask = d->mask * 2 + 1;
+    d->slots = tl_xcalloc(d->mask + 1, sizeof *d->slots);
+    int rc = tl_store_scan_event_ids(st, dd_add_cb, d);
     if (rc)
-        return tl_err_set(err, rc, "%s: %s", d->path, tl_strerror(rc));
-    d->file_len += d->pending.len;
-    d->pending.len = 0;
+        return tl_err_set(err, rc, "rebuilding the event-id set: %s", tl_strerror(rc));
+    if (d->n != expect)
+        TL_WARN("index", "event-id set has %llu ids, the checkpoint recorded %llu",
+                (unsigned long long)d->n, (unsigned long long)expect);
     return 0;
 }
 
@@ -196,12 +166,10 @@ static void apply(tl_index *ix, uint32_t pid, const tl_record *r)
 static int do_checkpoint(tl_index *ix, uint64_t pos)
 {
     tl_err err = {0};
-    pthread_rwlock_wrlock(&ix->dd_lock);
-    int rc = dd_sync(&ix->dd, &err);
-    uint64_t len = ix->dd.file_len;
+    pthread_rwlock_rdlock(&ix->dd_lock);
+    uint64_t n_ids = ix->dd.n;
     pthread_rwlock_unlock(&ix->dd_lock);
-    if (!rc)
-        rc = tl_store_checkpoint(ix->store, pos, len, &err);
+    int rc = tl_store_checkpoint(ix->store, pos, n_ids, &err);
     if (rc) {
         TL_ERROR("index", "checkpoint failed: %s", err.msg);
         return rc;
@@ -246,7 +214,7 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
         }
         pos = next;
         n++;
-        if (!dd_insert(&ix->dd, dedup_key(r.project, r.event_id), true)) {
+        if (!dd_insert(&ix->dd, dedup_key(r.project, r.event_id))) {
             atomic_fetch_add(&ix->duplicates, 1);
             continue;
         }
@@ -273,8 +241,15 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
     if (locked)
         tl_store_w_end(ix->store, pid);
     pthread_rwlock_unlock(&ix->dd_lock);
-    if (n > 0) {
-        ix->dirty = true;
+    bool moved = false;
+    if (rc == 0 && tl_log_iter_pos(it) > pos) {
+        /* At the durable end: the iterator may have stepped past released segments. */
+        pos = tl_log_iter_pos(it);
+        moved = true;
+    }
+    if (n > 0 || moved) {
+        if (n > 0)
+            ix->dirty = true;
         pthread_mutex_lock(&ix->mu);
         ix->pos = pos;
         pthread_cond_broadcast(&ix->cv);
@@ -359,7 +334,7 @@ int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_po
     pthread_rwlock_init(&ix->dd_lock, NULL);
     pthread_mutex_init(&ix->mu, NULL);
     pthread_cond_init(&ix->cv, NULL);
-    rc = dd_load(&ix->dd, dir, aux, err);
+    rc = dd_rebuild(&ix->dd, store, aux, err);
     if (rc) {
         tl_index_free(ix);
         return rc;
@@ -392,7 +367,6 @@ void tl_index_free(tl_index *ix)
         pthread_join(ix->thread, NULL);
     }
     free(ix->dd.slots);
-    tl_buf_fini(&ix->dd.pending);
     pthread_rwlock_destroy(&ix->dd_lock);
     pthread_mutex_destroy(&ix->mu);
     pthread_cond_destroy(&ix->cv);

@@ -23,9 +23,10 @@ typedef struct tl_index_opts {
     uint32_t seal_rows;     /* 0 means 1 << 20 */
 } tl_index_opts;
 
-/* Opens the dedup set under `dir` as of the store's checkpoint (log position log_pos, dedup
- * file length aux, both from tl_store_open) and returns a new indexer (free with
- * tl_index_free). Call tl_index_start to start its thread. */
+/* Returns a new indexer (free with tl_index_free) that continues the store's checkpoint: log
+ * position log_pos and aux (the event-id count recorded with it), both from tl_store_open.
+ * Rebuilds the dedup set from the stored event ids. `dir` is the indexer's own directory.
+ * Call tl_index_start to start its thread. */
 int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_pos, uint64_t aux,
                   const tl_index_opts *opts, tl_index **out, tl_err *err) TL_MUST_USE;
 int tl_index_start(tl_index *ix) TL_MUST_USE;

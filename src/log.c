@@ -971,6 +971,11 @@ int tl_log_iter_new(tl_log *log, uint64_t pos, tl_log_iter **out)
     return 0;
 }
 
+uint64_t tl_log_iter_pos(const tl_log_iter *it)
+{
+    return (uint64_t)it->seg << 32 | it->off;
+}
+
 void tl_log_iter_free(tl_log_iter *it)
 {
     if (!it) return;

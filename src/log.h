@@ -61,6 +61,9 @@ int tl_log_iter_new(tl_log *log, uint64_t pos, tl_log_iter **out) TL_MUST_USE;
  * position after it), 0 at the durable end (call again later), or a negative error
  * (TL_EBADMSG with the file and offset logged) . */
 int tl_log_iter_next(tl_log_iter *it, tl_str *rec, uint64_t *next_pos) TL_MUST_USE;
+/* The position the iterator reads next. After tl_log_iter_next returned 0 it is the durable
+ * end, also when the iterator had to skip from a deleted segment to the oldest kept one. */
+uint64_t tl_log_iter_pos(const tl_log_iter *it);
 void tl_log_iter_free(tl_log_iter *it);
 
 /* Declares that everything before `pos` is safely elsewhere (sealed column files): segments

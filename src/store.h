@@ -63,6 +63,12 @@ void tl_store_w_erase(tl_store *s, uint32_t pid, uint32_t did);
 /* `aux` is recorded atomically with it (the indexer keeps its dedup file length there). */
 int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err) TL_MUST_USE;
 
+/* Calls fn(ctx, project, event_id) for every stored row of every project (the indexer
+ * rebuilds its dedup set with it at start). Event-id columns loaded for it are not kept in
+ * the cache. Call before the indexer starts (no concurrent writer). */
+typedef void (*tl_event_id_fn)(void *ctx, tl_str project, tl_str event_id);
+int tl_store_scan_event_ids(tl_store *s, tl_event_id_fn fn, void *ctx) TL_MUST_USE;
+
 /* Rows in open parts, over all projects (the indexer seals past opts.seal_rows). */
 uint64_t tl_store_open_rows(tl_store *s);
 

@@ -442,6 +442,43 @@ void tl_store_w_append(tl_store *s, uint32_t pid, const tl_record *r, uint32_t d
     atomic_fetch_add(&s->open_rows, 1);
 }
 
+int tl_store_scan_event_ids(tl_store *s, tl_event_id_fn fn, void *ctx)
+{
+    uint32_t np = atomic_load(&s->n_projects);
+    for (uint32_t i = 0; i < np; i++) {
+        project *p = s->projects[i];
+        tl_str name = tl_str_c(p->name);
+        pthread_rwlock_rdlock(&p->lock);
+        for (uint32_t k = 0; k < p->n_parts; k++) {
+            tl_partition *pt = &p->parts[k];
+            for (uint32_t j = 0; j < pt->n_sealed; j++) {
+                tl_part *sp = pt->sealed[j];
+                int ci = tl_part__find(sp, TL_COL_EVENT_ID, 0);
+                const uint8_t *raw;
+                int rc = ci < 0 ? TL_EBADMSG : tl_part__load(sp, (uint32_t)ci, (const void **)&raw);
+                if (rc) {
+                    pthread_rwlock_unlock(&p->lock);
+                    return rc;
+                }
+                const char *bytes = (const char *)raw + (size_t)(sp->n_rows + 1) * 4;
+                for (uint32_t r = 0; r < sp->n_rows; r++) {
+                    uint32_t a = tl_le32(raw + (size_t)r * 4), b = tl_le32(raw + (size_t)(r + 1) * 4);
+                    fn(ctx, name, (tl_str){bytes + a, b - a});
+                }
+                pthread_mutex_lock(&sp->mu);
+                free(sp->loaded[ci]);
+                sp->loaded[ci] = NULL;
+                pthread_mutex_unlock(&sp->mu);
+            }
+            tl_open *op = pt->open;
+            for (uint32_t r = 0; op && r < op->n; r++)
+                fn(ctx, name, (tl_str){op->eid.p + op->eid_off[r], op->eid_off[r + 1] - op->eid_off[r]});
+        }
+        pthread_rwlock_unlock(&p->lock);
+    }
+    return 0;
+}
+
 uint64_t tl_store_open_rows(tl_store *s)
 {
     return atomic_load(&s->open_rows);

@@ -197,7 +197,7 @@ void tl_buf_json_num(tl_buf *b, double v)
         tl_buf_adds(b, "null");
         return;
     }
-    if (v == (double)(long long)v && fabs(v) < 9.007199254740992e15) {
+    if (fabs(v) < 9.007199254740992e15 && v == (double)(long long)v) {
         tl_buf_printf(b, "%lld", (long long)v);
         return;
     }

@@ -14,6 +14,8 @@ bool tl_str_contains(tl_str hay, tl_str needle)
 
 bool tl_utf8_valid(const char *s, size_t len)
 {
+    if (len == 0)
+        return true;
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
         /* Fast path over ASCII, 8 bytes at a time. */
