@@ -11,6 +11,7 @@
 
 #include "util/buf.h"
 #include "util/diag.h"
+#include "util/tz.h"
 
 typedef enum { T_STR, T_U32, T_U64, T_BOOL, T_LEVEL } ctype;
 
@@ -243,6 +244,14 @@ static int load_file(tl_config *c, const char *path, tl_err *err)
                     rc = tl_err_set(err, TL_EINVAL, "%s: %s: empty or too long", where, k);
                 else
                     snprintf(dst, cap, "%s", v);
+                if (!rc && dst == cur->timezone) {
+                    /* An unknown zone is a mistake to report here, not at every query. */
+                    tl_tz *tz = NULL;
+                    tl_err terr = {0};
+                    if (tl_tz_load(v, &tz, &terr))
+                        rc = tl_err_set(err, TL_EINVAL, "%s: %s: %s", where, k, terr.msg);
+                    tl_tz_free(tz);
+                }
                 continue;
             }
             char *end;

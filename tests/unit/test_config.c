@@ -255,6 +255,8 @@ static void test_bad_lines(void **state)
          ":5: unknown project setting 'listen'"},
         {"[project p]\nwrite_key =\n", ":2: write_key: empty or too long"},
         {"[project p]\nsession_gap_s = 0\n", ":2: session_gap_s: expected a positive number"},
+        {"[project p]\n\ntimezone = Mars/Olympus_Mons\n", ":3: timezone: "},
+        {"[project p]\ntz = ../../etc/passwd\n", ":2: tz: "},
         {"[project p]\nretention_days = ten\n", ":2: retention_days"},
         {"\n\nthreads = many\n", ":3: threads: not a number: 'many'"},
         {"threads = 0\n", ":1: threads: 0 is outside 1..256"},
