@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """bench/bench.py — the query half of the benchmark and its report (Python stdlib only).
 
-  bench.py wait    --tally-port P --read-key K --meta META --timeout S
-      polls tally until it answers the generated number of unique events over the range
-      (ingested ≠ queryable: the indexer may lag behind the log); prints seconds waited.
+  bench.py wait    (--tally-port P --read-key K | --ch-port P) --meta META [--since T] --timeout S
+      polls the server until it counts the generated number of unique events over the range
+      (ingested ≠ queryable: tally's indexer may lag behind its log; after a restart either
+      server may need time); prints the seconds since T (epoch seconds, default: now).
   bench.py queries --tally-port P --read-key K --ch-port P --meta META --runs N --out JSON
       runs each benchmark query on both systems (one warm-up, then N timed runs each; the
       latency is the client's wall time of the whole HTTP request), compares the answers and
@@ -173,30 +174,36 @@ def diff(a, b, limit=5):
 def cmd_wait(args):
     meta = read_env(args.meta)
     want = int(meta["events_unique"])
-    q = {"project": "bench", "kind": "trends", "metric": "events", "interval": "month",
-         "from": meta["from"], "to": meta["to"], "tz": "UTC"}
-    conn = Http(args.tally_port)
-    t = time.time()
+    since = args.since if args.since else time.time()
+    if args.ch_port:
+        conn = Http(args.ch_port)
+        poll = lambda: ch_query(conn, "SELECT count() FROM events")  # noqa: E731
+        count = lambda body: int(body.strip())  # noqa: E731
+    else:
+        q = {"project": "bench", "kind": "trends", "metric": "events", "interval": "month",
+             "from": meta["from"], "to": meta["to"], "tz": "UTC"}
+        conn = Http(args.tally_port)
+        poll = lambda: tally_query(conn, args.read_key, q)  # noqa: E731
+        count = lambda body: sum(int(r[-1]) for r in json.loads(body)["rows"])  # noqa: E731
     last = None
-    while time.time() - t < args.timeout:
+    while time.time() - since < args.timeout:
         try:
-            status, body, _ = tally_query(conn, args.read_key, q)
-        except Exception as e:  # noqa: BLE001 — the server may be busy; keep polling
+            status, body, _ = poll()
+        except Exception as e:  # noqa: BLE001 — the server may be starting; keep polling
             status, body = 0, str(e)
         if status == 200:
-            got = sum(int(r[-1]) for r in json.loads(body)["rows"])
+            got = count(body)
             if got == want:
-                print(f"{time.time() - t:.2f}")
+                print(f"{time.time() - since:.3f}")
                 return 0
-            if got != last:
-                last = got
+            last = got
         elif status != 0 and (status in (400, 404, 501) or "not implemented" in body):
-            print(f"bench: tally cannot answer the count query yet: HTTP {status} {body[:200]}",
+            print(f"bench: cannot answer the count query: HTTP {status} {body[:200]}",
                   file=sys.stderr)
             print("nan")
             return 0
-        time.sleep(0.2)
-    print(f"bench: WARNING: tally counts {last} events after {args.timeout}s, "
+        time.sleep(0.05)
+    print(f"bench: WARNING: the server counts {last} events after {args.timeout}s, "
           f"the generator made {want} unique ones", file=sys.stderr)
     print("nan")
     return 0
@@ -331,6 +338,8 @@ def cmd_report(args):
         "B", "size")
     add("bytes on disk (du of the data dir)", num(st, "tally_disk_bytes"),
         num(st, "ch_disk_bytes"), "B", "size")
+    add("restart until all counted", num(st, "tally_restart_s"), num(st, "ch_restart_s"), "s",
+        "lower")
 
     head = ("metric", "tally", "ClickHouse 18.16", "tally/ClickHouse", "")
     w = [max(len(str(r[i])) for r in rows + [head]) for i in range(5)]
@@ -397,8 +406,10 @@ def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("wait")
-    w.add_argument("--tally-port", type=int, required=True)
-    w.add_argument("--read-key", required=True)
+    w.add_argument("--tally-port", type=int)
+    w.add_argument("--read-key", default="")
+    w.add_argument("--ch-port", type=int, help="poll ClickHouse's count instead")
+    w.add_argument("--since", type=float, help="epoch seconds the wait is timed from")
     w.add_argument("--meta", required=True)
     w.add_argument("--timeout", type=float, default=600)
     q = sub.add_parser("queries")

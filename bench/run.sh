@@ -87,13 +87,15 @@ if ! command -v clickhouse-server >/dev/null || ! command -v clickhouse-client >
     $SUDO apt-get update -qq || true
     $SUDO apt-get install -y clickhouse-server clickhouse-client
 fi
-command -v python3 >/dev/null || { echo "run.sh: python3 is needed" >&2; exit 1; }
+# Debian's python3 first: a pyenv shim costs over a second per start, which would be timed
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY="$(command -v python3)" || { echo "run.sh: python3 is needed" >&2; exit 1; }
 [ -x build/tally ] || make build/tally
 cc -O2 -o "$WORK/gen" bench/gen.c -lm
 cc -O2 -pthread -o "$WORK/load" bench/load.c
 
 # four free loopback ports: ClickHouse HTTP, native, interserver; tally
-read -r CH_HTTP CH_TCP CH_INTER TALLY_PORT < <(python3 -c '
+read -r CH_HTTP CH_TCP CH_INTER TALLY_PORT < <("$PY" -c '
 import socket
 ss = [socket.socket() for _ in range(4)]
 for s in ss: s.bind(("127.0.0.1", 0))
@@ -137,15 +139,19 @@ sed -e "s#/var/lib/clickhouse/tmp/#$CHD/tmp/#g" \
     -e "s#<interserver_http_port>[0-9]*</interserver_http_port>#<interserver_http_port>$CH_INTER</interserver_http_port>#" \
     -e "s#<max_connections>#<listen_host>127.0.0.1</listen_host><merge_tree><old_parts_lifetime>1</old_parts_lifetime><cleanup_delay_period>1</cleanup_delay_period></merge_tree>\n    <max_connections>#" \
     /etc/clickhouse-server/config.xml >"$CHD/config.xml"
-(cd "$CHD" && exec clickhouse-server --config-file="$CHD/config.xml" >"$CHD/stdout.log" 2>&1) &
-CH_PID=$!
+start_ch() { # starts ClickHouse and waits until it answers
+    (cd "$CHD" && exec clickhouse-server --config-file="$CHD/config.xml" >>"$CHD/stdout.log" 2>&1) &
+    CH_PID=$!
+    for i in $(seq 600); do
+        curl -sf "http://127.0.0.1:$CH_HTTP/?query=SELECT%201" >/dev/null 2>&1 && return 0
+        kill -0 "$CH_PID" 2>/dev/null || { cat "$CHD/stdout.log" "$CHD/log/"*err* >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "run.sh: ClickHouse did not answer in 60 s" >&2
+    exit 1
+}
+start_ch
 CH="clickhouse-client --host 127.0.0.1 --port $CH_TCP"
-for i in $(seq 300); do
-    curl -sf "http://127.0.0.1:$CH_HTTP/?query=SELECT%201" >/dev/null 2>&1 && break
-    kill -0 "$CH_PID" 2>/dev/null || { cat "$CHD/stdout.log" "$CHD/log/"*err* >&2; exit 1; }
-    [ "$i" = 300 ] && { echo "run.sh: ClickHouse did not answer in 60 s" >&2; exit 1; }
-    sleep 0.2
-done
 clickhouse-client --version >&2 || true
 
 # The best plain schema 18.16 offers for these queries: the person as UInt64 (precomputed by
@@ -190,15 +196,19 @@ write_key      = wk_bench
 read_key       = rk_bench
 retention_days = 3650
 EOF
-./build/tally serve --config "$TD/tally.conf" --data "$TD/data" \
-    --listen "127.0.0.1:$TALLY_PORT" >"$TD/serve.log" 2>&1 &
-TALLY_PID=$!
-for i in $(seq 300); do
-    curl -sf "http://127.0.0.1:$TALLY_PORT/healthz" >/dev/null 2>&1 && break
-    kill -0 "$TALLY_PID" 2>/dev/null || { cat "$TD/serve.log" >&2; exit 1; }
-    [ "$i" = 300 ] && { echo "run.sh: tally did not answer in 60 s" >&2; exit 1; }
-    sleep 0.2
-done
+start_tally() { # starts tally and waits until /healthz answers
+    ./build/tally serve --config "$TD/tally.conf" --data "$TD/data" \
+        --listen "127.0.0.1:$TALLY_PORT" >>"$TD/serve.log" 2>&1 &
+    TALLY_PID=$!
+    for i in $(seq 600); do
+        curl -sf "http://127.0.0.1:$TALLY_PORT/healthz" >/dev/null 2>&1 && return 0
+        kill -0 "$TALLY_PID" 2>/dev/null || { cat "$TD/serve.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "run.sh: tally did not answer in 60 s" >&2
+    exit 1
+}
+start_tally
 
 say "tally: sending $SENT events over HTTP, batches of $BATCH, $CONNS connections"
 "$WORK/load" --port "$TALLY_PORT" --key wk_bench --file "$WORK/data/events.ndjson" \
@@ -212,7 +222,8 @@ DUP=$(awk -F= '$1 == "duplicates" { print $2 }' "$WORK/load.env")
 [ "$ACC" = "$UNIQUE" ] ||
     echo "run.sh: WARNING: tally answered accepted=$ACC duplicates=$DUP; the data has $UNIQUE unique events and $((SENT - UNIQUE)) resent ones" >&2
 say "tally: waiting until all $UNIQUE unique events are queryable"
-WAIT_S=$(python3 bench/bench.py wait --tally-port "$TALLY_PORT" --read-key rk_bench --meta "$META" --timeout 600)
+WAIT_S=$("$PY" bench/bench.py wait --tally-port "$TALLY_PORT" --read-key rk_bench --meta "$META" \
+    --since "$(now)" --timeout 600)
 stat tally_wait_s "$WAIT_S"
 # the load client's own clock (not its start-up, which maps the file) plus the wait
 stat tally_ingest_total_s "$(awk -v a="$LOAD_S" -v b="$WAIT_S" 'BEGIN { if (b == "nan") print "nan"; else printf "%.3f", a + b }')"
@@ -220,7 +231,7 @@ echo "tally: sent in $LOAD_S s, queryable $WAIT_S s later" >&2
 
 # ---- queries ------------------------------------------------------------------------------
 say "queries: one warm-up and $RUNS timed runs each, on both"
-python3 bench/bench.py queries --tally-port "$TALLY_PORT" --read-key rk_bench \
+"$PY" bench/bench.py queries --tally-port "$TALLY_PORT" --read-key rk_bench \
     --ch-port "$CH_HTTP" --meta "$META" --runs "$RUNS" --out "$WORK/queries.json"
 
 # ---- memory, then stop, then disk ---------------------------------------------------------
@@ -244,8 +255,23 @@ stat tally_disk_bytes "$(du -sb "$TD/data" | cut -f1)"
 stat ch_disk_bytes "$(du -sb "$CHD/data" | cut -f1)"
 du -sh "$TD/data"/* "$CHD/data/data/default/events" >&2 || true
 
+# ---- restart: from process start until a count over everything is right ------------------
+say "restart: each server alone, timed from start until it counts all $UNIQUE events"
+T=$(now)
+start_tally
+stat tally_restart_s "$("$PY" bench/bench.py wait --tally-port "$TALLY_PORT" --read-key rk_bench \
+    --meta "$META" --since "$T" --timeout 300)"
+stop_pid "$TALLY_PID" tally
+TALLY_PID=""
+T=$(now)
+start_ch
+stat ch_restart_s "$("$PY" bench/bench.py wait --ch-port "$CH_HTTP" --meta "$META" --since "$T" \
+    --timeout 300)"
+stop_pid "$CH_PID" clickhouse-server
+CH_PID=""
+
 # ---- report -------------------------------------------------------------------------------
-python3 bench/bench.py report --stats "$STATS" --queries "$WORK/queries.json" \
+"$PY" bench/bench.py report --stats "$STATS" --queries "$WORK/queries.json" \
     --md bench/results.md --command "$CMDLINE"
 echo
 echo "written: bench/results.md"
