@@ -434,6 +434,9 @@ int tl_query_run(tl_store *s, const tl_project_conf *p, const tl_json *q, tl_are
         c.dict_n = tl_snap_dict_n(c.sn);
         for (uint32_t i = 0; i < c.n_dids && !c.any_erased; i++)
             c.any_erased = c.persons[i] == TL_PERSON_ERASED;
+        /* calloc'd: pages are only touched for the strings a query meets */
+        c.nstate = tl_query__scratch(&c, (size_t)c.dict_n + 1, 1);
+        c.nval = tl_query__scratch(&c, (size_t)c.dict_n + 1, sizeof *c.nval);
     }
     rc = tl_query__trends(&c, &req, &pl, &res, err);
     if (!rc) answer(out, &req, &pl, &res, c.sn, t0);
@@ -441,6 +444,8 @@ done:
     tl_snap_free(c.sn);
     for (uint32_t i = 0; i < c.n_frees; i++)
         free(c.frees[i]);
+    for (uint32_t i = 0; i < c.n_warena; i++)
+        tl_arena_free(c.warena[i]);
     free(c.frees);
     tl_tz_free(owned);
     return rc;

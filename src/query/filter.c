@@ -6,7 +6,8 @@
  * into dictionary ids, so the per-row test is an integer compare; every other string test
  * (contains, numeric comparison of a string value, equality with a number) is memoised per
  * dictionary id, so each distinct string is examined once per query however many rows carry
- * it. The comparison rules themselves are stated at the top of query.c. */
+ * it; the memos are relaxed atomics, so the workers of a query share them. The comparison rules
+ * themselves are stated at the top of query.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,20 +73,23 @@ bool tl_query__parse_num(tl_str s, double *out)
 bool tl_query__str_num(tl_qctx *c, uint32_t id, double *out)
 {
     if (!id || id > c->dict_n) return false;
-    if (!c->nstate) {
-        c->nstate = tl_query__scratch(c, (size_t)c->dict_n + 1, 1);
-        c->nval = tl_query__scratch(c, (size_t)c->dict_n + 1, sizeof *c->nval);
+    uint8_t st = atomic_load_explicit(&c->nstate[id], memory_order_acquire);
+    if (st == 2) {
+        *out = c->nval[id];
+        return true;
     }
-    uint8_t st = c->nstate[id];
-    if (!st) {
-        double v;
-        st = tl_query__parse_num(tl_snap_dict_str(c->sn, id), &v) ? 2 : 1;
-        if (st == 2) c->nval[id] = v;
-        c->nstate[id] = st;
+    if (st == 1) return false;
+    /* Unknown (or being written by another worker): parse; the first to claim it stores. */
+    double v;
+    bool num = tl_query__parse_num(tl_snap_dict_str(c->sn, id), &v);
+    uint8_t zero = 0;
+    if (st == 0 && atomic_compare_exchange_strong_explicit(
+                       &c->nstate[id], &zero, 3, memory_order_relaxed, memory_order_relaxed)) {
+        if (num) c->nval[id] = v;
+        atomic_store_explicit(&c->nstate[id], num ? 2 : 1, memory_order_release);
     }
-    if (st != 2) return false;
-    *out = c->nval[id];
-    return true;
+    if (num) *out = v;
+    return num;
 }
 
 /* ---- parsing ---- */
@@ -319,7 +323,7 @@ static void pred_compile(tl_qctx *c, tl_qpred *pd)
     if (pd->smode == TL_QS_MEMO) {
         if (c->sn) {
             pd->memo = tl_query__scratch(c, (size_t)c->dict_n + 1, 1);
-            pd->memo[0] = 1; /* id 0 is "absent", never a string */
+            atomic_init(&pd->memo[0], 1); /* id 0 is "absent", never a string */
         } else {
             pd->smode = TL_QS_NONE;
         }
@@ -388,8 +392,12 @@ static inline bool str_test(tl_qctx *c, const tl_qpred *pd, uint32_t id)
     case TL_QS_ID1: return id == pd->sid1;
     case TL_QS_IDS: return id <= pd->sbits_max && (pd->sbits[id >> 3] >> (id & 7) & 1);
     case TL_QS_MEMO: {
-        uint8_t m = pd->memo[id];
-        if (!m) m = pd->memo[id] = str_truth(c, pd, id) ? 2 : 1;
+        /* Workers may race to fill an entry: they store the same value. */
+        uint8_t m = atomic_load_explicit(&pd->memo[id], memory_order_relaxed);
+        if (!m) {
+            m = str_truth(c, pd, id) ? 2 : 1;
+            atomic_store_explicit(&pd->memo[id], m, memory_order_relaxed);
+        }
         return m == 2;
     }
     default: return false;
@@ -420,50 +428,74 @@ int tl_query__prop_col(tl_qctx *c, size_t part, const tl_qprop *p, const uint32_
     return 0;
 }
 
-int tl_query__filter_part(tl_qctx *c, const tl_qpred *pd, size_t part, uint8_t *keep, uint32_t lo,
-                          uint32_t hi, tl_err *err)
+/* Iterates the candidates: rows src[lo..hi) when src is set, else rows lo..hi-1; BODY sees r
+ * and appends passing rows with `sel[k] = r; k += pass;` (in place when sel == src: k never
+ * overtakes the read position). */
+#define CANDIDATES(src, lo, hi, r, ...)                                                            \
+    do {                                                                                           \
+        if (src) {                                                                                 \
+            for (uint32_t i_ = (lo); i_ < (hi); i_++) {                                            \
+                uint32_t r = (src)[i_];                                                            \
+                __VA_ARGS__                                                                        \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (uint32_t r = (lo); r < (hi); r++) {                                               \
+                __VA_ARGS__                                                                        \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+int tl_query__filter_sel(tl_qctx *c, const tl_qpred *pd, size_t part, const uint32_t *src,
+                         uint32_t lo, uint32_t hi, uint32_t *sel, uint32_t *n, tl_err *err)
 {
     const uint32_t *col;
     tl_prop_col pc;
     bool present;
     int rc = tl_query__prop_col(c, part, &pd->prop, &col, &pc, &present, err);
     if (rc) return rc;
-    const uint8_t neg = pd->neg;
-    if (!present) {
-        /* Every row lacks the property: the positive test is false everywhere. */
-        if (!neg) memset(keep + lo, 0, hi - lo);
+    const uint32_t neg = pd->neg;
+    uint32_t k = 0;
+    if (!present || (col && pd->smode == TL_QS_NONE)) {
+        /* No row can pass the positive test: all pass the negated one, none the other. */
+        if (neg) CANDIDATES(src, lo, hi, r, sel[k++] = r;);
+        *n = k;
         return 0;
     }
     if (col) {
         switch (pd->smode) {
-        case TL_QS_NONE:
-            if (!neg) memset(keep + lo, 0, hi - lo);
-            break;
         case TL_QS_ID1: {
-            uint32_t id = pd->sid1;
-            for (uint32_t r = lo; r < hi; r++)
-                keep[r] &= (uint8_t)((col[r] == id) ^ neg);
+            const uint32_t id = pd->sid1;
+            CANDIDATES(src, lo, hi, r, {
+                sel[k] = r;
+                k += (uint32_t)(col[r] == id) ^ neg;
+            });
             break;
         }
         case TL_QS_ALL:
-            for (uint32_t r = lo; r < hi; r++)
-                keep[r] &= (uint8_t)((col[r] != 0) ^ neg);
+            CANDIDATES(src, lo, hi, r, {
+                sel[k] = r;
+                k += (uint32_t)(col[r] != 0) ^ neg;
+            });
             break;
         default:
-            for (uint32_t r = lo; r < hi; r++)
-                if (keep[r]) keep[r] = (uint8_t)(str_test(c, pd, col[r]) ^ neg);
+            CANDIDATES(src, lo, hi, r, {
+                sel[k] = r;
+                k += (uint32_t)str_test(c, pd, col[r]) ^ neg;
+            });
             break;
         }
+        *n = k;
         return 0;
     }
-    for (uint32_t r = lo; r < hi; r++) {
-        if (!keep[r]) continue;
+    CANDIDATES(src, lo, hi, r, {
         bool t = false;
         if (pc.type[r] == TL_PV_STR)
             t = str_test(c, pd, pc.str[r]);
         else if (pc.type[r] == TL_PV_NUM)
             t = num_test(pd, pc.num[r]);
-        keep[r] = (uint8_t)(t ^ neg);
-    }
+        sel[k] = r;
+        k += (uint32_t)t ^ neg;
+    });
+    *n = k;
     return 0;
 }

@@ -4,6 +4,7 @@
 #ifndef TL_QUERY_INT_H
 #define TL_QUERY_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -17,7 +18,11 @@
 #define TL_Q_MAX_WHERE     64          /* filters in `where` */
 #define TL_Q_MAX_VALUES    10000       /* values in one `in` list */
 #define TL_Q_MAX_BREAKDOWN 100         /* breakdown values kept; the rest go under "$other" */
-#define TL_Q_FLAT_LAST     (16u << 20) /* distinct state as a flat array up to this many slots */
+#define TL_Q_FLAT_LAST     (8u << 20)  /* window state as a flat array up to this many keys */
+#define TL_Q_BITS_MAX      (32u << 20) /* bytes of per-unit person bitsets per worker */
+#define TL_Q_WINDOW_OPS    (1u << 28)  /* word ORs allowed to count windows from unit bitsets */
+#define TL_Q_PAR_ROWS      200000      /* rows from which the sweep is split among threads */
+#define TL_Q_THREADS       8           /* at most this many threads per query */
 
 enum tl_qinterval { TL_QI_HOUR, TL_QI_DAY, TL_QI_WEEK, TL_QI_MONTH };
 enum tl_qmetric { TL_QM_EVENTS, TL_QM_PERSONS, TL_QM_WAU, TL_QM_MAU, TL_QM_SUM, TL_QM_AVG };
@@ -59,8 +64,8 @@ typedef struct tl_qpred {
     uint32_t sid1;  /* TL_QS_ID1 */
     uint8_t *sbits; /* TL_QS_IDS: bit per dict id up to sbits_max */
     uint32_t sbits_max;
-    uint8_t *memo; /* TL_QS_MEMO: per dict id 0 unknown, 1 false, 2 true (calloc) */
-    double *nums;  /* TL_QN_EQ */
+    _Atomic uint8_t *memo; /* TL_QS_MEMO: per dict id 0 unknown, 1 false, 2 true */
+    double *nums;          /* TL_QN_EQ */
     uint32_t n_nums;
     double cmp; /* TL_QN_GT.. */
 } tl_qpred;
@@ -97,8 +102,12 @@ typedef struct tl_qctx {
     uint32_t n_dids;
     bool any_erased;
     uint32_t dict_n;
-    uint8_t *nstate; /* numeric view of dict strings: 0 unknown, 1 not a number, 2 number */
+    /* Numeric view of dict strings, filled as strings are met (by any worker): nstate is 0
+     * unknown, 1 not a number, 2 a number in nval, 3 being written. */
+    _Atomic uint8_t *nstate;
     double *nval;
+    tl_arena *warena[TL_Q_THREADS]; /* workers' arenas, freed with the query */
+    uint32_t n_warena;
     void **frees; /* calloc'd scratch freed at the end of the query */
     uint32_t n_frees, cap_frees;
 } tl_qctx;
@@ -128,9 +137,11 @@ int tl_query__where_parse(const tl_json *where, const tl_json *event, tl_arena *
  * some filter can match no row at all (the scan can be skipped). */
 bool tl_query__compile(tl_qctx *c, tl_qreq *req);
 void tl_query__prop_resolve(tl_qctx *c, tl_qprop *p);
-/* keep[r] &= filter(r) for rows [lo, hi) of part `part`. Returns 0 or a store error. */
-int tl_query__filter_part(tl_qctx *c, const tl_qpred *pd, size_t part, uint8_t *keep, uint32_t lo,
-                          uint32_t hi, tl_err *err);
+/* Narrows a selection of rows of part `part` to those that pass pd: the candidates are
+ * src[lo..hi), or the rows lo..hi-1 when src is NULL; passing rows are written to sel (which
+ * may be src) and counted in *n. Returns 0 or a store error. */
+int tl_query__filter_sel(tl_qctx *c, const tl_qpred *pd, size_t part, const uint32_t *src,
+                         uint32_t lo, uint32_t hi, uint32_t *sel, uint32_t *n, tl_err *err);
 /* The numeric value of dict string id, if its whole text is a number. */
 bool tl_query__str_num(tl_qctx *c, uint32_t id, double *out);
 /* Loads a property's column for a part: *present false when no row has it. */
@@ -142,6 +153,12 @@ bool tl_query__parse_num(tl_str s, double *out);
 void *tl_query__scratch(tl_qctx *c, size_t n, size_t size);
 
 /* ---- query/trends.c ---- */
+
+#ifdef TL_TESTING
+/* Test builds only: force the engine's alternative strategies so tests cover them. */
+enum { TL_QT_THREADS = 1, TL_QT_NO_BITS = 2, TL_QT_NO_FLAT = 4 };
+extern int tl_query__test_flags;
+#endif
 
 int tl_query__trends(tl_qctx *c, const tl_qreq *req, const tl_qplan *plan, tl_qresult *res,
                      tl_err *err);

@@ -8,29 +8,42 @@
  *
  *  1. Prepare each part whose [min_ts, max_ts] meets the range. For a sorted (sealed) part the
  *     rows of each unit are a run found by binary search of the unit boundaries in the ts
- *     column. Filters (and erased persons) are evaluated as one pass per filter over the
- *     candidate rows into keep[]; the kept rows are then listed per unit in perm[]. An
- *     unsorted (open) part is counting-sorted by unit into perm[] the same way. So every part
- *     ends as "rows of unit u" = off[u - u0] .. off[u - u0 + 1], direct or through perm.
+ *     column. Filters (and erased persons) narrow a selection vector of row numbers, one
+ *     pass per filter over the rows that are still candidates (the most selective filter,
+ *     `event`, goes first); for a sorted part the vector stays in row order and becomes
+ *     perm[], and an unsorted (open) part's is counting-sorted by unit. So every part ends
+ *     as "rows of unit u" = off[u - u0] .. off[u - u0 + 1], direct or through perm.
  *  2. With a breakdown, count rows per breakdown value, keep the TL_Q_MAX_BREAKDOWN values
  *     with the most rows (ties: value order) and map the rest to "$other"; then renumber the
  *     value map to output slots, so the accumulation reads one array per row.
  *  3. Sweep units in increasing order, visiting every part active in the unit. Counting and
- *     sums just add. Distinct persons rely on the order: last[k] holds the last unit in which
- *     key k (a person, or a person and breakdown slot) was counted, so a key is new in unit u
- *     iff last[k] != u; nothing is ever cleared. For a rolling window of W units (wau/mau),
- *     a key seen in unit u after last being seen in unit l adds coverage to the windows
- *     ending in [max(u, l + W), u + W): a +1/-1 pair in a difference array whose prefix sums
- *     give the exact distinct count of every window, in O(rows + units) in all.
+ *     sums just add. Distinct persons per unit: test-and-set in a bitset of persons per
+ *     breakdown slot, cleared at the end of each unit through the list of words it dirtied
+ *     (only what was set). Rolling windows (wau/mau): when a bitset per unit fits, each
+ *     unit's persons are marked and every window is the popcount of the OR of its W units;
+ *     otherwise key k (a person, or a person and slot) keeps a tag, the unit after the
+ *     window of its last activity, and activity in unit u adds coverage to the windows
+ *     ending in [max(u, tag), u + W): a +1/-1 pair in a difference array whose prefix sums
+ *     give every window's exact count, in O(rows + units). Nothing is approximate.
  *
- * Parallel scans can be added without changing the shape: stage 1 is per part (the filter
- * memos would become per thread), events/sums are additive across any split of the parts,
- * and the distinct sweep splits by unit ranges with private last[] arrays (a range starting
- * at u warms up from u - W + 1 and only records coverage from u). */
+ * Threads (from TL_Q_PAR_ROWS rows, up to the CPUs): stage 1 hands parts to workers from a
+ * shared counter, each with its own arena; the filter memos they share are relaxed atomics.
+ * Stage 3 splits the units into contiguous ranges of about equal rows, one worker each.
+ * Workers share the parts read-only and write their own state (and cnt / sum at their own
+ * units); a window worker warms its tags up over the W - 1 units before its range and
+ * records coverage only inside it, so the per-worker difference arrays just add.
+ */
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+#include <unistd.h>
+
 #include "query/query_int.h"
+
+#ifdef TL_TESTING
+int tl_query__test_flags;
+#endif
 
 typedef struct qpart {
     uint32_t part;
@@ -65,20 +78,27 @@ typedef struct eng {
     uint32_t nbv, cap_bv;
     uint32_t nslot;
     tl_qslot *slots;
-    /* accumulators, [unit * nslot + slot] */
+    /* accumulators, [unit * nslot + slot]; distinct counts land in cnt too */
     uint64_t *cnt;
     double *sum;
-    int64_t *diff;
-    /* distinct state */
-    uint32_t *last; /* flat [person * nslot + slot], or the hash below */
-    uint64_t *lh_key;
-    uint32_t *lh_val;
-    uint32_t lh_mask, lh_n;
 } eng;
 
 /* ---- small helpers ---- */
 
 static uint32_t lower_bound64(const int64_t *a, uint32_t n, int64_t x)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static uint32_t lower_bound32(const uint32_t *a, uint32_t n, uint32_t x)
 {
     uint32_t lo = 0, hi = n;
     while (lo < hi) {
@@ -159,7 +179,26 @@ static inline uint64_t num_key(double x)
 
 /* ---- stage 1: parts ---- */
 
-static int prep_part(eng *e, size_t part, uint8_t *keep, uint32_t *ub, tl_err *err)
+/* Threads for a stage over `rows` rows, at most `max`: 1 below TL_Q_PAR_ROWS. */
+static uint32_t n_threads(uint64_t rows, uint64_t max)
+{
+    uint64_t par_rows = TL_Q_PAR_ROWS;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+#ifdef TL_TESTING
+    if (tl_query__test_flags & TL_QT_THREADS) {
+        par_rows = 0;
+        cpus = 3;
+    }
+#endif
+    if (rows < par_rows || cpus < 2) return 1;
+    uint64_t n = (uint64_t)cpus < TL_Q_THREADS ? (uint64_t)cpus : TL_Q_THREADS;
+    return (uint32_t)(n < max ? n : max ? max : 1);
+}
+
+/* Prepares part `part` into *out (*got false when none of its rows is kept). Allocates from
+ * a, the calling worker's arena. */
+static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, uint32_t *ub,
+                     qpart *out, bool *got, tl_err *err)
 {
     tl_qctx *c = e->c;
     const tl_qplan *pl = e->pl;
@@ -177,7 +216,7 @@ static int prep_part(eng *e, size_t part, uint8_t *keep, uint32_t *ub, tl_err *e
     q.u0 = unit_in(U, 0, pl->nu, tlo);
     q.u1 = unit_in(U, q.u0, pl->nu, thi);
     uint32_t span = q.u1 - q.u0 + 1, n = in.n_rows, lo = 0, hi = n;
-    q.off = tl_arena_alloc(c->a, (span + 1) * sizeof *q.off);
+    q.off = tl_arena_alloc(a, (span + 1) * sizeof *q.off);
     if (in.sorted) {
         for (uint32_t j = 0; j <= span; j++)
             q.off[j] = lower_bound64(ts, n, U[q.u0 + j]);
@@ -186,55 +225,67 @@ static int prep_part(eng *e, size_t part, uint8_t *keep, uint32_t *ub, tl_err *e
         if (lo == hi) return 0;
     }
     if (e->filtered || !in.sorted) {
-        if (in.sorted) {
-            memset(keep + lo, 1, hi - lo);
-        } else {
-            int64_t a = e->scan_lo, b = e->scan_hi;
-            for (uint32_t r = 0; r < n; r++)
-                keep[r] = (uint8_t)(ts[r] >= a && ts[r] < b);
+        /* The kept rows as a selection vector, narrowed by each filter in turn. For a sorted
+         * part it stays in row order and becomes perm; an unsorted one is sorted by unit. */
+        uint32_t *sel = in.sorted ? tl_arena_alloc(a, (size_t)(hi - lo) * sizeof *sel) : scratch;
+        uint32_t k = 0;
+        bool have = false;
+        if (!in.sorted) {
+            const int64_t t0 = e->scan_lo, t1 = e->scan_hi;
+            for (uint32_t r = 0; r < n; r++) {
+                sel[k] = r;
+                k += ts[r] >= t0 && ts[r] < t1;
+            }
+            have = true;
         }
         for (uint32_t i = 0; i < e->req->n_preds; i++) {
-            rc = tl_query__filter_part(c, &e->req->preds[i], part, keep, lo, hi, err);
+            rc = tl_query__filter_sel(c, &e->req->preds[i], part, have ? sel : NULL, have ? 0 : lo,
+                                      have ? k : hi, sel, &k, err);
             if (rc) return rc;
+            have = true;
+            if (!k) return 0;
         }
         if (c->any_erased) {
             const uint32_t *did;
             rc = tl_snap_col_u32(c->sn, part, TL_COL_DID, &did);
             if (rc) return tl_err_set(err, rc, "store: did column: %s", tl_strerror(rc));
             const uint32_t *persons = c->persons, nd = c->n_dids;
-            for (uint32_t r = lo; r < hi; r++)
-                keep[r] &= (uint8_t)(did[r] < nd && persons[did[r]] < nd);
-        }
-        q.perm = tl_arena_alloc(c->a, (size_t)(hi - lo) * sizeof *q.perm);
-        uint32_t k = 0;
-        if (in.sorted) {
-            for (uint32_t j = 0; j < span; j++) {
-                uint32_t a = q.off[j], b = q.off[j + 1];
-                q.off[j] = k;
-                for (uint32_t r = a; r < b; r++) {
-                    q.perm[k] = r;
-                    k += keep[r];
+            uint32_t k2 = 0;
+            if (have) {
+                for (uint32_t i = 0; i < k; i++) {
+                    uint32_t r = sel[i];
+                    sel[k2] = r;
+                    k2 += did[r] < nd && persons[did[r]] < nd;
+                }
+            } else {
+                for (uint32_t r = lo; r < hi; r++) {
+                    sel[k2] = r;
+                    k2 += did[r] < nd && persons[did[r]] < nd;
                 }
             }
-            q.off[span] = k;
+            k = k2;
+        }
+        if (!k) return 0;
+        if (in.sorted) {
+            for (uint32_t j = 0; j <= span; j++)
+                q.off[j] = lower_bound32(sel, k, q.off[j]);
+            q.perm = sel;
         } else {
             /* Counting sort by unit. */
             memset(q.off, 0, (span + 1) * sizeof *q.off);
-            for (uint32_t r = 0; r < n; r++) {
-                if (!keep[r]) continue;
-                uint32_t u = span == 1 ? 0 : unit_in(U, q.u0, q.u1 + 1, ts[r]) - q.u0;
-                ub[r] = u;
+            for (uint32_t i = 0; i < k; i++) {
+                uint32_t u = span == 1 ? 0 : unit_in(U, q.u0, q.u1 + 1, ts[sel[i]]) - q.u0;
+                ub[i] = u;
                 q.off[u + 1]++;
             }
             for (uint32_t j = 0; j < span; j++)
                 q.off[j + 1] += q.off[j];
-            uint32_t *cur = tl_arena_alloc(c->a, span * sizeof *cur);
+            uint32_t *cur = tl_arena_alloc(a, span * sizeof *cur);
             memcpy(cur, q.off, span * sizeof *cur);
-            for (uint32_t r = 0; r < n; r++)
-                if (keep[r]) q.perm[cur[ub[r]]++] = r;
-            k = q.off[span];
+            q.perm = tl_arena_alloc(a, (size_t)k * sizeof *q.perm);
+            for (uint32_t i = 0; i < k; i++)
+                q.perm[cur[ub[i]]++] = sel[i];
         }
-        if (!k) return 0;
     }
     int m = e->req->metric;
     if (m == TL_QM_PERSONS || m == TL_QM_WAU || m == TL_QM_MAU) {
@@ -249,7 +300,81 @@ static int prep_part(eng *e, size_t part, uint8_t *keep, uint32_t *ub, tl_err *e
         rc = tl_query__prop_col(c, part, &e->req->mprop, &q.vcol, &q.vp, &q.vpresent, err);
         if (rc) return rc;
     }
-    e->qp[e->nq++] = q;
+    *out = q;
+    *got = true;
+    return 0;
+}
+
+/* A stage-1 worker: takes parts from a shared counter. */
+typedef struct prepw {
+    const eng *e;
+    tl_arena *a;
+    uint32_t *scratch, *ub;
+    _Atomic size_t *next;
+    size_t np;
+    qpart *out;
+    bool *got;
+    int rc;
+    tl_err err;
+    pthread_t th;
+    bool started;
+} prepw;
+
+static void *prep_run(void *arg)
+{
+    prepw *w = arg;
+    for (size_t i; !w->rc && (i = atomic_fetch_add(w->next, 1)) < w->np;)
+        w->rc = prep_part(w->e, w->a, i, w->scratch, w->ub, &w->out[i], &w->got[i], &w->err);
+    return NULL;
+}
+
+/* Stage 1 over all parts, on several threads when there is filtering work to share. */
+static int prep_all(eng *e, size_t np, tl_err *err)
+{
+    tl_qctx *c = e->c;
+    uint32_t max_rows = 0;
+    uint64_t rows = 0;
+    for (size_t i = 0; i < np; i++) {
+        tl_part_info in = tl_snap_part_info(c->sn, i);
+        if (in.max_ts_ms < e->scan_lo || in.min_ts_ms >= e->scan_hi) continue;
+        rows += in.n_rows;
+        if (in.n_rows > max_rows) max_rows = in.n_rows;
+    }
+    e->qp = tl_arena_alloc(c->a, (np ? np : 1) * sizeof *e->qp);
+    if (!max_rows) return 0;
+    uint32_t nt = e->filtered ? n_threads(rows, np) : 1;
+    if (nt > TL_Q_THREADS - c->n_warena) nt = 1;
+    _Atomic size_t next = 0;
+    qpart *out = tl_arena_alloc(c->a, np * sizeof *out);
+    bool *got = tl_arena_calloc(c->a, np * sizeof *got);
+    prepw *ws = tl_arena_calloc(c->a, nt * sizeof *ws);
+    for (uint32_t k = 0; k < nt; k++) {
+        prepw *w = &ws[k];
+        w->e = e;
+        w->a = k ? (c->warena[c->n_warena++] = tl_arena_new()) : c->a;
+        w->scratch = tl_query__scratch(c, max_rows, sizeof *w->scratch);
+        w->ub = tl_query__scratch(c, max_rows, sizeof *w->ub);
+        w->next = &next;
+        w->np = np;
+        w->out = out;
+        w->got = got;
+    }
+    for (uint32_t k = 1; k < nt; k++)
+        ws[k].started = pthread_create(&ws[k].th, NULL, prep_run, &ws[k]) == 0;
+    prep_run(&ws[0]);
+    for (uint32_t k = 1; k < nt; k++) {
+        if (ws[k].started)
+            pthread_join(ws[k].th, NULL);
+        else
+            prep_run(&ws[k]); /* no thread: its share (if any is left) runs here */
+    }
+    for (uint32_t k = 0; k < nt; k++)
+        if (ws[k].rc) {
+            if (err) *err = ws[k].err;
+            return ws[k].rc;
+        }
+    for (size_t i = 0; i < np; i++)
+        if (got[i]) e->qp[e->nq++] = out[i];
     return 0;
 }
 
@@ -274,8 +399,8 @@ static uint32_t bv_new(eng *e, uint8_t kind, double num, uint32_t id)
     return e->nbv++;
 }
 
-/* The breakdown value (stage 2) or slot (stage 3, after renumbering) of row r. */
-static inline uint32_t bv_of(eng *e, const qpart *q, uint32_t r, bool assign)
+/* The breakdown value of row r, assigning new values (stage 2, one thread). */
+static uint32_t bv_assign(eng *e, const qpart *q, uint32_t r)
 {
     uint32_t id = 0;
     if (q->bcol) {
@@ -285,13 +410,13 @@ static inline uint32_t bv_of(eng *e, const qpart *q, uint32_t r, bool assign)
         if (t == TL_PV_NUM) {
             double x = q->bp.num[r];
             uint32_t *v = hmap_slot(&e->nh_key, &e->nh_val, &e->nh_mask, &e->nh_n, num_key(x));
-            if (!*v && assign) *v = bv_new(e, TL_QB_NUM, x == 0 ? 0.0 : x, 0) + 1;
+            if (!*v) *v = bv_new(e, TL_QB_NUM, x == 0 ? 0.0 : x, 0) + 1;
             return *v - 1;
         }
         if (t == TL_PV_STR) id = q->bp.str[r];
     }
     uint32_t m = e->bmap[id];
-    if (!m && assign) m = e->bmap[id] = bv_new(e, id ? TL_QB_STR : TL_QB_NULL, 0, id) + 1;
+    if (!m) m = e->bmap[id] = bv_new(e, id ? TL_QB_STR : TL_QB_NULL, 0, id) + 1;
     return m - 1;
 }
 
@@ -325,7 +450,7 @@ static void breakdown_values(eng *e)
         const qpart *q = &e->qp[i];
         uint32_t span = q->u1 - q->u0 + 1, a = q->off[0], b = q->off[span];
         for (uint32_t j = a; j < b; j++) {
-            uint32_t v = bv_of(e, q, q->perm ? q->perm[j] : j, true); /* may grow bv_cnt */
+            uint32_t v = bv_assign(e, q, q->perm ? q->perm[j] : j); /* may grow bv_cnt */
             e->bv_cnt[v]++;
         }
     }
@@ -351,17 +476,72 @@ static void breakdown_values(eng *e)
 
 /* ---- stage 3: accumulation ---- */
 
-#define ROW(q, j) ((q)->perm ? (q)->perm[j] : (j))
-
-static void k_events(eng *e, const qpart *q, uint32_t u, uint32_t lo, uint32_t hi)
+/* The output slot of row r (stage 3; reads the maps only, so workers may share them). */
+static inline uint32_t slot_of(const eng *e, const qpart *q, uint32_t r)
 {
+    uint32_t id = 0;
+    if (q->bcol) {
+        id = q->bcol[r];
+    } else if (q->bpresent) {
+        uint8_t t = q->bp.type[r];
+        if (t == TL_PV_NUM) {
+            uint64_t k = num_key(q->bp.num[r]);
+            uint32_t j = (uint32_t)mix64(k) & e->nh_mask;
+            while (e->nh_key[j] && e->nh_key[j] != k)
+                j = (j + 1) & e->nh_mask;
+            return e->nh_val[j] ? e->nh_val[j] - 1 : 0; /* stage 2 saw every value */
+        }
+        if (t == TL_PV_STR) id = q->bp.str[r];
+    }
+    return e->bmap[id] - 1;
+}
+
+/* One worker sweeps the units [uw, ub) and records results for [ua, ub); units before ua
+ * only warm up the rolling-window state. Workers share nothing they write but cnt (at their
+ * own units). */
+typedef struct worker {
+    eng *e;
+    uint32_t ua, ub, uw;
+    uint32_t *act;   /* active parts */
+    uint64_t *bits;  /* persons: per slot a bitset of the persons seen in the current unit */
+    size_t words;    /* 64-bit words per slot */
+    uint32_t *dirty; /* words made nonzero in the current unit (cleared at its end) */
+    uint32_t n_dirty;
+    uint32_t *last; /* windows: tag per [person * nslot + slot], or the hash below */
+    uint64_t *lh_key;
+    uint32_t *lh_val;
+    uint32_t lh_mask, lh_n;
+    int64_t *diff; /* distinct metrics: (nu + 1) * nslot, coverage differences */
+    bool per_unit; /* windows: bits holds one bitset per unit and slot, shared */
+    pthread_t th;
+    bool started;
+} worker;
+
+/* Runs BODY with r bound to each row of rows [lo, hi) of part q. */
+#define FOR_ROWS(q, lo, hi, r, ...)                                                                \
+    do {                                                                                           \
+        if ((q)->perm) {                                                                           \
+            const uint32_t *perm_ = (q)->perm;                                                     \
+            for (uint32_t j_ = (lo); j_ < (hi); j_++) {                                            \
+                uint32_t r = perm_[j_];                                                            \
+                __VA_ARGS__                                                                        \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (uint32_t r = (lo); r < (hi); r++) {                                               \
+                __VA_ARGS__                                                                        \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static void k_events(worker *w, const qpart *q, uint32_t u, uint32_t lo, uint32_t hi)
+{
+    const eng *e = w->e;
     if (!e->bd) {
         e->cnt[u] += hi - lo;
         return;
     }
     uint64_t *cnt = e->cnt + (size_t)u * e->nslot;
-    for (uint32_t j = lo; j < hi; j++)
-        cnt[bv_of(e, q, ROW(q, j), false)]++;
+    FOR_ROWS(q, lo, hi, r, cnt[slot_of(e, q, r)]++;);
 }
 
 static inline bool value_of(tl_qctx *c, const qpart *q, uint32_t r, double *x)
@@ -375,102 +555,206 @@ static inline bool value_of(tl_qctx *c, const qpart *q, uint32_t r, double *x)
     return t == TL_PV_STR && tl_query__str_num(c, q->vp.str[r], x);
 }
 
-static void k_sum(eng *e, const qpart *q, uint32_t u, uint32_t lo, uint32_t hi)
+/* sum / avg; numbers in strings come from the shared numeric memo. */
+static void k_sum(worker *w, const qpart *q, uint32_t u, uint32_t lo, uint32_t hi)
 {
+    eng *e = w->e;
     if (!q->vpresent) return;
     size_t base = (size_t)u * e->nslot;
-    for (uint32_t j = lo; j < hi; j++) {
-        uint32_t r = ROW(q, j);
+    FOR_ROWS(q, lo, hi, r, {
         double x;
         if (!value_of(e->c, q, r, &x)) continue;
-        uint32_t s = e->bd ? bv_of(e, q, r, false) : 0;
+        uint32_t s = e->bd ? slot_of(e, q, r) : 0;
         e->sum[base + s] += x;
         e->cnt[base + s]++;
-    }
+    });
 }
 
-/* Distinct persons per unit without breakdown (DAU and friends): the hot loop. */
-static void k_persons1(eng *e, const qpart *q, uint32_t u, uint32_t lo, uint32_t hi)
+/* Distinct persons per unit: test-and-set in the unit's bitsets. The hot loop of DAU. */
+static void k_bits(worker *w, const qpart *q, uint32_t u, uint32_t lo, uint32_t hi)
 {
-    const uint32_t *did = q->did, *persons = e->c->persons, *perm = q->perm;
-    const uint32_t nd = e->c->n_dids, tag = u + 1;
-    uint32_t *last = e->last;
-    uint64_t n = 0;
-    if (perm) {
-        for (uint32_t j = lo; j < hi; j++) {
-            uint32_t d = did[perm[j]];
+    const eng *e = w->e;
+    const uint32_t *did = q->did, *persons = e->c->persons, nd = e->c->n_dids;
+    uint64_t *bits = w->bits;
+    uint32_t *dirty = w->dirty, n_dirty = w->n_dirty;
+    if (!e->bd) {
+        int64_t n = 0;
+        FOR_ROWS(q, lo, hi, r, {
+            uint32_t d = did[r];
             uint32_t p = d < nd ? persons[d] : UINT32_MAX;
             if (p >= nd) continue;
-            n += last[p] != tag;
-            last[p] = tag;
-        }
+            uint64_t x = bits[p >> 6], m = 1ull << (p & 63);
+            dirty[n_dirty] = p >> 6;
+            n_dirty += x == 0;
+            n += !(x & m);
+            bits[p >> 6] = x | m;
+        });
+        w->diff[u] += n;
+        w->diff[u + 1] -= n;
     } else {
-        for (uint32_t j = lo; j < hi; j++) {
-            uint32_t d = did[j];
+        const uint32_t ns = e->nslot;
+        const size_t words = w->words;
+        int64_t *d0 = w->diff + (size_t)u * ns, *d1 = d0 + ns;
+        FOR_ROWS(q, lo, hi, r, {
+            uint32_t d = did[r];
             uint32_t p = d < nd ? persons[d] : UINT32_MAX;
             if (p >= nd) continue;
-            n += last[p] != tag;
-            last[p] = tag;
-        }
+            uint32_t s = slot_of(e, q, r);
+            size_t wi = s * words + (p >> 6);
+            uint64_t x = bits[wi], m = 1ull << (p & 63);
+            dirty[n_dirty] = (uint32_t)wi;
+            n_dirty += x == 0;
+            int64_t nw = !(x & m);
+            d0[s] += nw;
+            d1[s] -= nw;
+            bits[wi] = x | m;
+        });
     }
-    e->cnt[u] += n;
+    w->n_dirty = n_dirty;
 }
 
-static void k_distinct(eng *e, const qpart *q, uint32_t u, uint32_t lo, uint32_t hi)
+/* Distinct persons in rolling windows of W units (and persons per unit when the bitsets
+ * would be too big). A key's tag is the unit after the window of its last activity (last
+ * + W, 0 = never): activity in unit u adds coverage to the windows ending in [max(u, tag),
+ * u + W), clipped to the worker's [ua, ub). Branch-free per row. */
+static void k_window(worker *w, const qpart *q, uint32_t u, uint32_t lo, uint32_t hi)
 {
-    const uint32_t *did = q->did, *persons = e->c->persons;
-    const uint32_t nd = e->c->n_dids, tag = u + 1, W = e->pl->window, ns = e->nslot;
-    for (uint32_t j = lo; j < hi; j++) {
-        uint32_t r = ROW(q, j), d = did[r];
+    const eng *e = w->e;
+    const uint32_t *did = q->did, *persons = e->c->persons, nd = e->c->n_dids;
+    const uint32_t ns = e->nslot, tag = u + e->pl->window;
+    const uint32_t end = tag < w->ub ? tag : w->ub, base = u > w->ua ? u : w->ua;
+    int64_t *diff = w->diff;
+    uint32_t *last = w->last;
+    if (!e->bd && last) {
+        int64_t gone = 0;
+        FOR_ROWS(q, lo, hi, r, {
+            uint32_t d = did[r];
+            uint32_t p = d < nd ? persons[d] : UINT32_MAX;
+            if (p >= nd) continue;
+            uint32_t t0 = last[p];
+            last[p] = tag;
+            int64_t nw = t0 != tag;
+            uint32_t from = t0 > base ? t0 : base;
+            from = from < end ? from : end;
+            diff[from] += nw;
+            gone += nw; /* diff[end] once, after the loop: no store-to-load chain */
+        });
+        diff[end] -= gone;
+        return;
+    }
+    FOR_ROWS(q, lo, hi, r, {
+        uint32_t d = did[r];
         uint32_t p = d < nd ? persons[d] : UINT32_MAX;
         if (p >= nd) continue;
-        uint32_t s = e->bd ? bv_of(e, q, r, false) : 0;
-        uint32_t *lp = e->last ? &e->last[(size_t)p * ns + s]
-                               : hmap_slot(&e->lh_key, &e->lh_val, &e->lh_mask, &e->lh_n,
-                                           (uint64_t)p * ns + s + 1);
-        uint32_t l = *lp;
-        if (l == tag) continue;
+        uint32_t s = e->bd ? slot_of(e, q, r) : 0;
+        uint32_t *lp = last ? &last[(size_t)p * ns + s]
+                            : hmap_slot(&w->lh_key, &w->lh_val, &w->lh_mask, &w->lh_n,
+                                        (uint64_t)p * ns + s + 1);
+        uint32_t t0 = *lp;
         *lp = tag;
-        if (W == 1) {
-            e->cnt[(size_t)u * ns + s]++;
-        } else {
-            uint32_t from = l && l - 1 + W > u ? l - 1 + W : u;
-            e->diff[(size_t)from * ns + s]++;
-            e->diff[(size_t)(u + W) * ns + s]--;
+        int64_t nw = t0 != tag;
+        uint32_t from = t0 > base ? t0 : base;
+        from = from < end ? from : end;
+        diff[(size_t)from * ns + s] += nw;
+        diff[(size_t)end * ns + s] -= nw;
+    });
+}
+
+/* Rolling windows when every unit can have its own bitsets: mark the persons of each unit
+ * (workers own disjoint units, so no warm-up); count_windows ORs them per window. */
+static void k_ubits(worker *w, const qpart *q, uint32_t u, uint32_t lo, uint32_t hi)
+{
+    const eng *e = w->e;
+    const uint32_t *did = q->did, *persons = e->c->persons, nd = e->c->n_dids;
+    const size_t words = w->words;
+    uint64_t *bits = w->bits + (size_t)u * e->nslot * words;
+    if (!e->bd) {
+        FOR_ROWS(q, lo, hi, r, {
+            uint32_t d = did[r];
+            uint32_t p = d < nd ? persons[d] : UINT32_MAX;
+            if (p >= nd) continue;
+            bits[p >> 6] |= 1ull << (p & 63);
+        });
+        return;
+    }
+    FOR_ROWS(q, lo, hi, r, {
+        uint32_t d = did[r];
+        uint32_t p = d < nd ? persons[d] : UINT32_MAX;
+        if (p >= nd) continue;
+        bits[slot_of(e, q, r) * words + (p >> 6)] |= 1ull << (p & 63);
+    });
+}
+
+static inline uint64_t popcount64(uint64_t x)
+{
+    x -= (x >> 1) & 0x5555555555555555ULL;
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return (x * 0x0101010101010101ULL) >> 56;
+}
+
+/* cnt[last unit of each bucket] = persons in the union of its window's unit bitsets. */
+static void count_windows(eng *e, const uint64_t *ubits, size_t words)
+{
+    const tl_qplan *pl = e->pl;
+    const uint32_t ns = e->nslot, W = pl->window;
+    uint64_t *acc = tl_query__scratch(e->c, words, sizeof *acc);
+    for (uint32_t b = 0; b < pl->nb; b++) {
+        uint32_t eu = pl->b_unit[b];
+        for (uint32_t s = 0; s < ns; s++) {
+            memset(acc, 0, words * sizeof *acc);
+            for (uint32_t k = 0; k < W && k <= eu; k++) {
+                const uint64_t *src = ubits + ((size_t)(eu - k) * ns + s) * words;
+                for (size_t i = 0; i < words; i++)
+                    acc[i] |= src[i];
+            }
+            uint64_t n = 0;
+            for (size_t i = 0; i < words; i++)
+                n += popcount64(acc[i]);
+            e->cnt[(size_t)eu * ns + s] = n;
         }
     }
 }
 
-static void sweep(eng *e)
+static void *sweep(void *arg)
 {
-    uint32_t *act = tl_arena_alloc(e->c->a, (e->nq ? e->nq : 1) * sizeof *act);
-    uint32_t nact = 0, next = 0, m = (uint32_t)e->req->metric;
-    bool fast = !e->bd && e->pl->window == 1 && e->last;
-    for (uint32_t u = 0; u < e->pl->nu; u++) {
-        while (next < e->nq && e->qp[next].u0 <= u)
-            act[nact++] = next++;
+    worker *w = arg;
+    const eng *e = w->e;
+    uint32_t nact = 0, next = 0;
+    int m = e->req->metric;
+    for (uint32_t u = w->uw; u < w->ub; u++) {
+        while (next < e->nq && e->qp[next].u0 <= u) {
+            if (e->qp[next].u1 >= u) w->act[nact++] = next;
+            next++;
+        }
         for (uint32_t i = 0; i < nact;) {
-            const qpart *q = &e->qp[act[i]];
+            const qpart *q = &e->qp[w->act[i]];
             uint32_t lo = q->off[u - q->u0], hi = q->off[u - q->u0 + 1];
             if (lo < hi) {
                 switch (m) {
-                case TL_QM_EVENTS: k_events(e, q, u, lo, hi); break;
+                case TL_QM_EVENTS: k_events(w, q, u, lo, hi); break;
                 case TL_QM_SUM:
-                case TL_QM_AVG: k_sum(e, q, u, lo, hi); break;
+                case TL_QM_AVG: k_sum(w, q, u, lo, hi); break;
                 default:
-                    if (fast)
-                        k_persons1(e, q, u, lo, hi);
+                    if (w->per_unit)
+                        k_ubits(w, q, u, lo, hi);
+                    else if (w->bits)
+                        k_bits(w, q, u, lo, hi);
                     else
-                        k_distinct(e, q, u, lo, hi);
+                        k_window(w, q, u, lo, hi);
                     break;
                 }
             }
             if (q->u1 <= u)
-                act[i] = act[--nact];
+                w->act[i] = w->act[--nact];
             else
                 i++;
         }
+        for (uint32_t i = 0; i < w->n_dirty; i++)
+            w->bits[w->dirty[i]] = 0;
+        w->n_dirty = 0;
     }
+    return NULL;
 }
 
 /* ---- the query ---- */
@@ -481,8 +765,94 @@ static void eng_fini(eng *e)
     free(e->bv_cnt);
     free(e->nh_key);
     free(e->nh_val);
-    free(e->lh_key);
-    free(e->lh_val);
+}
+
+/* Splits the units among workers by rows, sets up their state, runs them and merges. */
+static void accumulate(eng *e)
+{
+    tl_qctx *c = e->c;
+    const tl_qplan *pl = e->pl;
+    uint32_t nu = pl->nu, ns = e->nslot, W = pl->window;
+    int m = e->req->metric;
+    bool distinct = m == TL_QM_PERSONS || m == TL_QM_WAU || m == TL_QM_MAU;
+    uint64_t *rows_u = tl_query__scratch(c, nu, sizeof *rows_u), total = 0, max_u = 0;
+    for (uint32_t i = 0; i < e->nq; i++) {
+        const qpart *q = &e->qp[i];
+        for (uint32_t u = q->u0; u <= q->u1; u++)
+            rows_u[u] += q->off[u - q->u0 + 1] - q->off[u - q->u0];
+    }
+    for (uint32_t u = 0; u < nu; u++) {
+        total += rows_u[u];
+        max_u = rows_u[u] > max_u ? rows_u[u] : max_u;
+    }
+    uint64_t bits_max = TL_Q_BITS_MAX, flat_max = TL_Q_FLAT_LAST;
+#ifdef TL_TESTING
+    if (tl_query__test_flags & TL_QT_NO_BITS) bits_max = 0;
+    if (tl_query__test_flags & TL_QT_NO_FLAT) flat_max = 0;
+#endif
+    /* Plain event counts are one addition per unit and part: not worth a thread. */
+    uint32_t nw = m == TL_QM_EVENTS && !e->bd ? 1 : n_threads(total, nu);
+    worker *ws = tl_arena_calloc(c->a, nw * sizeof *ws);
+    size_t words = (size_t)c->n_dids / 64 + 1;
+    bool use_bits = distinct && W == 1 && (uint64_t)words * ns * 8 <= bits_max;
+    /* Windows: one bitset per unit if they fit, and ORing each window's stays cheap. */
+    bool per_unit = distinct && W > 1 && (uint64_t)words * ns * nu * 8 <= bits_max * 2 &&
+                    (uint64_t)words * ns * W * pl->nb <= TL_Q_WINDOW_OPS;
+    uint64_t *ubits = per_unit ? tl_query__scratch(c, words * ns * nu, sizeof *ubits) : NULL;
+    uint64_t acc = 0;
+    uint32_t u = 0;
+    for (uint32_t k = 0; k < nw; k++) {
+        worker *w = &ws[k];
+        w->e = e;
+        w->ua = u;
+        /* rows up to the k+1-th share of the total */
+        uint64_t goal = total * (k + 1) / nw;
+        while (u < nu && (k == nw - 1 || acc + rows_u[u] <= goal || u == w->ua))
+            acc += rows_u[u++];
+        w->ub = u;
+        w->uw = W > 1 && !per_unit ? (w->ua >= W - 1 ? w->ua - (W - 1) : 0) : w->ua;
+        w->act = tl_arena_alloc(c->a, (e->nq ? e->nq : 1) * sizeof *w->act);
+        if (!distinct) continue;
+        if (!per_unit) w->diff = tl_query__scratch(c, ((size_t)nu + 1) * ns, sizeof *w->diff);
+        if (per_unit) {
+            w->per_unit = true;
+            w->words = words;
+            w->bits = ubits;
+        } else if (use_bits) {
+            w->words = words;
+            w->bits = tl_query__scratch(c, words * ns, sizeof *w->bits);
+            w->dirty = tl_query__scratch(c, max_u + 1, sizeof *w->dirty);
+        } else if ((uint64_t)c->n_dids * ns <= flat_max) {
+            w->last = tl_query__scratch(c, (size_t)c->n_dids * ns, sizeof *w->last);
+        }
+    }
+    for (uint32_t k = 1; k < nw; k++) {
+        ws[k].started = pthread_create(&ws[k].th, NULL, sweep, &ws[k]) == 0;
+        if (!ws[k].started) sweep(&ws[k]); /* no thread: do its share here */
+    }
+    sweep(&ws[0]);
+    for (uint32_t k = 1; k < nw; k++)
+        if (ws[k].started) pthread_join(ws[k].th, NULL);
+    if (per_unit) {
+        count_windows(e, ubits, words);
+    } else if (distinct) {
+        /* Sum the workers' differences, then prefix sums give the counts. */
+        int64_t *d = ws[0].diff;
+        for (uint32_t k = 1; k < nw; k++)
+            for (size_t i = 0; i < ((size_t)nu + 1) * ns; i++)
+                d[i] += ws[k].diff[i];
+        for (uint32_t s = 0; s < ns; s++) {
+            int64_t run = 0;
+            for (uint32_t x = 0; x < nu; x++) {
+                run += d[(size_t)x * ns + s];
+                e->cnt[(size_t)x * ns + s] = (uint64_t)run;
+            }
+        }
+    }
+    for (uint32_t k = 0; k < nw; k++) {
+        free(ws[k].lh_key);
+        free(ws[k].lh_val);
+    }
 }
 
 int tl_query__trends(tl_qctx *c, const tl_qreq *req, const tl_qplan *pl, tl_qresult *res,
@@ -506,20 +876,8 @@ int tl_query__trends(tl_qctx *c, const tl_qreq *req, const tl_qplan *pl, tl_qres
     if (never) np = 0;
 
     /* Stage 1. */
-    uint32_t max_rows = 0;
-    for (size_t i = 0; i < np; i++) {
-        tl_part_info in = tl_snap_part_info(c->sn, i);
-        if (in.n_rows > max_rows && in.max_ts_ms >= e.scan_lo && in.min_ts_ms < e.scan_hi)
-            max_rows = in.n_rows;
-    }
-    e.qp = tl_arena_alloc(c->a, (np ? np : 1) * sizeof *e.qp);
-    if (max_rows) {
-        uint8_t *keep = tl_query__scratch(c, max_rows, 1);
-        uint32_t *ub = tl_query__scratch(c, max_rows, sizeof *ub);
-        for (size_t i = 0; i < np && !rc; i++)
-            rc = prep_part(&e, i, keep, ub, err);
-        if (rc) goto done;
-    }
+    rc = prep_all(&e, np, err);
+    if (rc) goto done;
     qsort(e.qp, e.nq, sizeof *e.qp, qpart_cmp);
 
     /* Stage 2. */
@@ -530,43 +888,22 @@ int tl_query__trends(tl_qctx *c, const tl_qreq *req, const tl_qplan *pl, tl_qres
     }
 
     /* Stage 3. */
-    uint32_t ns = e.nslot, nu = pl->nu, W = pl->window;
+    uint32_t ns = e.nslot, nu = pl->nu;
     int m = req->metric;
-    if (ns) {
-        bool distinct = m == TL_QM_PERSONS || m == TL_QM_WAU || m == TL_QM_MAU;
-        if (W > 1)
-            e.diff = tl_query__scratch(c, ((size_t)nu + W + 1) * ns, sizeof *e.diff);
-        else
-            e.cnt = tl_query__scratch(c, (size_t)nu * ns, sizeof *e.cnt);
-        if (m == TL_QM_SUM || m == TL_QM_AVG)
-            e.sum = tl_query__scratch(c, (size_t)nu * ns, sizeof *e.sum);
-        if (distinct && e.nq) {
-            if ((uint64_t)c->n_dids * ns <= TL_Q_FLAT_LAST)
-                e.last = tl_query__scratch(c, (size_t)c->n_dids * ns, sizeof *e.last);
-        }
-        sweep(&e);
-    }
+    e.cnt = tl_query__scratch(c, (size_t)nu * ns, sizeof *e.cnt);
+    if (m == TL_QM_SUM || m == TL_QM_AVG)
+        e.sum = tl_query__scratch(c, (size_t)nu * ns, sizeof *e.sum);
+    if (ns && e.nq) accumulate(&e);
 
     /* Values per bucket. */
     res->nslot = ns;
     res->slots = e.bd ? e.slots : NULL;
     res->values = tl_arena_alloc(c->a, ((size_t)pl->nb * ns + 1) * sizeof *res->values);
-    if (W > 1 && ns) {
-        for (uint32_t s = 0; s < ns; s++) {
-            int64_t run = 0;
-            for (uint32_t u = 0; u < nu; u++) {
-                run += e.diff[(size_t)u * ns + s];
-                e.diff[(size_t)u * ns + s] = run;
-            }
-        }
-    }
     for (uint32_t b = 0; b < pl->nb; b++) {
         size_t at = (size_t)pl->b_unit[b] * ns;
         for (uint32_t s = 0; s < ns; s++) {
             double v;
-            if (W > 1)
-                v = (double)e.diff[at + s];
-            else if (m == TL_QM_SUM)
+            if (m == TL_QM_SUM)
                 v = e.sum[at + s];
             else if (m == TL_QM_AVG)
                 v = e.cnt[at + s] ? e.sum[at + s] / (double)e.cnt[at + s] : 0;

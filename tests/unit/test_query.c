@@ -20,6 +20,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "query/query_int.h" /* tl_query__test_flags */
 #include "util/time.h"
 #include "util/tz.h"
 
@@ -726,7 +727,9 @@ static void test_random_reference(void **state)
         ev[i].who = (int)rnd(R_IDS);
         ev[i].plat = (int)rnd(3);
         snprintf(who, sizeof who, "id%d", ev[i].who);
-        add(f, "e", who, ev[i].ts, plats[ev[i].plat], NULL);
+        char props[32]; /* n = the id's number, as a number or (odd rows) as a string */
+        snprintf(props, sizeof props, i % 2 ? "n=%d" : "n=#%d", ev[i].who);
+        add(f, "e", who, ev[i].ts, plats[ev[i].plat], props);
         if (i % 400 == 399) checkpoint(f);
         if (i % 100 == 50) { /* merge two random anonymous ids */
             int a = (int)rnd(R_IDS), b = (int)rnd(R_IDS);
@@ -750,71 +753,112 @@ static void test_random_reference(void **state)
     static const char *ivs[] = {"day", "week", "month"};
     int64_t fd = tl_floordiv(base, DAY) + 20, td = fd + 40;
     for (int m = 0; m < 4; m++) {
-        for (int iv = 0; iv < 3; iv++) {
-            for (int bd = 0; bd < 2; bd++) {
-                char q[512];
-                int64_t y;
-                unsigned mo, dd;
-                char from[16], to[16];
-                tl_civil_from_days(fd, &y, &mo, &dd);
-                snprintf(from, sizeof from, "%04lld-%02u-%02u", (long long)y, mo, dd);
-                tl_civil_from_days(td, &y, &mo, &dd);
-                snprintf(to, sizeof to, "%04lld-%02u-%02u", (long long)y, mo, dd);
-                snprintf(q, sizeof q,
-                         "{\"project\":\"demo\",\"kind\":\"trends\",\"from\":\"%s\",\"to\":\"%s\","
-                         "\"metric\":\"%s\",\"interval\":\"%s\"%s}",
-                         from, to, metrics[m], ivs[iv], bd ? ",\"breakdown\":\"platform\"" : "");
-                tl_buf out = TL_BUF_INIT;
-                tl_err err;
-                if (run(f, q, &out, &err)) fail_msg("%s: %s", q, err.msg);
-                tl_json *j;
-                assert_int_equal(tl_json_parse(f->a, out.p, out.len, NULL, &j, &err), 0);
-                const tl_json *rows = tl_json_get(j, "rows");
-                assert_non_null(rows);
-                const tl_json *row = rows->child;
-                /* buckets */
-                for (int64_t b0 = fd; b0 <= td;) {
-                    int64_t s = b0, e;
-                    if (iv == 1) s = b0 - (b0 + 3 - 7 * tl_floordiv(b0 + 3, 7));
-                    if (iv == 2) {
-                        tl_civil_from_days(b0, &y, &mo, &dd);
-                        s = tl_days_from_civil(y, mo, 1);
-                        e = (mo == 12 ? tl_days_from_civil(y + 1, 1, 1)
-                                      : tl_days_from_civil(y, mo + 1, 1)) -
-                            1;
-                    } else {
-                        e = iv == 1 ? s + 6 : s;
-                    }
-                    int nplat = bd ? 3 : 1;
-                    for (int p = 0; p < nplat; p++) {
-                        int want = ref_value(ev, R_N, uf, erased, m, s, e, fd, td, bd ? p : -1);
-                        if (!row) fail_msg("%s: missing rows", q);
-                        const tl_json *c = row->child;
-                        tl_civil_from_days(s, &y, &mo, &dd);
-                        char lab[16];
-                        snprintf(lab, sizeof lab, "%04lld-%02u-%02u", (long long)y, mo, dd);
-                        if (!tl_str_eqc(c->str, lab))
-                            fail_msg("%s: bucket %.*s, want %s", q, (int)c->str.len, c->str.p, lab);
-                        if (bd) {
-                            c = c->next;
-                            if (p == 0)
-                                assert_int_equal(c->type, TL_JNULL);
-                            else
-                                assert_true(tl_str_eqc(c->str, plats[p]));
+        for (int flags = 0; flags < 8; flags++) {
+            tl_query__test_flags = flags;
+            for (int iv = 0; iv < 3; iv++) {
+                for (int mode = 0; mode < 3; mode++) { /* plain, breakdown, filtered */
+                    bool bd = mode == 1;
+                    char q[512];
+                    int64_t y;
+                    unsigned mo, dd;
+                    char from[16], to[16];
+                    tl_civil_from_days(fd, &y, &mo, &dd);
+                    snprintf(from, sizeof from, "%04lld-%02u-%02u", (long long)y, mo, dd);
+                    tl_civil_from_days(td, &y, &mo, &dd);
+                    snprintf(to, sizeof to, "%04lld-%02u-%02u", (long long)y, mo, dd);
+                    snprintf(
+                        q, sizeof q,
+                        "{\"project\":\"demo\",\"kind\":\"trends\",\"from\":\"%s\",\"to\":\"%s\","
+                        "\"metric\":\"%s\",\"interval\":\"%s\"%s}",
+                        from, to, metrics[m], ivs[iv],
+                        mode == 1   ? ",\"breakdown\":\"platform\""
+                        : mode == 2 ? ",\"where\":[{\"prop\":\"platform\",\"op\":\"contains\","
+                                      "\"value\":\"we\"}]"
+                                    : "");
+                    tl_buf out = TL_BUF_INIT;
+                    tl_err err;
+                    if (run(f, q, &out, &err)) fail_msg("%s: %s", q, err.msg);
+                    tl_json *j;
+                    assert_int_equal(tl_json_parse(f->a, out.p, out.len, NULL, &j, &err), 0);
+                    const tl_json *rows = tl_json_get(j, "rows");
+                    assert_non_null(rows);
+                    const tl_json *row = rows->child;
+                    /* buckets */
+                    for (int64_t b0 = fd; b0 <= td;) {
+                        int64_t s = b0, e;
+                        if (iv == 1) s = b0 - (b0 + 3 - 7 * tl_floordiv(b0 + 3, 7));
+                        if (iv == 2) {
+                            tl_civil_from_days(b0, &y, &mo, &dd);
+                            s = tl_days_from_civil(y, mo, 1);
+                            e = (mo == 12 ? tl_days_from_civil(y + 1, 1, 1)
+                                          : tl_days_from_civil(y, mo + 1, 1)) -
+                                1;
+                        } else {
+                            e = iv == 1 ? s + 6 : s;
                         }
-                        c = c->next;
-                        if ((int)c->num != want)
-                            fail_msg("%s: bucket %s platform %d: got %d, want %d", q, lab, p,
-                                     (int)c->num, want);
-                        row = row->next;
+                        int nplat = bd ? 3 : 1;
+                        for (int p = 0; p < nplat; p++) {
+                            int want = ref_value(ev, R_N, uf, erased, m, s, e, fd, td,
+                                                 bd          ? p
+                                                 : mode == 2 ? 2
+                                                             : -1);
+                            if (!row) fail_msg("%s: missing rows", q);
+                            const tl_json *c = row->child;
+                            tl_civil_from_days(s, &y, &mo, &dd);
+                            char lab[16];
+                            snprintf(lab, sizeof lab, "%04lld-%02u-%02u", (long long)y, mo, dd);
+                            if (!tl_str_eqc(c->str, lab))
+                                fail_msg("%s: bucket %.*s, want %s", q, (int)c->str.len, c->str.p,
+                                         lab);
+                            if (bd) {
+                                c = c->next;
+                                if (p == 0)
+                                    assert_int_equal(c->type, TL_JNULL);
+                                else
+                                    assert_true(tl_str_eqc(c->str, plats[p]));
+                            }
+                            c = c->next;
+                            if ((int)c->num != want)
+                                fail_msg("%s (flags %d): bucket %s platform %d: got %d, want %d", q,
+                                         flags, lab, p, (int)c->num, want);
+                            row = row->next;
+                        }
+                        b0 = e + 1;
                     }
-                    b0 = e + 1;
+                    assert_null(row);
+                    tl_buf_fini(&out);
                 }
-                assert_null(row);
-                tl_buf_fini(&out);
             }
         }
     }
+    /* sum:properties.n per day, over every strategy (numbers in strings are parsed once) */
+    for (int flags = 0; flags < 8; flags++) {
+        tl_query__test_flags = flags;
+        tl_buf out = TL_BUF_INIT;
+        tl_err err;
+        assert_int_equal(run(f,
+                             "{'project':'demo','kind':'trends','from':'2026-01-01','to':"
+                             "'2026-03-16','metric':'sum:properties.n','where':[{'prop':"
+                             "'properties.n','op':'>=','value':3}]}",
+                             &out, &err),
+                         0);
+        tl_json *j;
+        assert_int_equal(tl_json_parse(f->a, out.p, out.len, NULL, &j, &err), 0);
+        const tl_json *row = tl_json_get(j, "rows")->child;
+        for (int64_t d = tl_floordiv(base, DAY); d < tl_floordiv(base, DAY) + R_DAYS; d++) {
+            int64_t want = 0;
+            for (int i = 0; i < R_N; i++)
+                if (tl_floordiv(ev[i].ts, DAY) == d && !erased[uf_find(uf, ev[i].who)] &&
+                    ev[i].who >= 3)
+                    want += ev[i].who;
+            assert_non_null(row);
+            assert_int_equal((int64_t)row->child->next->num, want);
+            row = row->next;
+        }
+        assert_null(row);
+        tl_buf_fini(&out);
+    }
+    tl_query__test_flags = 0;
 }
 
 int main(void)
