@@ -561,10 +561,23 @@ static void k_sum(worker *w, const qpart *q, uint32_t u, uint32_t lo, uint32_t h
     eng *e = w->e;
     if (!q->vpresent) return;
     size_t base = (size_t)u * e->nslot;
+    if (!e->bd) {
+        double sum = 0; /* in registers: no store-to-load chain through e->sum */
+        uint64_t n = 0;
+        FOR_ROWS(q, lo, hi, r, {
+            double x;
+            if (!value_of(e->c, q, r, &x)) continue;
+            sum += x;
+            n++;
+        });
+        e->sum[base] += sum;
+        e->cnt[base] += n;
+        return;
+    }
     FOR_ROWS(q, lo, hi, r, {
         double x;
         if (!value_of(e->c, q, r, &x)) continue;
-        uint32_t s = e->bd ? slot_of(e, q, r) : 0;
+        uint32_t s = slot_of(e, q, r);
         e->sum[base + s] += x;
         e->cnt[base + s]++;
     });
