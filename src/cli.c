@@ -457,6 +457,8 @@ int tl_cli_export(int argc, char **argv)
                     rec.user_id = tl_snap_did_str(sn, did);
                 else
                     rec.anonymous_id = tl_snap_did_str(sn, did);
+                if (cols[TL_COL_LINK][r])
+                    rec.anonymous_id = tl_snap_did_str(sn, cols[TL_COL_LINK][r] - 1);
                 rec.session_id = tl_snap_dict_str(sn, cols[TL_COL_SESSION][r]);
                 for (int f = 0; f < TL_F_COUNT; f++)
                     rec.field[f] = tl_snap_dict_str(sn, cols[TL_COL_FIELD + f][r]);

@@ -5,6 +5,7 @@
  *   POST /collect              native events (ingest.h); 200 only once durable
  *   GET  /collect.gif          pixel: one event from the query string; a 1×1 GIF
  *   POST /api/v1/query         queries (query.h), read key
+ *   DELETE /api/v1/persons/ID  erase a person (read key)
  *   GET  /healthz, /metrics    liveness and Prometheus counters
  * Status codes: 400 unparseable or invalid (with the reason), 401 bad key, 404, 405, 413 body
  * too large, 503 storage failed (sticky) with Retry-After. */
@@ -346,6 +347,42 @@ done:
     return ret;
 }
 
+/* DELETE /api/v1/persons/<distinct_id>?project=P (read key): erases the person through the
+ * log, so the erasure is durable and replayed like any event, then waits until it is applied:
+ * every later answer excludes the person. */
+static enum MHD_Result handle_erase(tl_http *h, struct MHD_Connection *c, const char *id)
+{
+    const tl_project_conf *p = project_by_read_key(h->cfg, bearer(c));
+    if (!p)
+        return send_error(h, c, 401, bearer(c).len ? "unknown read key" : "missing read key");
+    const char *pn = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "project");
+    if (pn && strcmp(pn, p->name))
+        return send_error(h, c, 401, "project: the read key is not this project's");
+    size_t n = strlen(id);
+    if (!n || n > 200 || !tl_utf8_valid(id, n))
+        return send_error(h, c, 400, "distinct_id: empty, longer than 200 bytes or not UTF-8");
+    tl_record r = {0};
+    r.kind = TL_REC_ERASE;
+    r.ts_ms = r.recv_ms = tl_now_ms();
+    r.project = tl_str_c(p->name);
+    r.event = TL_STR("$erase");
+    r.user_id = (tl_str){id, n};
+    tl_buf enc = TL_BUF_INIT;
+    tl_record_encode(&r, &enc);
+    tl_str rec = tl_buf_str(&enc);
+    uint64_t end;
+    int rc = tl_log_append(h->log, &rec, 1, &end);
+    tl_buf_fini(&enc);
+    if (rc)
+        return send_error(h, c, 503, "storage unavailable; retry later");
+    (void)tl_index_wait(h->ix, end, 10000);
+    tl_buf o = TL_BUF_INIT;
+    tl_buf_adds(&o, "{\"erased\":true,\"distinct_id\":");
+    tl_buf_json_str(&o, r.user_id);
+    tl_buf_adds(&o, "}\n");
+    return send_buf(h, c, 200, "application/json", &o);
+}
+
 static enum MHD_Result handle_metrics(tl_http *h, struct MHD_Connection *c)
 {
     tl_buf o = TL_BUF_INIT;
@@ -422,6 +459,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return send_error(h, c, 405, "use POST");
         return handle_query(h, c, rq);
     }
+    if (!strncmp(url, "/api/v1/persons/", 16) && !strcmp(method, "DELETE"))
+        return handle_erase(h, c, url + 16);
     if (!strcmp(url, "/healthz") && get) {
         tl_buf o = TL_BUF_INIT;
         bool ok = tl_log_error(h->log) == 0;

@@ -143,6 +143,17 @@ static int dd_rebuild(dedup *d, tl_store *st, uint64_t expect, tl_err *err)
 static void apply(tl_index *ix, uint32_t pid, const tl_record *r)
 {
     tl_store *s = ix->store;
+    if (r->kind == TL_REC_ERASE) {
+        /* The id may be known as a user id, an anonymous id, or both: erase every match. */
+        tl_str id = r->user_id.len ? r->user_id : r->anonymous_id;
+        uint32_t du = tl_store_w_did(s, pid, id, true, false);
+        uint32_t da = tl_store_w_did(s, pid, id, false, false);
+        if (du != TL_DID_NONE)
+            tl_store_w_erase(s, pid, du);
+        if (da != TL_DID_NONE)
+            tl_store_w_erase(s, pid, da);
+        return;
+    }
     uint32_t da = TL_DID_NONE, du = TL_DID_NONE;
     if (r->anonymous_id.len)
         da = tl_store_w_did(s, pid, r->anonymous_id, false, true);
@@ -214,7 +225,7 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
         }
         pos = next;
         n++;
-        if (!dd_insert(&ix->dd, dedup_key(r.project, r.event_id))) {
+        if (r.kind != TL_REC_ERASE && !dd_insert(&ix->dd, dedup_key(r.project, r.event_id))) {
             atomic_fetch_add(&ix->duplicates, 1);
             continue;
         }

@@ -126,7 +126,7 @@ int tl_record_decode(const void *data, size_t len, tl_arena *a, tl_record *r, tl
         return tl_err_set(err, TL_EBADMSG, "record: unknown version");
     r->kind = rd.p[1];
     rd.p += 2;
-    if (r->kind != TL_REC_EVENT && r->kind != TL_REC_IDENTIFY)
+    if (r->kind != TL_REC_EVENT && r->kind != TL_REC_IDENTIFY && r->kind != TL_REC_ERASE)
         return tl_err_set(err, TL_EBADMSG, "record: unknown kind %u", r->kind);
     if (tl_varint_get(&rd.p, rd.end, &ts) || tl_varint_get(&rd.p, rd.end, &recv))
         goto bad;

@@ -40,6 +40,7 @@ int tl_field_by_name(tl_str name);
 typedef enum tl_rec_kind {
     TL_REC_EVENT = 1,    /* an event row; may also merge its anonymous_id and user_id */
     TL_REC_IDENTIFY = 2, /* merge anonymous_id into user_id and set properties; no event row */
+    TL_REC_ERASE = 3,    /* erase the person of user_id (or anonymous_id); no event row */
 } tl_rec_kind;
 
 typedef enum tl_prop_type {

@@ -106,6 +106,8 @@ enum tl_col {
     TL_COL_EVENT, /* uint32 dict id */
     TL_COL_FIELD, /* TL_COL_FIELD + f: uint32 dict id of built-in field f, 0 = absent */
     TL_COL_SESSION = TL_COL_FIELD + TL_F_COUNT, /* uint32 dict id of session_id */
+    TL_COL_LINK, /* uint32: did + 1 of the anonymous_id an event also carried (its did column
+                    is then the user_id's), else 0; keeps the link for export */
     TL_COL_N
 };
 

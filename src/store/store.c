@@ -412,6 +412,10 @@ void tl_store_w_append(tl_store *s, uint32_t pid, const tl_record *r, uint32_t d
     for (int f = 0; f < TL_F_COUNT; f++)
         cols[TL_COL_FIELD + f] = r->field[f].len ? tl_dict__intern(&p->dict, r->field[f]) : 0;
     cols[TL_COL_SESSION] = r->session_id.len ? tl_dict__intern(&p->dict, r->session_id) : 0;
+    if (r->anonymous_id.len && r->user_id.len) {
+        uint32_t a = tl_ident__did(&p->ident, r->anonymous_id, false, false);
+        cols[TL_COL_LINK] = a != TL_DID_NONE && a != did ? a + 1 : 0;
+    }
     uint32_t keys[64], *pk = keys;
     uint8_t types[64], *pt = types;
     uint64_t vals[64], *pv = vals;
