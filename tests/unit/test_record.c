@@ -255,7 +255,7 @@ static void test_bad_header(void **state)
     assert_int_equal(tl_record_decode(b.p, b.len, a, &out, &err), TL_EBADMSG);
     assert_non_null(strstr(err.msg, "version"));
     b.p[0] = 1;
-    const uint8_t kinds[] = {0, 3, 255};
+    const uint8_t kinds[] = {0, 4, 255}; /* 1..3 are event, identify, erase */
     for (size_t i = 0; i < sizeof kinds; i++) {
         b.p[1] = (char)kinds[i];
         assert_int_equal(tl_record_decode(b.p, b.len, a, &out, &err), TL_EBADMSG);
