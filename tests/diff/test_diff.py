@@ -311,13 +311,24 @@ def send_batches(s, batches, rng, first_index=0):
         check_eq(sorted(e["index"] for e in j.get("errors", [])), bad_idx, "batch %d error indexes" % bi)
 
 
+SLOW_S = 1.5  # a query slower than this (on ~10k events) is a stall
+MAX_SLOW = 5
+
+
 def run_queries(s, ref, queries, stage, failures):
     took = []
+    slow = []
     for zone, q in queries:
         exp, labels, values = ref.trends(q, zone, Labels)
         t1 = time.monotonic()
         r = s.query(q, key=RK, timeout=120)
         took.append(time.monotonic() - t1)
+        if took[-1] > SLOW_S:
+            slow.append((took[-1], q))
+            if len(slow) >= MAX_SLOW:
+                failures.append((stage, zone, q, ["%d queries took over %.1fs each (%s); stopped querying"
+                                                  % (len(slow), SLOW_S, ", ".join("%.2fs" % x for x, _ in slow))]))
+                break
         if r.status != 200:
             failures.append((stage, zone, q, ["status %d: %r" % (r.status, r.body[:300])]))
             continue
@@ -335,6 +346,10 @@ def run_seed(seed):
     today = datetime.datetime.now(datetime.timezone.utc).date()
     first, last, change = gen.ny_dst_range(today)
     t0 = time.monotonic()
+
+    def stage(what):
+        print("  %6.1fs %s" % (time.monotonic() - t0, what), flush=True)
+
     ds = gen.Dataset(seed, first, last, tally.now_ms(), ZONES, quick=quick)
     ref = reference.Reference(ds.stored, ZONES)
     print("seed %d: %d events stored (%d sent in %d batches), %d persons; range %s..%s, DST change %s"
@@ -354,9 +369,12 @@ def run_seed(seed):
         # send 60%, restart, send the rest (late events and retries cross the restart)
         cut = len(ds.batches) * 3 // 5
         send_batches(s, ds.batches[:cut], rng)
+        stage("sent %d batches" % cut)
         s.restart()
+        stage("restarted")
         send_batches(s, ds.batches[cut:], rng, cut)
         t_sent = time.monotonic()
+        stage("sent the rest")
         s.wait_count(P, lo, hi, RK, len(ds.stored), tz="UTC", timeout=60)
         if seed % 2:
             m = s.request("GET", "/metrics").body.decode()
@@ -364,13 +382,16 @@ def run_seed(seed):
             check(parts and float(parts[0].split()[1]) > 1, "seal_rows 700: sealed parts expected: %r" % parts)
         max_took = run_queries(s, ref, queries, "", failures)
         t_q = time.monotonic()
+        stage("%d queries compared" % len(queries))
         # the same answers after a restart, and after kill -9 and a restart
         n_before = len(failures)
         s.restart()
         if len(failures) == n_before:
             run_queries(s, ref, rng.sample(queries, len(queries) // 3), "after restart", failures)
+        stage("restarted, and compared again")
         s.kill()
         s.start()
+        stage("killed and started")
         s.wait_count(P, lo, hi, RK, len(ds.stored), tz="UTC", timeout=60)
         if len(failures) == n_before:
             run_queries(s, ref, rng.sample(queries, len(queries) // 3), "after kill -9", failures)
@@ -378,9 +399,9 @@ def run_seed(seed):
           % (seed, len(queries), t_sent - t0, t_q - t_sent, max_took, time.monotonic() - t0))
     if failures:
         lines = ["seed %d: %d of %d queries differ from the reference" % (seed, len(failures), len(queries))]
-        for stage, zone, q, probs in failures[:MAX_REPORTED]:
+        for st, zone, q, probs in failures[:MAX_REPORTED]:
             lines.append("")
-            lines.append("%szone %s  query %s" % (stage + ": " if stage else "", zone,
+            lines.append("%szone %s  query %s" % (st + ": " if st else "", zone,
                                                    json.dumps(q, ensure_ascii=False)))
             lines += ["    " + p for p in probs]
         if len(failures) > MAX_REPORTED:
