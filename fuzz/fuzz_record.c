@@ -56,7 +56,7 @@ static bool props_clean(const tl_prop *p, uint32_t n)
     return true;
 }
 
-/* Strings valid UTF-8, numbers finite and the time within years 0..9999. */
+/* Strings valid UTF-8 and numbers finite (any time: out of ISO range it is written as ms). */
 static bool clean(const tl_record *r)
 {
     const tl_str s[] = {r->event, r->event_id, r->anonymous_id, r->user_id, r->session_id};
@@ -64,7 +64,6 @@ static bool clean(const tl_record *r)
         if (!tl_utf8_valid(s[i].p, s[i].len)) return false;
     for (int f = 0; f < TL_F_COUNT; f++)
         if (!tl_utf8_valid(r->field[f].p, r->field[f].len)) return false;
-    if (r->ts_ms < -62167219200000LL || r->ts_ms > 253402300799999LL) return false;
     return props_clean(r->props, r->n_props) && props_clean(r->uprops, r->n_uprops);
 }
 

@@ -166,15 +166,25 @@ static void write_props(tl_buf *b, const char *name, const tl_prop *p, uint32_t 
     tl_buf_addc(b, '}');
 }
 
+/* Instants ISO-8601 can write with a four-digit year: 0000-01-01 to 9999-12-31. */
+#define ISO_MIN_MS (-62167219200000LL)
+#define ISO_MAX_MS 253402300799999LL
+
 void tl_record_write_json(const tl_record *r, tl_buf *b)
 {
-    char iso[32];
-    tl_iso_format(r->ts_ms, iso);
     tl_buf_adds(b, "{\"event\":");
     tl_buf_json_str(b, r->event);
     tl_buf_adds(b, ",\"event_id\":");
     tl_buf_json_str(b, r->event_id);
-    tl_buf_printf(b, ",\"timestamp\":\"%s\"", iso);
+    if (r->ts_ms >= ISO_MIN_MS && r->ts_ms <= ISO_MAX_MS) {
+        char iso[32];
+        tl_iso_format(r->ts_ms, iso);
+        tl_buf_printf(b, ",\"timestamp\":\"%s\"", iso);
+    } else {
+        /* Milliseconds, which /collect also accepts, rather than a date with a 5-digit or
+         * negative year. */
+        tl_buf_printf(b, ",\"timestamp\":%lld", (long long)r->ts_ms);
+    }
     if (r->anonymous_id.len) {
         tl_buf_adds(b, ",\"anonymous_id\":");
         tl_buf_json_str(b, r->anonymous_id);

@@ -399,6 +399,41 @@ static void test_json_minimal(void **state)
     tl_buf_fini(&b);
 }
 
+static void test_json_extreme_times(void **state)
+{
+    (void)state;
+    /* Inside years 0..9999: ISO-8601; outside: the milliseconds as a number. */
+    const struct {
+        int64_t ts;
+        const char *text;
+        tl_jtype type;
+    } cases[] = {
+        {253402300799999LL, "9999-12-31T23:59:59.999Z", TL_JSTR},
+        {-62167219200000LL, "0000-01-01T00:00:00.000Z", TL_JSTR},
+        {253402300800000LL, "253402300800000", TL_JNUM},
+        {-62167219200001LL, "-62167219200001", TL_JNUM},
+        {INT64_MAX, "9223372036854775807", TL_JNUM},
+        {INT64_MIN, "-9223372036854775808", TL_JNUM},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tl_record r;
+        memset(&r, 0, sizeof r);
+        r.kind = TL_REC_EVENT;
+        r.ts_ms = cases[i].ts;
+        tl_buf b = TL_BUF_INIT;
+        tl_record_write_json(&r, &b);
+        tl_arena *a = tl_arena_new();
+        tl_json *j;
+        tl_err err = {0};
+        if (tl_json_parse(a, b.p, b.len, NULL, &j, &err))
+            fail_msg("%s in %.*s", err.msg, (int)b.len, b.p);
+        const tl_json *t = member(j, "timestamp", cases[i].type);
+        assert_str_eq(t->str, tl_str_c(cases[i].text));
+        tl_arena_free(a);
+        tl_buf_fini(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,7 +442,7 @@ int main(void)
         cmocka_unit_test(test_truncated),          cmocka_unit_test(test_trailing),
         cmocka_unit_test(test_bad_header),         cmocka_unit_test(test_bad_prop_type),
         cmocka_unit_test(test_field_names),        cmocka_unit_test(test_json),
-        cmocka_unit_test(test_json_minimal),
+        cmocka_unit_test(test_json_minimal),       cmocka_unit_test(test_json_extreme_times),
     };
     return cmocka_run_group_tests_name("record", tests, NULL, NULL);
 }
