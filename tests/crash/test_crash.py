@@ -32,6 +32,7 @@ class Client(threading.Thread):
         self.srv, self.cid, self.rng = srv, cid, random.Random(seed)
         self.stop_evt, self.deadline = stop_evt, deadline
         self.acked = []  # events of acknowledged batches
+        self.n_sent = 0  # distinct events sent at least once
         self.attempts = self.retries = 0
         self.error = None
         self.now = tally.now_ms()
@@ -75,6 +76,7 @@ class Client(threading.Thread):
             while not self.stop_evt.is_set() and k < 100000:
                 evs = self.batch(k)
                 body = json.dumps({"events": evs})
+                self.n_sent += len(evs)
                 acked = False
                 t_batch = time.monotonic()
                 while not acked:
@@ -102,6 +104,52 @@ class Client(threading.Thread):
                 k += 1
         except Exception as e:  # noqa: BLE001 - reported by the test
             self.error = "client %d: %r" % (self.cid, e)
+
+
+class Reader(threading.Thread):
+    """Queries while the server is being killed: an answer must count at least every event
+    acknowledged before the query was sent (read-your-writes, across restarts) and at most
+    the events sent so far."""
+
+    def __init__(self, srv, clients, stop_evt, day_from, day_to):
+        super().__init__(daemon=True)
+        self.srv, self.clients, self.stop_evt = srv, clients, stop_evt
+        self.day_from, self.day_to = day_from, day_to
+        self.problems = []
+        self.answers = 0
+
+    def run(self):
+        q = {"project": P, "kind": "trends", "metric": "events", "interval": "month",
+             "from": self.day_from, "to": self.day_to, "tz": "UTC"}
+        n = 0
+        while not self.stop_evt.is_set() and n < 100000:
+            n += 1
+            lo = sum(len(c.acked) for c in self.clients)
+            port = self.srv.port
+            start_no, started_at = self.srv.n_starts, getattr(self.srv, "started_at", 0)
+            t_q = time.monotonic()
+            try:
+                c = http.client.HTTPConnection(tally.HOST, port, timeout=20)
+                c.request("POST", "/api/v1/query", json.dumps(q),
+                          {"Authorization": "Bearer " + RK, "Content-Type": "application/json"})
+                r = c.getresponse()
+                status, data = r.status, r.read()
+                c.close()
+            except (OSError, http.client.HTTPException, TypeError):
+                time.sleep(0.05)
+                continue
+            hi = sum(c.n_sent for c in self.clients)
+            if status != 200:
+                self.problems.append("query status %d %r" % (status, data[:200]))
+                continue
+            got = sum(row[-1] for row in json.loads(data)["rows"])
+            self.answers += 1
+            if not lo <= got <= hi:
+                self.problems.append("a query counted %d events: %d were acknowledged before it, "
+                                     "%d sent by its answer (it took %.2fs; sent %.2fs after "
+                                     "server start #%d)" % (got, lo, hi, time.monotonic() - t_q,
+                                                             t_q - started_at, start_no))
+            time.sleep(0.05)
 
 
 def persons_of(events):
@@ -138,6 +186,9 @@ def test_crash_kill9_exactly_once():
     clients = [Client(srv, i, 1000 + i, stop_evt, deadline) for i in range(2)]
     for c in clients:
         c.start()
+    today = tally.today_utc()
+    reader = Reader(srv, clients, stop_evt, tally.day_add(today, -12), tally.day_add(today, 1))
+    reader.start()
     kills = 0
     try:
         while kills < kills_wanted and time.monotonic() < deadline - 60:
@@ -152,8 +203,10 @@ def test_crash_kill9_exactly_once():
         time.sleep(0.5)
     finally:
         stop_evt.set()
-        for c in clients:
+        for c in clients + [reader]:
             c.join(timeout=120)
+    check(not reader.problems, "read-your-writes across kills: %d problems:\n  %s"
+          % (len(reader.problems), "\n  ".join(reader.problems[:10])))
     for c in clients:
         check(not c.is_alive(), "client %d did not finish" % c.cid)
         check(c.error is None, c.error or "")
@@ -161,9 +214,10 @@ def test_crash_kill9_exactly_once():
     events = [e for c in clients for e in c.acked]
     ids = [e["event_id"] for e in events]
     check_eq(len(set(ids)), len(ids), "event ids unique in the test")
-    print("%d kills; %d events acknowledged in %d attempts (%d retries); %.0fs"
-          % (kills, len(events), sum(c.attempts for c in clients), sum(c.retries for c in clients),
-             time.monotonic() - t_start))
+    print("%d kills; %d events acknowledged in %d attempts (%d retries); %d queries answered "
+          "during the kills; %.0fs" % (kills, len(events), sum(c.attempts for c in clients),
+                                       sum(c.retries for c in clients), reader.answers,
+                                       time.monotonic() - t_start))
 
     # expected answers
     find = persons_of(events)

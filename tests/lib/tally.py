@@ -241,6 +241,7 @@ class Server:
                                   % (self.start_timeout, self.log_tail()))
             time.sleep(0.05)
         self.port = port
+        self.started_at = time.monotonic()
         wait_until(self._healthy, timeout=max(5.0, deadline - time.monotonic()),
                    interval=0.05, what="/healthz of %s" % self.url)
         return self
