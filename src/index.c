@@ -225,7 +225,7 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
         }
         pos = next;
         n++;
-        if (r.kind != TL_REC_ERASE && !dd_insert(&ix->dd, dedup_key(r.project, r.event_id))) {
+        if (r.kind == TL_REC_EVENT && !dd_insert(&ix->dd, dedup_key(r.project, r.event_id))) {
             atomic_fetch_add(&ix->duplicates, 1);
             continue;
         }

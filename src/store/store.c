@@ -475,8 +475,10 @@ int tl_store_scan_event_ids(tl_store *s, tl_event_id_fn fn, void *ctx)
                 pthread_mutex_unlock(&sp->mu);
             }
             tl_open *op = pt->open;
-            for (uint32_t r = 0; op && r < op->n; r++)
-                fn(ctx, name, (tl_str){op->eid.p + op->eid_off[r], op->eid_off[r + 1] - op->eid_off[r]});
+            for (uint32_t r = 0; op && r < op->n; r++) {
+                uint32_t a = op->eid_off[r], b = op->eid_off[r + 1];
+                fn(ctx, name, a < b ? (tl_str){op->eid.p + a, b - a} : TL_STR(""));
+            }
         }
         pthread_rwlock_unlock(&p->lock);
     }
