@@ -4,11 +4,12 @@
  * whichever process has it open, so a CLI never writes under a running server. */
 #include "cli.h"
 
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -44,8 +45,7 @@ static int fail(const char *cmd, const char *msg)
 static bool wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return true;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return true;
     return false;
 }
 
@@ -67,8 +67,7 @@ static void random_key(const char *prefix, char *out, size_t cap)
 /* With no projects configured: the `default` project, its keys kept in data/keys.conf. */
 static int ensure_default_project(tl_config *c, bool create, tl_err *err)
 {
-    if (c->n_projects)
-        return 0;
+    if (c->n_projects) return 0;
     char path[1200];
     snprintf(path, sizeof path, "%s/keys.conf", c->data_dir);
     tl_project_conf p = {0};
@@ -102,8 +101,7 @@ static int ensure_default_project(tl_config *c, bool create, tl_err *err)
                       p.timezone, p.write_key, p.read_key);
         int rc = tl_write_file_atomic(path, b.p, b.len);
         tl_buf_fini(&b);
-        if (rc)
-            return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
+        if (rc) return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
     }
     tl_config_add_project(c, &p);
     return 0;
@@ -114,8 +112,7 @@ static void engine_close(engine *e)
     tl_index_free(e->ix); /* drains and checkpoints */
     tl_log_close(e->log);
     tl_store_free(e->st);
-    if (e->lock_fd >= 0)
-        close(e->lock_fd);
+    if (e->lock_fd >= 0) close(e->lock_fd);
     e->ix = NULL;
     e->log = NULL;
     e->st = NULL;
@@ -127,8 +124,7 @@ static int engine_open(engine *e, tl_err *err)
     e->lock_fd = -1;
     const tl_config *c = &e->cfg;
     int rc = tl_mkdir_p(c->data_dir);
-    if (rc)
-        return tl_err_set(err, rc, "data directory %s: %s", c->data_dir, tl_strerror(rc));
+    if (rc) return tl_err_set(err, rc, "data directory %s: %s", c->data_dir, tl_strerror(rc));
     char path[1200];
     snprintf(path, sizeof path, "%s/LOCK", c->data_dir);
     e->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -141,21 +137,17 @@ static int engine_open(engine *e, tl_err *err)
     snprintf(path, sizeof path, "%s/store", c->data_dir);
     tl_store_opts so = {c->seal_rows, (uint64_t)c->cache_mb << 20};
     rc = tl_store_open(path, &so, &e->st, &pos, &aux, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     snprintf(path, sizeof path, "%s/log", c->data_dir);
     tl_log_opts lo = {c->segment_bytes, c->repair, 0};
     rc = tl_log_open(path, &lo, &e->log, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     snprintf(path, sizeof path, "%s/index", c->data_dir);
     tl_index_opts io = {c->checkpoint_ms, c->seal_rows};
     rc = tl_index_open(path, e->st, e->log, pos, aux, &io, &e->ix, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = tl_index_start(e->ix);
-    if (rc)
-        return tl_err_set(err, rc, "cannot start the indexer thread");
+    if (rc) return tl_err_set(err, rc, "cannot start the indexer thread");
     return 0;
 }
 
@@ -170,8 +162,7 @@ static int load_cfg(const char *cmd, const char *usage, int scope, int argc, cha
         return 0;
     }
     tl_err err = {0};
-    if (tl_config_load(c, scope, argc, argv, rest, n_rest, &err))
-        return fail(cmd, err.msg);
+    if (tl_config_load(c, scope, argc, argv, rest, n_rest, &err)) return fail(cmd, err.msg);
     tl_diag_set_level(c->log_level);
     return -1;
 }
@@ -190,11 +181,9 @@ int tl_cli_serve(int argc, char **argv)
                       "projects in the config, creates the project `default` and prints its "
                       "keys.",
                       TL_CFG_SERVE, argc, argv, &e.cfg, &rest, &n_rest);
-    if (st >= 0)
-        return st;
+    if (st >= 0) return st;
     free(rest);
-    if (n_rest)
-        return fail("serve", "unexpected argument (see --help)");
+    if (n_rest) return fail("serve", "unexpected argument (see --help)");
     tl_fault_from_env();
     tl_err err = {0};
     sigset_t set;
@@ -205,12 +194,9 @@ int tl_cli_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     tl_http *h = NULL;
     int rc = tl_mkdir_p(e.cfg.data_dir);
-    if (!rc)
-        rc = ensure_default_project(&e.cfg, true, &err);
-    if (!rc)
-        rc = engine_open(&e, &err);
-    if (!rc)
-        rc = tl_http_start(&e.cfg, e.log, e.ix, e.st, &h, &err);
+    if (!rc) rc = ensure_default_project(&e.cfg, true, &err);
+    if (!rc) rc = engine_open(&e, &err);
+    if (!rc) rc = tl_http_start(&e.cfg, e.log, e.ix, e.st, &h, &err);
     if (rc) {
         fail("serve", err.msg[0] ? err.msg : tl_strerror(rc));
         engine_close(&e);
@@ -220,8 +206,7 @@ int tl_cli_serve(int argc, char **argv)
     char host[256];
     snprintf(host, sizeof host, "%s", e.cfg.listen);
     char *colon = strrchr(host, ':');
-    if (colon)
-        *colon = 0;
+    if (colon) *colon = 0;
     fprintf(stderr, "tally: data in %s\n", e.cfg.data_dir);
     for (uint32_t i = 0; i < e.cfg.n_projects; i++)
         fprintf(stderr, "tally: project %s  timezone=%s  write_key=%s  read_key=%s\n",
@@ -242,15 +227,13 @@ int tl_cli_serve(int argc, char **argv)
 
 static const tl_project_conf *pick_project(const tl_config *c, const char *name)
 {
-    if (name)
-        return tl_config_project(c, name);
+    if (name) return tl_config_project(c, name);
     return c->n_projects ? &c->projects[0] : NULL;
 }
 
 static void progress(uint64_t done, uint64_t total, int64_t t0)
 {
-    if (!isatty(2))
-        return;
+    if (!isatty(2)) return;
     double s = (double)(tl_mono_ms() - t0) / 1000.0;
     int w = 40, f = total ? (int)((double)w * (double)done / (double)total) : 0;
     fprintf(stderr, "\r[%.*s%*s] %llu events %5.1f%% %.0f ev/s", f,
@@ -291,8 +274,7 @@ static int import_chunk(engine *e, const tl_project_conf *p, const tl_ingest_lim
     *bad += b.rejected;
     *line_base += b.n_input;
     tl_arena_free(a);
-    if (rc)
-        fprintf(stderr, "tally import: log append failed: %s\n", tl_strerror(rc));
+    if (rc) fprintf(stderr, "tally import: log append failed: %s\n", tl_strerror(rc));
     return rc;
 }
 
@@ -320,8 +302,7 @@ int tl_cli_import(int argc, char **argv)
                       "a terminal. The server must not be running on the same directory.",
                       TL_CFG_CLIENT, na, args, &e.cfg, &rest, &n_rest);
     free(args);
-    if (st >= 0)
-        return st;
+    if (st >= 0) return st;
     tl_err err = {0};
     int rc = ensure_default_project(&e.cfg, true, &err);
     const tl_project_conf *p = rc ? NULL : pick_project(&e.cfg, project);
@@ -351,8 +332,7 @@ int tl_cli_import(int argc, char **argv)
         tl_buf all = TL_BUF_INIT;
         if (n_rest) {
             rc = tl_read_file(rest[f], &all);
-            if (rc)
-                fprintf(stderr, "tally import: %s: %s\n", rest[f], tl_strerror(rc));
+            if (rc) fprintf(stderr, "tally import: %s: %s\n", rest[f], tl_strerror(rc));
         } else {
             char tmp[65536];
             size_t n;
@@ -378,13 +358,11 @@ int tl_cli_import(int argc, char **argv)
         tl_arena_free(za);
         tl_buf_fini(&all);
     }
-    if (isatty(2))
-        fprintf(stderr, "\n");
-    if (!rc)
-        (void)tl_index_wait(e.ix, tl_log_durable_pos(e.log), 600000);
+    if (isatty(2)) fprintf(stderr, "\n");
+    if (!rc) (void)tl_index_wait(e.ix, tl_log_durable_pos(e.log), 600000);
     engine_close(&e);
-    fprintf(stderr, "tally import: %llu events imported, %llu rejected\n",
-            (unsigned long long)ok, (unsigned long long)bad);
+    fprintf(stderr, "tally import: %llu events imported, %llu rejected\n", (unsigned long long)ok,
+            (unsigned long long)bad);
     free(rest);
     tl_config_fini(&e.cfg);
     return rc ? 1 : 0;
@@ -414,8 +392,7 @@ int tl_cli_export(int argc, char **argv)
                       TL_CFG_CLIENT, na, args, &e.cfg, &rest, &n_rest);
     free(args);
     free(rest);
-    if (st >= 0)
-        return st;
+    if (st >= 0) return st;
     tl_err err = {0};
     int rc = ensure_default_project(&e.cfg, false, &err);
     const tl_project_conf *p = rc ? NULL : pick_project(&e.cfg, project);
@@ -446,8 +423,7 @@ int tl_cli_export(int argc, char **argv)
                 rc = tl_snap_prop(sn, i, keys[k], &pc[k]);
             for (uint32_t r = 0; r < pi.n_rows && !rc; r++) {
                 uint32_t did = cols[TL_COL_DID][r];
-                if (persons[did] == TL_PERSON_ERASED)
-                    continue;
+                if (persons[did] == TL_PERSON_ERASED) continue;
                 tl_record rec = {0};
                 rec.kind = TL_REC_EVENT;
                 rec.ts_ms = ts[r];
@@ -465,8 +441,7 @@ int tl_cli_export(int argc, char **argv)
                 tl_prop props[256];
                 for (uint32_t k = 0; k < nk && rec.n_props < 256; k++) {
                     uint8_t t = pc[k].type[r];
-                    if (!t)
-                        continue;
+                    if (!t) continue;
                     tl_prop *pp = &props[rec.n_props++];
                     pp->key = tl_snap_dict_str(sn, keys[k]);
                     pp->type = t;
@@ -492,8 +467,7 @@ int tl_cli_export(int argc, char **argv)
     }
     engine_close(&e);
     tl_config_fini(&e.cfg);
-    if (rc)
-        return fail("export", tl_strerror(rc));
+    if (rc) return fail("export", tl_strerror(rc));
     return 0;
 }
 
@@ -511,8 +485,7 @@ int tl_cli_query(int argc, char **argv)
                       "The query's \"project\" field picks the project (default: the first). "
                       "Against a running server, use curl with the read key (see README).",
                       TL_CFG_CLIENT, argc, argv, &e.cfg, &rest, &n_rest);
-    if (st >= 0)
-        return st;
+    if (st >= 0) return st;
     tl_buf body = TL_BUF_INIT;
     if (n_rest) {
         tl_buf_adds(&body, rest[0]);
@@ -529,20 +502,16 @@ int tl_cli_query(int argc, char **argv)
     int rc = tl_json_parse(a, body.p ? body.p : "", body.len, NULL, &q, &err);
     if (!rc && q->type != TL_JOBJ)
         rc = tl_err_set(&err, TL_EINVAL, "query: expected a JSON object");
-    if (!rc)
-        rc = ensure_default_project(&e.cfg, false, &err);
+    if (!rc) rc = ensure_default_project(&e.cfg, false, &err);
     const tl_project_conf *p = NULL;
     if (!rc) {
         tl_str pn = tl_json_get_str(q, "project");
         char name[TL_NAME_MAX] = "";
-        if (pn.len && pn.len < sizeof name)
-            memcpy(name, pn.p, pn.len);
+        if (pn.len && pn.len < sizeof name) memcpy(name, pn.p, pn.len);
         p = pick_project(&e.cfg, pn.len ? name : NULL);
-        if (!p)
-            rc = tl_err_set(&err, TL_EINVAL, "project: unknown project");
+        if (!p) rc = tl_err_set(&err, TL_EINVAL, "project: unknown project");
     }
-    if (!rc)
-        rc = engine_open(&e, &err);
+    if (!rc) rc = engine_open(&e, &err);
     tl_buf out = TL_BUF_INIT;
     if (!rc) {
         (void)tl_index_wait(e.ix, tl_log_durable_pos(e.log), 600000);

@@ -4,10 +4,11 @@
  * from [project NAME] sections of the file. */
 #include "config.h"
 
-#include <ctype.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <ctype.h>
 
 #include "util/buf.h"
 #include "util/diag.h"
@@ -58,16 +59,16 @@ static const setting g_settings[] = {
      "TALLY_SEGMENT_BYTES", "log segment size"},
     {"seal-rows", T_U32, N(seal_rows), "1048576", 1, 1u << 28, BOTH, "TALLY_SEAL_ROWS",
      "rows kept in memory before they are sealed into column files"},
-    {"checkpoint-ms", T_U32, N(checkpoint_ms), "60000", 10, 1u << 30, BOTH,
-     "TALLY_CHECKPOINT_MS", "seal and checkpoint at least this often"},
+    {"checkpoint-ms", T_U32, N(checkpoint_ms), "60000", 10, 1u << 30, BOTH, "TALLY_CHECKPOINT_MS",
+     "seal and checkpoint at least this often"},
     {"cache-mb", T_U32, N(cache_mb), "1024", 16, 1u << 20, BOTH, "TALLY_CACHE_MB",
      "memory for decompressed columns"},
     {"repair", T_BOOL, N(repair), "false", 0, 1, BOTH, "TALLY_REPAIR",
      "drop corrupt log data at start (saying how much) instead of refusing to start"},
     {"session-gap-s", T_U32, N(session_gap_s), "1800", 1, 86400, BOTH, "TALLY_SESSION_GAP_S",
      "default session inactivity gap of projects"},
-    {"retention-days", T_U32, N(retention_days), "90", 1, 100000, BOTH,
-     "TALLY_RETENTION_DAYS", "default raw event retention of projects"},
+    {"retention-days", T_U32, N(retention_days), "90", 1, 100000, BOTH, "TALLY_RETENTION_DAYS",
+     "default raw event retention of projects"},
 };
 #define N_SETTINGS (sizeof g_settings / sizeof g_settings[0])
 
@@ -75,26 +76,21 @@ static const setting *find_setting(const char *name, size_t len)
 {
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const char *n = g_settings[i].name;
-        if (strlen(n) == len && !strncmp(n, name, len))
-            return &g_settings[i];
+        if (strlen(n) == len && !strncmp(n, name, len)) return &g_settings[i];
     }
     /* File keys may use underscores: data_dir, max_body_bytes. */
     char tmp[64];
-    if (len >= sizeof tmp)
-        return NULL;
+    if (len >= sizeof tmp) return NULL;
     for (size_t i = 0; i < len; i++)
         tmp[i] = name[i] == '_' ? '-' : name[i];
     tmp[len] = 0;
-    if (!strcmp(tmp, "data-dir"))
-        return find_setting("data", 4);
+    if (!strcmp(tmp, "data-dir")) return find_setting("data", 4);
     for (size_t i = 0; i < N_SETTINGS; i++)
-        if (!strcmp(g_settings[i].name, tmp))
-            return &g_settings[i];
+        if (!strcmp(g_settings[i].name, tmp)) return &g_settings[i];
     return NULL;
 }
 
-static int set_value(tl_config *c, const setting *s, const char *v, const char *where,
-                     tl_err *err)
+static int set_value(tl_config *c, const setting *s, const char *v, const char *where, tl_err *err)
 {
     char *base = (char *)c;
     switch (s->type) {
@@ -129,9 +125,8 @@ static int set_value(tl_config *c, const setting *s, const char *v, const char *
         if (!*v || *end || errno || v[0] == '-')
             return tl_err_set(err, TL_EINVAL, "%s: %s: not a number: '%s'", where, s->name, v);
         if (x < s->min || x > s->max)
-            return tl_err_set(err, TL_EINVAL, "%s: %s: %llu is outside %llu..%llu", where,
-                              s->name, x, (unsigned long long)s->min,
-                              (unsigned long long)s->max);
+            return tl_err_set(err, TL_EINVAL, "%s: %s: %llu is outside %llu..%llu", where, s->name,
+                              x, (unsigned long long)s->min, (unsigned long long)s->max);
         if (s->type == T_U32)
             *(uint32_t *)(base + s->off) = (uint32_t)x;
         else
@@ -160,11 +155,9 @@ void tl_config_add_project(tl_config *c, const tl_project_conf *p)
 
 static bool project_name_ok(const char *n)
 {
-    if (!*n || strlen(n) >= TL_NAME_MAX)
-        return false;
+    if (!*n || strlen(n) >= TL_NAME_MAX) return false;
     for (const char *p = n; *p; p++)
-        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
-            return false;
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-') return false;
     return true;
 }
 
@@ -172,8 +165,7 @@ static int load_file(tl_config *c, const char *path, tl_err *err)
 {
     tl_buf b = TL_BUF_INIT;
     FILE *f = fopen(path, "r");
-    if (!f)
-        return tl_err_set(err, TL_ENOENT, "config file %s: %s", path, strerror(errno));
+    if (!f) return tl_err_set(err, TL_ENOENT, "config file %s: %s", path, strerror(errno));
     char line[2048], where[1200];
     int lineno = 0, rc = 0;
     tl_project_conf *cur = NULL;
@@ -188,11 +180,9 @@ static int load_file(tl_config *c, const char *path, tl_err *err)
             break;
         }
         char *hash = strchr(line, '#');
-        if (hash)
-            *hash = 0;
+        if (hash) *hash = 0;
         char *s = trim(line);
-        if (!*s)
-            continue;
+        if (!*s) continue;
         if (*s == '[') {
             /* Exactly "[project NAME]": the word, white space, one name, nothing after. */
             size_t sl = strlen(s);
@@ -208,8 +198,8 @@ static int load_file(tl_config *c, const char *path, tl_err *err)
             name = trim(name + 7);
             if (!project_name_ok(name)) {
                 rc = tl_err_set(err, TL_EINVAL,
-                                "%s: project name '%s': use letters, digits, _ and - (≤ 63)",
-                                where, name);
+                                "%s: project name '%s': use letters, digits, _ and - (≤ 63)", where,
+                                name);
                 break;
             }
             if (tl_config_project(c, name)) {
@@ -284,8 +274,7 @@ static int set_defaults(tl_config *c, tl_err *err)
 {
     for (size_t i = 0; i < N_SETTINGS; i++) {
         int rc = set_value(c, &g_settings[i], g_settings[i].def, "default", err);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return 0;
 }
@@ -306,8 +295,7 @@ int tl_config_load(tl_config *c, int scope, int argc, char **argv, char ***rest,
     char **pos = NULL;
     int np = 0;
     int rc = set_defaults(c, err);
-    if (rc)
-        goto fail;
+    if (rc) goto fail;
     /* Pass 1: find --config (flags beat the environment). */
     const char *cfg = getenv("TALLY_CONFIG");
     for (int i = 1; i < argc; i++) {
@@ -319,15 +307,13 @@ int tl_config_load(tl_config *c, int scope, int argc, char **argv, char ***rest,
     if (cfg && *cfg) {
         snprintf(c->config_file, sizeof c->config_file, "%s", cfg);
         rc = load_file(c, cfg, err);
-        if (rc)
-            goto fail;
+        if (rc) goto fail;
     }
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const char *v = g_settings[i].env ? getenv(g_settings[i].env) : NULL;
         if (v && (g_settings[i].scope & scope) && strcmp(g_settings[i].name, "config")) {
             rc = set_value(c, &g_settings[i], v, g_settings[i].env, err);
-            if (rc)
-                goto fail;
+            if (rc) goto fail;
         }
     }
     pos = tl_xcalloc((size_t)argc + 1, sizeof *pos);
@@ -355,8 +341,7 @@ int tl_config_load(tl_config *c, int scope, int argc, char **argv, char ***rest,
         char where[80];
         snprintf(where, sizeof where, "flag --%s", st->name);
         rc = set_value(c, st, v ? v : "true", where, err);
-        if (rc)
-            goto fail;
+        if (rc) goto fail;
     }
     for (uint32_t i = 0; i < c->n_projects; i++) {
         tl_project_conf *p = &c->projects[i];
@@ -365,15 +350,12 @@ int tl_config_load(tl_config *c, int scope, int argc, char **argv, char ***rest,
                             c->config_file, p->name);
             goto fail;
         }
-        if (!p->session_gap_s)
-            p->session_gap_s = c->session_gap_s;
-        if (!p->retention_days)
-            p->retention_days = c->retention_days;
+        if (!p->session_gap_s) p->session_gap_s = c->session_gap_s;
+        if (!p->retention_days) p->retention_days = c->retention_days;
         /* Every key names one project and one role: the write key is public (it ships in
          * web pages), so a read key equal to any write key would open the data to anyone. */
         const tl_project_conf *q = key_user(c, i, p->write_key);
-        if (!q)
-            q = key_user(c, i, p->read_key);
+        if (!q) q = key_user(c, i, p->read_key);
         if (q || !strcmp(p->write_key, p->read_key)) {
             rc = tl_err_set(err, TL_EINVAL, "%s: projects '%s' and '%s' share a key",
                             c->config_file, q ? q->name : p->name, p->name);
@@ -408,8 +390,7 @@ void tl_config_fini(tl_config *c)
 const tl_project_conf *tl_config_project(const tl_config *c, const char *name)
 {
     for (uint32_t i = 0; i < c->n_projects; i++)
-        if (!strcmp(c->projects[i].name, name))
-            return &c->projects[i];
+        if (!strcmp(c->projects[i].name, name)) return &c->projects[i];
     return NULL;
 }
 
@@ -418,8 +399,7 @@ void tl_config_print_help(FILE *f, int scope)
     fprintf(f, "flags (each also a config-file key with _ for -, and an environment variable):\n");
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const setting *s = &g_settings[i];
-        if (!(s->scope & scope))
-            continue;
+        if (!(s->scope & scope)) continue;
         char flag[64];
         snprintf(flag, sizeof flag, "--%s%s", s->name, s->type == T_BOOL ? "" : " V");
         fprintf(f, "  %-24s %s\n  %-24s default %s, env %s\n", flag, s->help, "",

@@ -34,21 +34,21 @@ typedef struct tl_config {
     char listen[256];
     char config_file[1024];
     int log_level;
-    uint32_t threads;            /* HTTP and query worker threads */
-    uint64_t max_body_bytes;     /* 413 above this (after decompression too) */
-    uint32_t max_event_bytes;    /* one event's JSON */
-    uint32_t max_string_bytes;   /* any one string value */
-    uint32_t max_props;          /* properties per event, after flattening */
-    uint32_t max_depth;          /* nesting of an event's properties */
-    uint32_t max_future_s;       /* events further in the future than this are rejected */
-    uint64_t segment_bytes;      /* log segment size */
-    uint32_t seal_rows;          /* rows in an open part before it is sealed */
-    uint32_t checkpoint_ms;      /* the indexer seals and checkpoints at least this often */
-    uint32_t cache_mb;           /* decompressed column cache */
-    bool repair;                 /* drop corrupt log data at start instead of refusing */
-    uint32_t session_gap_s;      /* default for projects */
-    uint32_t retention_days;     /* default for projects */
-    tl_project_conf *projects;   /* owned */
+    uint32_t threads;          /* HTTP and query worker threads */
+    uint64_t max_body_bytes;   /* 413 above this (after decompression too) */
+    uint32_t max_event_bytes;  /* one event's JSON */
+    uint32_t max_string_bytes; /* any one string value */
+    uint32_t max_props;        /* properties per event, after flattening */
+    uint32_t max_depth;        /* nesting of an event's properties */
+    uint32_t max_future_s;     /* events further in the future than this are rejected */
+    uint64_t segment_bytes;    /* log segment size */
+    uint32_t seal_rows;        /* rows in an open part before it is sealed */
+    uint32_t checkpoint_ms;    /* the indexer seals and checkpoints at least this often */
+    uint32_t cache_mb;         /* decompressed column cache */
+    bool repair;               /* drop corrupt log data at start instead of refusing */
+    uint32_t session_gap_s;    /* default for projects */
+    uint32_t retention_days;   /* default for projects */
+    tl_project_conf *projects; /* owned */
     uint32_t n_projects;
 } tl_config;
 

@@ -11,14 +11,16 @@
  * too large, 503 storage failed (sticky) with Retry-After. */
 #include "http.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <sys/socket.h>
+
+#include <arpa/inet.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 
 #include "ingest.h"
 #include "query.h"
@@ -60,8 +62,7 @@ static enum MHD_Result send_buf(tl_http *h, struct MHD_Connection *c, unsigned s
     struct MHD_Response *r = MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", ctype);
     MHD_add_response_header(r, "Cache-Control", "no-store");
-    if (status == 503 || status == 429)
-        MHD_add_response_header(r, "Retry-After", "5");
+    if (status == 503 || status == 429) MHD_add_response_header(r, "Retry-After", "5");
     if (status >= 500)
         atomic_fetch_add(&h->errors_5xx, 1);
     else if (status >= 400)
@@ -89,24 +90,21 @@ static tl_str header(struct MHD_Connection *c, const char *name)
 static tl_str bearer(struct MHD_Connection *c)
 {
     tl_str a = header(c, "Authorization");
-    if (a.len > 7 && !strncasecmp(a.p, "Bearer ", 7))
-        return (tl_str){a.p + 7, a.len - 7};
+    if (a.len > 7 && !strncasecmp(a.p, "Bearer ", 7)) return (tl_str){a.p + 7, a.len - 7};
     return TL_STR_NULL;
 }
 
 static const tl_project_conf *project_by_write_key(const tl_config *cfg, tl_str key)
 {
     for (uint32_t i = 0; key.len && i < cfg->n_projects; i++)
-        if (tl_str_eqc(key, cfg->projects[i].write_key))
-            return &cfg->projects[i];
+        if (tl_str_eqc(key, cfg->projects[i].write_key)) return &cfg->projects[i];
     return NULL;
 }
 
 static const tl_project_conf *project_by_read_key(const tl_config *cfg, tl_str key)
 {
     for (uint32_t i = 0; key.len && i < cfg->n_projects; i++)
-        if (tl_str_eqc(key, cfg->projects[i].read_key))
-            return &cfg->projects[i];
+        if (tl_str_eqc(key, cfg->projects[i].read_key)) return &cfg->projects[i];
     return NULL;
 }
 
@@ -115,8 +113,7 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t cap)
     out[0] = 0;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr)
-        return;
+    if (!ci || !ci->client_addr) return;
     const struct sockaddr *sa = ci->client_addr;
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
@@ -157,14 +154,12 @@ static int store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_ing
             }
             k = (k + 1) & (cap - 1);
         }
-        if (!dup && tl_index_seen(h->ix, pname, r->event_id))
-            dup = true;
+        if (!dup && tl_index_seen(h->ix, pname, r->event_id)) dup = true;
         if (dup) {
             (*dups)++;
             continue;
         }
-        if (!seen[k])
-            seen[k] = hv;
+        if (!seen[k]) seen[k] = hv;
         offs[n++] = enc.len;
         tl_record_encode(r, &enc);
     }
@@ -212,10 +207,8 @@ static enum MHD_Result handle_collect(tl_http *h, struct MHD_Connection *c, req 
     tl_ingest_batch b;
     rc = tl_ingest_native(a, body, header(c, "Content-Type"), &ctx, &h->lim, &b, &err);
     tl_str key = bearer(c);
-    if (!key.len)
-        key = tl_str_c(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key"));
-    if (!key.len && !rc)
-        key = b.body_key;
+    if (!key.len) key = tl_str_c(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key"));
+    if (!key.len && !rc) key = b.body_key;
     const tl_project_conf *p = project_by_write_key(h->cfg, key);
     if (!p) {
         ret = send_error(h, c, 401, key.len ? "unknown write key" : "missing write key");
@@ -250,8 +243,7 @@ static enum MHD_Result kv_iter(void *cls, enum MHD_ValueKind kind, const char *k
                                const char *value)
 {
     kv_collect *kc = cls;
-    if (kc->n == kc->cap)
-        return MHD_NO;
+    if (kc->n == kc->cap) return MHD_NO;
     kc->k[kc->n] = tl_str_c(key);
     kc->v[kc->n] = tl_str_c(value ? value : "");
     kc->n++;
@@ -297,10 +289,8 @@ static enum MHD_Result handle_pixel(tl_http *h, struct MHD_Connection *c)
         MHD_create_response_from_buffer(sizeof g_gif, (void *)g_gif, MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(resp, "Content-Type", "image/gif");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
-    if (why)
-        MHD_add_response_header(resp, "X-Tally-Error", why);
-    if (status >= 400)
-        atomic_fetch_add(&h->errors_4xx, status < 500);
+    if (why) MHD_add_response_header(resp, "X-Tally-Error", why);
+    if (status >= 400) atomic_fetch_add(&h->errors_4xx, status < 500);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     tl_arena_free(a);
@@ -311,8 +301,7 @@ static enum MHD_Result handle_query(tl_http *h, struct MHD_Connection *c, req *r
 {
     atomic_fetch_add(&h->queries, 1);
     const tl_project_conf *p = project_by_read_key(h->cfg, bearer(c));
-    if (!p)
-        return send_error(h, c, 401, bearer(c).len ? "unknown read key" : "missing read key");
+    if (!p) return send_error(h, c, 401, bearer(c).len ? "unknown read key" : "missing read key");
     tl_arena *a = tl_arena_new();
     tl_err err = {0};
     tl_json *q;
@@ -353,8 +342,7 @@ done:
 static enum MHD_Result handle_erase(tl_http *h, struct MHD_Connection *c, const char *id)
 {
     const tl_project_conf *p = project_by_read_key(h->cfg, bearer(c));
-    if (!p)
-        return send_error(h, c, 401, bearer(c).len ? "unknown read key" : "missing read key");
+    if (!p) return send_error(h, c, 401, bearer(c).len ? "unknown read key" : "missing read key");
     const char *pn = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "project");
     if (pn && strcmp(pn, p->name))
         return send_error(h, c, 401, "project: the read key is not this project's");
@@ -373,8 +361,7 @@ static enum MHD_Result handle_erase(tl_http *h, struct MHD_Connection *c, const 
     uint64_t end;
     int rc = tl_log_append(h->log, &rec, 1, &end);
     tl_buf_fini(&enc);
-    if (rc)
-        return send_error(h, c, 503, "storage unavailable; retry later");
+    if (rc) return send_error(h, c, 503, "storage unavailable; retry later");
     (void)tl_index_wait(h->ix, end, 10000);
     tl_buf o = TL_BUF_INIT;
     tl_buf_adds(&o, "{\"erased\":true,\"distinct_id\":");
@@ -392,9 +379,10 @@ static enum MHD_Result handle_metrics(tl_http *h, struct MHD_Connection *c)
     tl_log_get_stats(h->log, &ls);
     tl_index_get_stats(h->ix, &is);
     tl_store_get_stats(h->st, &ss);
-#define M(name, type, help, v)                                                                    \
-    tl_buf_printf(&o, "# HELP tally_" name " " help "\n# TYPE tally_" name " " type "\ntally_" name \
-                      " %llu\n",                                                                  \
+#define M(name, type, help, v)                                                                     \
+    tl_buf_printf(&o,                                                                              \
+                  "# HELP tally_" name " " help "\n# TYPE tally_" name " " type "\ntally_" name    \
+                  " %llu\n",                                                                       \
                   (unsigned long long)(v))
     M("http_requests_total", "counter", "HTTP requests", atomic_load(&h->requests));
     M("http_errors_4xx_total", "counter", "client errors", atomic_load(&h->errors_4xx));
@@ -425,8 +413,8 @@ static enum MHD_Result handle_metrics(tl_http *h, struct MHD_Connection *c)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     tl_http *h = cls;
     req *rq = *con_cls;
@@ -445,18 +433,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
-    if (rq->too_big)
-        return send_error(h, c, 413, "body: larger than max_body_bytes");
+    if (rq->too_big) return send_error(h, c, 413, "body: larger than max_body_bytes");
     if (!strcmp(url, "/collect")) {
-        if (!post)
-            return send_error(h, c, 405, "use POST");
+        if (!post) return send_error(h, c, 405, "use POST");
         return handle_collect(h, c, rq);
     }
-    if (!strcmp(url, "/collect.gif"))
-        return handle_pixel(h, c);
+    if (!strcmp(url, "/collect.gif")) return handle_pixel(h, c);
     if (!strcmp(url, "/api/v1/query")) {
-        if (!post)
-            return send_error(h, c, 405, "use POST");
+        if (!post) return send_error(h, c, 405, "use POST");
         return handle_query(h, c, rq);
     }
     if (!strncmp(url, "/api/v1/persons/", 16) && !strcmp(method, "DELETE"))
@@ -467,8 +451,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         tl_buf_adds(&o, ok ? "{\"status\":\"ok\"}\n" : "{\"status\":\"storage failed\"}\n");
         return send_buf(h, c, ok ? 200 : 503, "application/json", &o);
     }
-    if (!strcmp(url, "/metrics") && get)
-        return handle_metrics(h, c);
+    if (!strcmp(url, "/metrics") && get) return handle_metrics(h, c);
     return send_error(h, c, 404, "no such endpoint");
 }
 
@@ -498,8 +481,7 @@ int tl_http_start(const tl_config *cfg, tl_log *log, tl_index *ix, tl_store *st,
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
-    if (!strcmp(host, "localhost"))
-        snprintf(host, sizeof host, "127.0.0.1");
+    if (!strcmp(host, "localhost")) snprintf(host, sizeof host, "127.0.0.1");
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
         return tl_err_set(err, TL_EINVAL, "listen: '%s' is not an IPv4 address", host);
     tl_http *h = tl_xcalloc(1, sizeof *h);
@@ -514,12 +496,12 @@ int tl_http_start(const tl_config *cfg, tl_log *log, tl_index *ix, tl_store *st,
     h->lim.max_props = cfg->max_props;
     h->lim.max_depth = cfg->max_depth;
     h->lim.max_future_ms = (int64_t)cfg->max_future_s * 1000;
-    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                MHD_USE_POLL | MHD_USE_ERROR_LOG,
-                            (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
+    h->d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                             MHD_USE_POLL | MHD_USE_ERROR_LOG,
+                         (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
     if (!h->d) {
         free(h);
         return tl_err_set(err, TL_EIO, "listen: cannot listen on %s", cfg->listen);
@@ -537,8 +519,7 @@ uint16_t tl_http_port(const tl_http *h)
 
 void tl_http_stop(tl_http *h)
 {
-    if (!h)
-        return;
+    if (!h) return;
     MHD_stop_daemon(h->d);
     free(h);
 }

@@ -12,12 +12,13 @@
  * tl_index_wait and tl_index_checkpoint synchronise through a mutex and condition variable. */
 #include "index.h"
 
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <fcntl.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,8 +91,7 @@ static void dd_grow(dedup *d)
     uint64_t nmask = d->mask * 2 + 1;
     tl_h128 *ns = tl_xcalloc(nmask + 1, sizeof *ns);
     for (uint64_t i = 0; i <= d->mask; i++) {
-        if (!d->slots[i].lo)
-            continue;
+        if (!d->slots[i].lo) continue;
         uint64_t j = d->slots[i].hi & nmask;
         while (ns[j].lo)
             j = (j + 1) & nmask;
@@ -106,12 +106,10 @@ static void dd_grow(dedup *d)
 static bool dd_insert(dedup *d, tl_h128 k)
 {
     uint64_t slot;
-    if (dd_find(d, k, &slot))
-        return false;
+    if (dd_find(d, k, &slot)) return false;
     d->slots[slot] = k;
     d->n++;
-    if (d->n * 10 > (d->mask + 1) * 7)
-        dd_grow(d);
+    if (d->n * 10 > (d->mask + 1) * 7) dd_grow(d);
     return true;
 }
 
@@ -130,8 +128,7 @@ static int dd_rebuild(dedup *d, tl_store *st, uint64_t expect, tl_err *err)
         d->mask = d->mask * 2 + 1;
     d->slots = tl_xcalloc(d->mask + 1, sizeof *d->slots);
     int rc = tl_store_scan_event_ids(st, dd_add_cb, d);
-    if (rc)
-        return tl_err_set(err, rc, "rebuilding the event-id set: %s", tl_strerror(rc));
+    if (rc) return tl_err_set(err, rc, "rebuilding the event-id set: %s", tl_strerror(rc));
     if (d->n != expect)
         TL_WARN("index", "event-id set has %llu ids, the checkpoint recorded %llu",
                 (unsigned long long)d->n, (unsigned long long)expect);
@@ -148,30 +145,22 @@ static void apply(tl_index *ix, uint32_t pid, const tl_record *r)
         tl_str id = r->user_id.len ? r->user_id : r->anonymous_id;
         uint32_t du = tl_store_w_did(s, pid, id, true, false);
         uint32_t da = tl_store_w_did(s, pid, id, false, false);
-        if (du != TL_DID_NONE)
-            tl_store_w_erase(s, pid, du);
-        if (da != TL_DID_NONE)
-            tl_store_w_erase(s, pid, da);
+        if (du != TL_DID_NONE) tl_store_w_erase(s, pid, du);
+        if (da != TL_DID_NONE) tl_store_w_erase(s, pid, da);
         return;
     }
     uint32_t da = TL_DID_NONE, du = TL_DID_NONE;
-    if (r->anonymous_id.len)
-        da = tl_store_w_did(s, pid, r->anonymous_id, false, true);
-    if (r->user_id.len)
-        du = tl_store_w_did(s, pid, r->user_id, true, true);
+    if (r->anonymous_id.len) da = tl_store_w_did(s, pid, r->anonymous_id, false, true);
+    if (r->user_id.len) du = tl_store_w_did(s, pid, r->user_id, true, true);
     if (da != TL_DID_NONE && du != TL_DID_NONE && tl_store_w_merge(s, pid, da, du) == TL_EEXIST) {
         atomic_fetch_add(&ix->refused, 1);
         TL_DEBUG("index", "merge refused: two identified users anonymous_id=%.*s user_id=%.*s",
-                 (int)r->anonymous_id.len, r->anonymous_id.p, (int)r->user_id.len,
-                 r->user_id.p);
+                 (int)r->anonymous_id.len, r->anonymous_id.p, (int)r->user_id.len, r->user_id.p);
     }
     uint32_t did = du != TL_DID_NONE ? du : da;
-    if (did == TL_DID_NONE)
-        return;
-    if (r->n_uprops)
-        tl_store_w_person_props(s, pid, did, r->ts_ms, r->uprops, r->n_uprops);
-    if (r->kind == TL_REC_EVENT)
-        tl_store_w_append(s, pid, r, did);
+    if (did == TL_DID_NONE) return;
+    if (r->n_uprops) tl_store_w_person_props(s, pid, did, r->ts_ms, r->uprops, r->n_uprops);
+    if (r->kind == TL_REC_EVENT) tl_store_w_append(s, pid, r, did);
 }
 
 static int do_checkpoint(tl_index *ix, uint64_t pos)
@@ -190,8 +179,7 @@ static int do_checkpoint(tl_index *ix, uint64_t pos)
     ix->last_ckpt_ms = tl_mono_ms();
     atomic_fetch_add(&ix->checkpoints, 1);
     rc = tl_log_release(ix->log, pos);
-    if (rc)
-        TL_WARN("index", "log release failed: %s", tl_strerror(rc));
+    if (rc) TL_WARN("index", "log release failed: %s", tl_strerror(rc));
     return 0;
 }
 
@@ -212,8 +200,7 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
         tl_str raw;
         uint64_t next;
         rc = tl_log_iter_next(it, &raw, &next);
-        if (rc <= 0)
-            break;
+        if (rc <= 0) break;
         tl_record r;
         tl_err err = {0};
         if (tl_record_decode(raw.p, raw.len, a, &r, &err)) {
@@ -230,12 +217,10 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
             continue;
         }
         if (!locked || !tl_str_eq((tl_str){cur, cur_len}, r.project)) {
-            if (locked)
-                tl_store_w_end(ix->store, pid);
+            if (locked) tl_store_w_end(ix->store, pid);
             locked = false;
             if (tl_store_w_begin(ix->store, r.project, &pid)) {
-                TL_ERROR("index", "bad project name in log: %.*s", (int)r.project.len,
-                         r.project.p);
+                TL_ERROR("index", "bad project name in log: %.*s", (int)r.project.len, r.project.p);
                 continue;
             }
             if (r.project.len > sizeof cur) {
@@ -249,8 +234,7 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
         apply(ix, pid, &r);
         atomic_fetch_add(&ix->indexed, 1);
     }
-    if (locked)
-        tl_store_w_end(ix->store, pid);
+    if (locked) tl_store_w_end(ix->store, pid);
     pthread_rwlock_unlock(&ix->dd_lock);
     bool moved = false;
     if (rc == 0 && tl_log_iter_pos(it) > pos) {
@@ -259,8 +243,7 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
         moved = true;
     }
     if (n > 0 || moved) {
-        if (n > 0)
-            ix->dirty = true;
+        if (n > 0) ix->dirty = true;
         pthread_mutex_lock(&ix->mu);
         ix->pos = pos;
         pthread_cond_broadcast(&ix->cv);
@@ -295,8 +278,7 @@ static void *run(void *arg)
         bool more = n == BATCH;
         bool due = ix->dirty && (tl_mono_ms() - ix->last_ckpt_ms >= ix->opts.checkpoint_ms ||
                                  tl_store_open_rows(ix->store) >= ix->opts.seal_rows);
-        if (more && !wanted && !due)
-            continue;
+        if (more && !wanted && !due) continue;
         bool final = stopping && !more;
         if (due || wanted || (final && ix->dirty)) {
             int crc = ix->dirty || wanted ? do_checkpoint(ix, ix->pos) : 0;
@@ -306,10 +288,8 @@ static void *run(void *arg)
             pthread_cond_broadcast(&ix->cv);
             pthread_mutex_unlock(&ix->mu);
         }
-        if (final)
-            break;
-        if (n == 0)
-            (void)tl_log_wait(ix->log, ix->pos, 100);
+        if (final) break;
+        if (n == 0) (void)tl_log_wait(ix->log, ix->pos, 100);
     }
 out:
     tl_log_iter_free(it);
@@ -329,17 +309,13 @@ int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_po
                   const tl_index_opts *opts, tl_index **out, tl_err *err)
 {
     int rc = tl_mkdir_p(dir);
-    if (rc)
-        return tl_err_set(err, rc, "%s: %s", dir, tl_strerror(rc));
+    if (rc) return tl_err_set(err, rc, "%s: %s", dir, tl_strerror(rc));
     tl_index *ix = tl_xcalloc(1, sizeof *ix);
     ix->store = store;
     ix->log = log;
-    if (opts)
-        ix->opts = *opts;
-    if (!ix->opts.checkpoint_ms)
-        ix->opts.checkpoint_ms = 5000;
-    if (!ix->opts.seal_rows)
-        ix->opts.seal_rows = 1u << 20;
+    if (opts) ix->opts = *opts;
+    if (!ix->opts.checkpoint_ms) ix->opts.checkpoint_ms = 5000;
+    if (!ix->opts.seal_rows) ix->opts.seal_rows = 1u << 20;
     ix->pos = ix->ckpt_pos = log_pos;
     ix->last_ckpt_ms = tl_mono_ms();
     pthread_rwlock_init(&ix->dd_lock, NULL);
@@ -371,8 +347,7 @@ int tl_index_start(tl_index *ix)
 
 void tl_index_free(tl_index *ix)
 {
-    if (!ix)
-        return;
+    if (!ix) return;
     if (ix->started) {
         atomic_store(&ix->stop, true);
         pthread_join(ix->thread, NULL);

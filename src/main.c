@@ -23,14 +23,10 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "serve"))
-        return tl_cli_serve(argc - 1, argv + 1);
-    if (!strcmp(cmd, "import"))
-        return tl_cli_import(argc - 1, argv + 1);
-    if (!strcmp(cmd, "export"))
-        return tl_cli_export(argc - 1, argv + 1);
-    if (!strcmp(cmd, "query"))
-        return tl_cli_query(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return tl_cli_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "import")) return tl_cli_import(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return tl_cli_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "query")) return tl_cli_query(argc - 1, argv + 1);
     fprintf(stderr, "tally: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

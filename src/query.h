@@ -14,7 +14,7 @@
 /* Runs the query object q (the body of POST /api/v1/query) for project p and appends the JSON
  * answer (with "took_ms") to out. Returns 0, or TL_EINVAL with err naming the bad field (→ 400).
  * A project without data answers with zeros in every bucket. */
-int tl_query_run(tl_store *s, const tl_project_conf *p, const tl_json *q, tl_arena *a,
-                 tl_buf *out, tl_err *err) TL_MUST_USE;
+int tl_query_run(tl_store *s, const tl_project_conf *p, const tl_json *q, tl_arena *a, tl_buf *out,
+                 tl_err *err) TL_MUST_USE;
 
 #endif

@@ -17,8 +17,7 @@ const char *tl_field_name(int f)
 int tl_field_by_name(tl_str name)
 {
     for (int f = 0; f < TL_F_COUNT; f++)
-        if (tl_str_eqc(name, g_field_names[f]))
-            return f;
+        if (tl_str_eqc(name, g_field_names[f])) return f;
     return -1;
 }
 
@@ -79,8 +78,7 @@ typedef struct reader {
 static int get_str(reader *rd, tl_str *s)
 {
     uint64_t n;
-    if (tl_varint_get(&rd->p, rd->end, &n) || n > (uint64_t)(rd->end - rd->p))
-        return TL_EBADMSG;
+    if (tl_varint_get(&rd->p, rd->end, &n) || n > (uint64_t)(rd->end - rd->p)) return TL_EBADMSG;
     s->p = (const char *)rd->p;
     s->len = (size_t)n;
     rd->p += n;
@@ -96,18 +94,15 @@ static int get_props(reader *rd, tl_arena *a, tl_prop **out, uint32_t *n_out)
     tl_prop *p = n ? tl_arena_alloc(a, n * sizeof *p) : NULL;
     for (uint64_t i = 0; i < n; i++) {
         memset(&p[i], 0, sizeof p[i]);
-        if (get_str(rd, &p[i].key) || rd->p >= rd->end)
-            return TL_EBADMSG;
+        if (get_str(rd, &p[i].key) || rd->p >= rd->end) return TL_EBADMSG;
         p[i].type = *rd->p++;
         if (p[i].type == TL_PV_NUM) {
-            if (rd->end - rd->p < 8)
-                return TL_EBADMSG;
+            if (rd->end - rd->p < 8) return TL_EBADMSG;
             uint64_t bits = tl_le64(rd->p);
             memcpy(&p[i].num, &bits, 8);
             rd->p += 8;
         } else if (p[i].type == TL_PV_STR) {
-            if (get_str(rd, &p[i].str))
-                return TL_EBADMSG;
+            if (get_str(rd, &p[i].str)) return TL_EBADMSG;
         } else {
             return TL_EBADMSG;
         }
@@ -122,25 +117,20 @@ int tl_record_decode(const void *data, size_t len, tl_arena *a, tl_record *r, tl
     reader rd = {data, (const uint8_t *)data + len};
     memset(r, 0, sizeof *r);
     uint64_t ts, recv;
-    if (len < 2 || rd.p[0] != 1)
-        return tl_err_set(err, TL_EBADMSG, "record: unknown version");
+    if (len < 2 || rd.p[0] != 1) return tl_err_set(err, TL_EBADMSG, "record: unknown version");
     r->kind = rd.p[1];
     rd.p += 2;
     if (r->kind != TL_REC_EVENT && r->kind != TL_REC_IDENTIFY && r->kind != TL_REC_ERASE)
         return tl_err_set(err, TL_EBADMSG, "record: unknown kind %u", r->kind);
-    if (tl_varint_get(&rd.p, rd.end, &ts) || tl_varint_get(&rd.p, rd.end, &recv))
-        goto bad;
+    if (tl_varint_get(&rd.p, rd.end, &ts) || tl_varint_get(&rd.p, rd.end, &recv)) goto bad;
     r->ts_ms = unzz(ts);
     r->recv_ms = unzz(recv);
     if (get_str(&rd, &r->project) || get_str(&rd, &r->event) || get_str(&rd, &r->event_id) ||
-        get_str(&rd, &r->anonymous_id) || get_str(&rd, &r->user_id) ||
-        get_str(&rd, &r->session_id))
+        get_str(&rd, &r->anonymous_id) || get_str(&rd, &r->user_id) || get_str(&rd, &r->session_id))
         goto bad;
     for (int f = 0; f < TL_F_COUNT; f++)
-        if (get_str(&rd, &r->field[f]))
-            goto bad;
-    if (get_props(&rd, a, &r->props, &r->n_props) ||
-        get_props(&rd, a, &r->uprops, &r->n_uprops))
+        if (get_str(&rd, &r->field[f])) goto bad;
+    if (get_props(&rd, a, &r->props, &r->n_props) || get_props(&rd, a, &r->uprops, &r->n_uprops))
         goto bad;
     if (rd.p != rd.end)
         return tl_err_set(err, TL_EBADMSG, "record: %zu trailing bytes", (size_t)(rd.end - rd.p));
@@ -154,8 +144,7 @@ static void write_props(tl_buf *b, const char *name, const tl_prop *p, uint32_t 
 {
     tl_buf_printf(b, ",\"%s\":{", name);
     for (uint32_t i = 0; i < n; i++) {
-        if (i)
-            tl_buf_addc(b, ',');
+        if (i) tl_buf_addc(b, ',');
         tl_buf_json_str(b, p[i].key);
         tl_buf_addc(b, ':');
         if (p[i].type == TL_PV_NUM)
@@ -198,14 +187,11 @@ void tl_record_write_json(const tl_record *r, tl_buf *b)
         tl_buf_json_str(b, r->session_id);
     }
     for (int f = 0; f < TL_F_COUNT; f++) {
-        if (!r->field[f].len)
-            continue;
+        if (!r->field[f].len) continue;
         tl_buf_printf(b, ",\"%s\":", g_field_names[f]);
         tl_buf_json_str(b, r->field[f]);
     }
-    if (r->n_props)
-        write_props(b, "properties", r->props, r->n_props);
-    if (r->n_uprops)
-        write_props(b, "user_properties", r->uprops, r->n_uprops);
+    if (r->n_props) write_props(b, "properties", r->props, r->n_props);
+    if (r->n_uprops) write_props(b, "user_properties", r->uprops, r->n_uprops);
     tl_buf_addc(b, '}');
 }

@@ -27,7 +27,7 @@ typedef struct tl_snap tl_snap;
 #define TL_PERSON_ERASED UINT32_MAX /* person[did] of an erased person */
 
 typedef struct tl_store_opts {
-    uint32_t seal_rows; /* seal an open part at this many rows; 0 means 1 << 20 */
+    uint32_t seal_rows;   /* seal an open part at this many rows; 0 means 1 << 20 */
     uint64_t cache_bytes; /* budget for decompressed columns; 0 means 1 GiB */
 } tl_store_opts;
 

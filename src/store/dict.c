@@ -5,13 +5,13 @@
  * File format (append-only, covered by the checkpoint's recorded length):
  *   repeated: varint length, bytes            entry k is id k (from 1)
  * A crash may leave bytes past the checkpointed length; load cuts them off. */
-#include "store/store_int.h"
-
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <fcntl.h>
 #include <unistd.h>
 
+#include "store/store_int.h"
 #include "util/hash.h"
 #include "util/io.h"
 
@@ -44,10 +44,8 @@ uint32_t tl_dict__find(const tl_dict *d, tl_str s)
     uint32_t h32 = (uint32_t)h;
     for (uint32_t i = (uint32_t)(h >> 32) & d->mask;; i = (i + 1) & d->mask) {
         uint32_t id = d->slots[i];
-        if (!id)
-            return 0;
-        if (d->slot_hash[i] == h32 && tl_str_eq(d->strs[id], s))
-            return id;
+        if (!id) return 0;
+        if (d->slot_hash[i] == h32 && tl_str_eq(d->strs[id], s)) return id;
     }
 }
 
@@ -95,8 +93,7 @@ static const char *store_bytes(tl_dict *d, tl_str s)
         d->chunk_cap = CHUNK;
     }
     char *p = d->chunks[d->n_chunks - 1] + d->chunk_used;
-    if (s.len)
-        memcpy(p, s.p, s.len);
+    if (s.len) memcpy(p, s.p, s.len);
     d->chunk_used += s.len;
     return p;
 }
@@ -108,10 +105,8 @@ uint32_t tl_dict__intern(tl_dict *d, tl_str s)
     uint32_t i = (uint32_t)(h >> 32) & d->mask;
     for (;; i = (i + 1) & d->mask) {
         uint32_t id = d->slots[i];
-        if (!id)
-            break;
-        if (d->slot_hash[i] == h32 && tl_str_eq(d->strs[id], s))
-            return id;
+        if (!id) break;
+        if (d->slot_hash[i] == h32 && tl_str_eq(d->strs[id], s)) return id;
     }
     uint32_t id = ++d->n;
     if (id >= d->cap) {
@@ -121,8 +116,7 @@ uint32_t tl_dict__intern(tl_dict *d, tl_str s)
     d->strs[id] = (tl_str){store_bytes(d, s), s.len};
     d->slots[i] = id;
     d->slot_hash[i] = h32;
-    if ((uint64_t)d->n * 10 > (uint64_t)(d->mask + 1) * 7)
-        grow_table(d);
+    if ((uint64_t)d->n * 10 > (uint64_t)(d->mask + 1) * 7) grow_table(d);
     return id;
 }
 
@@ -140,8 +134,8 @@ int tl_dict__load(tl_dict *d, const char *path, uint64_t len, tl_err *err)
     }
     if (b.len < len) {
         tl_buf_fini(&b);
-        return tl_err_set(err, TL_EBADMSG, "%s: shorter (%zu bytes) than checkpointed (%llu)",
-                          path, b.len, (unsigned long long)len);
+        return tl_err_set(err, TL_EBADMSG, "%s: shorter (%zu bytes) than checkpointed (%llu)", path,
+                          b.len, (unsigned long long)len);
     }
     const uint8_t *p = (const uint8_t *)b.p, *end = p + len;
     while (p < end) {
@@ -170,8 +164,7 @@ int tl_dict__load(tl_dict *d, const char *path, uint64_t len, tl_err *err)
 
 int tl_dict__sync(tl_dict *d, const char *path, tl_err *err)
 {
-    if (d->n_synced == d->n)
-        return 0;
+    if (d->n_synced == d->n) return 0;
     tl_buf b = TL_BUF_INIT;
     for (uint32_t id = d->n_synced + 1; id <= d->n; id++) {
         tl_buf_varint(&b, d->strs[id].len);
@@ -179,12 +172,9 @@ int tl_dict__sync(tl_dict *d, const char *path, tl_err *err)
     }
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     int rc = fd < 0 ? -errno : 0;
-    if (!rc)
-        rc = tl_pwrite_all(fd, b.p, b.len, (off_t)d->file_len);
-    if (!rc)
-        rc = tl_fdatasync(fd);
-    if (fd >= 0)
-        close(fd);
+    if (!rc) rc = tl_pwrite_all(fd, b.p, b.len, (off_t)d->file_len);
+    if (!rc) rc = tl_fdatasync(fd);
+    if (fd >= 0) close(fd);
     if (rc) {
         tl_buf_fini(&b);
         return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));

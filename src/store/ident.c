@@ -10,14 +10,14 @@
  * Files: ids.dat is a dictionary file (tl_dict) whose entries are a flag byte ('u' user,
  * 'a' anonymous) followed by the id, so did = entry - 1. ident.ops holds 9-byte records
  * (u8 op: 'M' merge / 'E' erase, u32 a, u32 b) replayed in order at load. */
-#include "store/store_int.h"
-
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <fcntl.h>
 #include <unistd.h>
 
+#include "store/store_int.h"
 #include "util/io.h"
 
 void tl_ident__init(tl_ident *id)
@@ -70,8 +70,7 @@ uint32_t tl_ident__did(tl_ident *id, tl_str s, bool user, bool create)
         e = tl_dict__intern(&id->ids, key);
         add_did(id, user);
     }
-    if (k != stackbuf)
-        free(k);
+    if (k != stackbuf) free(k);
     return e ? e - 1 : TL_DID_NONE;
 }
 
@@ -84,13 +83,11 @@ static void log_op(tl_ident *id, char op, uint32_t a, uint32_t b)
 
 int tl_ident__merge(tl_ident *id, uint32_t a, uint32_t b, bool log)
 {
-    if (a >= id->n || b >= id->n)
-        return TL_EINVAL;
+    if (a >= id->n || b >= id->n) return TL_EINVAL;
     uint32_t ra = id->person[a], rb = id->person[b];
     if (ra == TL_PERSON_ERASED || rb == TL_PERSON_ERASED)
         return 0; /* erased persons stay erased; nothing to merge into */
-    if (ra == rb)
-        return 0;
+    if (ra == rb) return 0;
     if (id->user[ra] != TL_DID_NONE && id->user[rb] != TL_DID_NONE) {
         id->refused++;
         return TL_EEXIST;
@@ -110,25 +107,21 @@ int tl_ident__merge(tl_ident *id, uint32_t a, uint32_t b, bool log)
     id->next[ra] = id->next[rb];
     id->next[rb] = na;
     id->size[ra] += id->size[rb];
-    if (id->user[ra] == TL_DID_NONE)
-        id->user[ra] = id->user[rb];
+    if (id->user[ra] == TL_DID_NONE) id->user[ra] = id->user[rb];
     id->merges++;
-    if (log)
-        log_op(id, 'M', a, b);
+    if (log) log_op(id, 'M', a, b);
     return 0;
 }
 
 void tl_ident__erase(tl_ident *id, uint32_t did, bool log)
 {
-    if (did >= id->n || id->person[did] == TL_PERSON_ERASED)
-        return;
+    if (did >= id->n || id->person[did] == TL_PERSON_ERASED) return;
     uint32_t r = id->person[did], m = r;
     do {
         id->person[m] = TL_PERSON_ERASED;
         m = id->next[m];
     } while (m != r);
-    if (log)
-        log_op(id, 'E', did, 0);
+    if (log) log_op(id, 'E', did, 0);
 }
 
 int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops_len, tl_err *err)
@@ -136,8 +129,7 @@ int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops
     char path[1024];
     snprintf(path, sizeof path, "%s/ids.dat", dir);
     int rc = tl_dict__load(&id->ids, path, ids_len, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     for (uint32_t e = 1; e <= id->ids.n; e++) {
         tl_str k = tl_dict__str(&id->ids, e);
         if (!k.len || (k.p[0] != 'u' && k.p[0] != 'a'))
@@ -147,10 +139,8 @@ int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops
     snprintf(path, sizeof path, "%s/ident.ops", dir);
     tl_buf b = TL_BUF_INIT;
     rc = tl_read_file(path, &b);
-    if (rc == TL_ENOENT && ops_len == 0)
-        rc = 0;
-    if (!rc && b.len < ops_len)
-        rc = TL_EBADMSG;
+    if (rc == TL_ENOENT && ops_len == 0) rc = 0;
+    if (!rc && b.len < ops_len) rc = TL_EBADMSG;
     for (uint64_t off = 0; !rc && off + 9 <= ops_len; off += 9) {
         const char *r = b.p + off;
         uint32_t a = tl_le32(r + 1), c = tl_le32(r + 5);
@@ -162,8 +152,7 @@ int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops
             rc = TL_EBADMSG;
     }
     tl_buf_fini(&b);
-    if (rc)
-        return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
+    if (rc) return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
     if (truncate(path, (off_t)ops_len) < 0 && ops_len > 0)
         return tl_err_set(err, -errno, "%s: truncate", path);
     id->ops_len = ops_len;
@@ -175,19 +164,14 @@ int tl_ident__sync(tl_ident *id, const char *dir, tl_err *err)
     char path[1024];
     snprintf(path, sizeof path, "%s/ids.dat", dir);
     int rc = tl_dict__sync(&id->ids, path, err);
-    if (rc || !id->ops.len)
-        return rc;
+    if (rc || !id->ops.len) return rc;
     snprintf(path, sizeof path, "%s/ident.ops", dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     rc = fd < 0 ? -errno : 0;
-    if (!rc)
-        rc = tl_pwrite_all(fd, id->ops.p, id->ops.len, (off_t)id->ops_len);
-    if (!rc)
-        rc = tl_fdatasync(fd);
-    if (fd >= 0)
-        close(fd);
-    if (rc)
-        return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
+    if (!rc) rc = tl_pwrite_all(fd, id->ops.p, id->ops.len, (off_t)id->ops_len);
+    if (!rc) rc = tl_fdatasync(fd);
+    if (fd >= 0) close(fd);
+    if (rc) return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
     id->ops_len += id->ops.len;
     id->ops.len = 0;
     return 0;

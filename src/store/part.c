@@ -19,16 +19,17 @@
  * 0), so sorted times compress to almost nothing; u32 columns: raw; event ids: u32 offsets
  * [n+1] then bytes; a property (col TL_COL_PROP, key = dict id of the key): u8 type[n] then
  * u64 value[n] (double bits or dict id; 0 where absent). */
-#include "store/store_int.h"
-
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
 #include <zstd.h>
 
+#include "store/store_int.h"
 #include "util/crc.h"
 #include "util/diag.h"
 #include "util/io.h"
@@ -53,8 +54,7 @@ tl_open *tl_open__new(void)
 
 void tl_open__free(tl_open *op)
 {
-    if (!op)
-        return;
+    if (!op) return;
     free(op->ts);
     for (int c = 0; c < TL_COL_N; c++)
         free(op->col[c]);
@@ -73,18 +73,15 @@ tl_oprop *tl_open__prop(const tl_open *op, uint32_t key)
 {
     for (uint32_t i = (key * 2654435761u) & op->prop_mask;; i = (i + 1) & op->prop_mask) {
         uint32_t s = op->prop_slot[i];
-        if (!s)
-            return NULL;
-        if (op->props[s - 1].key == key)
-            return &op->props[s - 1];
+        if (!s) return NULL;
+        if (op->props[s - 1].key == key) return &op->props[s - 1];
     }
 }
 
 static tl_oprop *prop_add(tl_open *op, uint32_t key)
 {
     tl_oprop *p = tl_open__prop(op, key);
-    if (p)
-        return p;
+    if (p) return p;
     if (op->n_props == op->cap_props) {
         op->cap_props = op->cap_props ? op->cap_props * 2 : 16;
         op->props = tl_xrealloc(op->props, op->cap_props * sizeof *op->props);
@@ -129,10 +126,8 @@ void tl_open__append(tl_open *op, int64_t ts, const uint32_t cols[TL_COL_N], tl_
         op->col[c][row] = cols[c];
     tl_buf_addstr(&op->eid, eid);
     op->eid_off[row + 1] = (uint32_t)op->eid.len;
-    if (ts < op->min_ts)
-        op->min_ts = ts;
-    if (ts > op->max_ts)
-        op->max_ts = ts;
+    if (ts < op->min_ts) op->min_ts = ts;
+    if (ts > op->max_ts) op->max_ts = ts;
     for (uint32_t k = 0; k < n_props; k++) {
         tl_oprop *p = prop_add(op, pkeys[k]);
         if (row >= p->cap) {
@@ -147,8 +142,7 @@ void tl_open__append(tl_open *op, int64_t ts, const uint32_t cols[TL_COL_N], tl_
         }
         p->type[row] = ptypes[k];
         p->val[row] = pvals[k];
-        if (row + 1 > p->len)
-            p->len = row + 1;
+        if (row + 1 > p->len) p->len = row + 1;
     }
 }
 
@@ -160,15 +154,13 @@ typedef struct colsrc {
     size_t rawlen;
 } colsrc;
 
-static int write_part(const char *path, uint64_t seq, uint32_t project, uint32_t n,
-                      int64_t min_ts, int64_t max_ts, const colsrc *cols, uint32_t n_cols,
-                      tl_err *err)
+static int write_part(const char *path, uint64_t seq, uint32_t project, uint32_t n, int64_t min_ts,
+                      int64_t max_ts, const colsrc *cols, uint32_t n_cols, tl_err *err)
 {
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return tl_err_set(err, -errno, "%s: %s", tmp, tl_strerror(-errno));
+    if (fd < 0) return tl_err_set(err, -errno, "%s: %s", tmp, tl_strerror(-errno));
     tl_buf dir = TL_BUF_INIT, zbuf = TL_BUF_INIT;
     uint64_t off = HDR_SIZE + (uint64_t)n_cols * ENT_SIZE;
     int rc = 0;
@@ -209,20 +201,16 @@ static int write_part(const char *path, uint64_t seq, uint32_t project, uint32_t
         tl_put32(h + 48, tl_crc32c(0, dir.p, dir.len));
         tl_put32(h + 52, tl_crc32c(0, h, 52));
         rc = tl_pwrite_all(fd, h, HDR_SIZE, 0);
-        if (!rc)
-            rc = tl_pwrite_all(fd, dir.p, dir.len, HDR_SIZE);
-        if (!rc)
-            rc = tl_fdatasync(fd);
-        if (rc)
-            tl_err_set(err, rc, "%s: %s", tmp, tl_strerror(rc));
+        if (!rc) rc = tl_pwrite_all(fd, dir.p, dir.len, HDR_SIZE);
+        if (!rc) rc = tl_fdatasync(fd);
+        if (rc) tl_err_set(err, rc, "%s: %s", tmp, tl_strerror(rc));
     }
     close(fd);
     tl_buf_fini(&dir);
     tl_buf_fini(&zbuf);
     if (!rc && rename(tmp, path) < 0)
         rc = tl_err_set(err, -errno, "%s: rename: %s", path, tl_strerror(-errno));
-    if (rc)
-        unlink(tmp);
+    if (rc) unlink(tmp);
     return rc;
 }
 
@@ -233,8 +221,7 @@ static uint32_t *sort_rows(const int64_t *ts, uint32_t n)
     bool sorted = true;
     for (uint32_t i = 0; i < n; i++) {
         a[i] = i;
-        if (i && ts[i] < ts[i - 1])
-            sorted = false;
+        if (i && ts[i] < ts[i - 1]) sorted = false;
     }
     if (!sorted) {
         for (uint32_t w = 1; w < n; w *= 2) {
@@ -327,8 +314,7 @@ int tl_part__write(const char *path, uint64_t seq, uint32_t project, const tl_op
     free(ord);
     int rc = write_part(path, seq, project, n, op->min_ts, op->max_ts, g.cols, g.n_cols, err);
     gather_free(&g);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     return tl_part__open(path, seq, project, out, err);
 }
 
@@ -337,8 +323,7 @@ int tl_part__write(const char *path, uint64_t seq, uint32_t project, const tl_op
 int tl_part__open(const char *path, uint64_t seq, uint32_t project, tl_part **out, tl_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return tl_err_set(err, -errno, "%s: %s", path, tl_strerror(-errno));
+    if (fd < 0) return tl_err_set(err, -errno, "%s: %s", path, tl_strerror(-errno));
     struct stat st;
     uint8_t h[HDR_SIZE];
     int rc = fstat(fd, &st) < 0 ? -errno : tl_pread_all(fd, h, HDR_SIZE, 0);
@@ -376,8 +361,8 @@ int tl_part__open(const char *path, uint64_t seq, uint32_t project, tl_part **ou
     snprintf(p->path, sizeof p->path, "%s", path);
     for (uint32_t i = 0; i < n_cols; i++) {
         const uint8_t *e = dir + (size_t)i * ENT_SIZE;
-        p->cols[i] = (tl_colent){tl_le32(e), tl_le32(e + 4), tl_le64(e + 8), tl_le64(e + 16),
-                                 tl_le64(e + 24), tl_le32(e + 32)};
+        p->cols[i] = (tl_colent){tl_le32(e),      tl_le32(e + 4),  tl_le64(e + 8),
+                                 tl_le64(e + 16), tl_le64(e + 24), tl_le32(e + 32)};
         /* Written so that a huge offset or length cannot wrap around. */
         if (p->cols[i].off > p->file_bytes || p->cols[i].clen > p->file_bytes - p->cols[i].off) {
             free(dir);
@@ -392,16 +377,13 @@ int tl_part__open(const char *path, uint64_t seq, uint32_t project, tl_part **ou
 
 void tl_part__unref(tl_part *p)
 {
-    if (!p || atomic_fetch_sub(&p->refs, 1) != 1)
-        return;
-    if (p->doomed)
-        unlink(p->path);
+    if (!p || atomic_fetch_sub(&p->refs, 1) != 1) return;
+    if (p->doomed) unlink(p->path);
     for (uint32_t i = 0; i < p->n_cols; i++)
         free(p->loaded[i]);
     free(p->loaded);
     free(p->cols);
-    if (p->fd >= 0)
-        close(p->fd);
+    if (p->fd >= 0) close(p->fd);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -409,20 +391,16 @@ void tl_part__unref(tl_part *p)
 int tl_part__find(const tl_part *p, uint32_t col, uint32_t key)
 {
     for (uint32_t i = 0; i < p->n_cols; i++)
-        if (p->cols[i].col == col && p->cols[i].key == key)
-            return (int)i;
+        if (p->cols[i].col == col && p->cols[i].key == key) return (int)i;
     return -1;
 }
 
 static size_t expected_raw(const tl_part *p, const tl_colent *c)
 {
     size_t n = p->n_rows;
-    if (c->col == TL_COL_TS)
-        return n * 8;
-    if (c->col == TL_COL_PROP)
-        return n * 9;
-    if (c->col == TL_COL_EVENT_ID)
-        return 0; /* variable */
+    if (c->col == TL_COL_TS) return n * 8;
+    if (c->col == TL_COL_PROP) return n * 9;
+    if (c->col == TL_COL_EVENT_ID) return 0; /* variable */
     return n * 4;
 }
 
@@ -437,28 +415,25 @@ int tl_part__load(tl_part *p, uint32_t i, const void **out)
     const tl_colent *c = &p->cols[i];
     size_t want = expected_raw(p, c);
     int rc = 0;
-    if ((want && c->rawlen != want) || c->rawlen > ((size_t)1 << 34) || c->clen > c->rawlen + 4096 + c->rawlen / 8) {
+    if ((want && c->rawlen != want) || c->rawlen > ((size_t)1 << 34) ||
+        c->clen > c->rawlen + 4096 + c->rawlen / 8) {
         rc = TL_EBADMSG;
         goto done;
     }
     void *z = tl_xmalloc(c->clen + 1);
     rc = tl_pread_all(p->fd, z, c->clen, (off_t)c->off);
-    if (!rc && tl_crc32c(0, z, c->clen) != c->crc)
-        rc = TL_EBADMSG;
+    if (!rc && tl_crc32c(0, z, c->clen) != c->crc) rc = TL_EBADMSG;
     uint8_t *raw = NULL;
     /* The frame must declare the size the directory gives (ZSTD_compress always writes it)
      * before that much memory is taken on the word of the directory alone. */
-    if (!rc && ZSTD_getFrameContentSize(z, c->clen) != c->rawlen)
-        rc = TL_EBADMSG;
+    if (!rc && ZSTD_getFrameContentSize(z, c->clen) != c->rawlen) rc = TL_EBADMSG;
     /* Nor more than zstd can produce from clen bytes: at best a 4-byte RLE block yields
      * 128 KiB. */
-    if (!rc && c->rawlen / ZMAX_RATIO > c->clen)
-        rc = TL_EBADMSG;
+    if (!rc && c->rawlen / ZMAX_RATIO > c->clen) rc = TL_EBADMSG;
     if (!rc) {
         raw = tl_xmalloc(c->rawlen + 16);
         size_t got = ZSTD_decompress(raw, c->rawlen, z, c->clen);
-        if (ZSTD_isError(got) || got != c->rawlen)
-            rc = TL_EBADMSG;
+        if (ZSTD_isError(got) || got != c->rawlen) rc = TL_EBADMSG;
     }
     free(z);
     if (!rc && c->col == TL_COL_TS) {
@@ -469,15 +444,13 @@ int tl_part__load(tl_part *p, uint32_t i, const void **out)
         for (uint32_t r = 0; r < p->n_rows && !rc; r++) {
             acc += tl_le64(raw + (size_t)r * 8);
             ts[r] = (int64_t)acc;
-            if (ts[r] < p->min_ts || ts[r] > p->max_ts || (r && ts[r] < ts[r - 1]))
-                rc = TL_EBADMSG;
+            if (ts[r] < p->min_ts || ts[r] > p->max_ts || (r && ts[r] < ts[r - 1])) rc = TL_EBADMSG;
         }
     }
     if (!rc && c->col == TL_COL_EVENT_ID) {
         /* Validate offsets once so readers can trust them. */
         size_t hdr = (size_t)(p->n_rows + 1) * 4;
-        if (c->rawlen < hdr)
-            rc = TL_EBADMSG;
+        if (c->rawlen < hdr) rc = TL_EBADMSG;
         for (uint32_t r = 0; !rc && r < p->n_rows; r++)
             if (tl_le32(raw + (size_t)r * 4) > tl_le32(raw + (size_t)(r + 1) * 4) ||
                 hdr + tl_le32(raw + (size_t)(r + 1) * 4) > c->rawlen)
@@ -517,8 +490,7 @@ int tl_part__merge(const char *path, uint64_t seq, uint32_t project, tl_part **p
         const uint8_t **pv = tl_xcalloc(np + 1, sizeof *pv);
         uint32_t *pk = tl_xcalloc(np + 1, sizeof *pk), j = 0;
         for (uint32_t i = 0; i < p->n_cols && !rc; i++) {
-            if (p->cols[i].col != TL_COL_PROP)
-                continue;
+            if (p->cols[i].col != TL_COL_PROP) continue;
             pk[j] = p->cols[i].key;
             rc = tl_part__load(p, i, (const void **)&pv[j]);
             j++;
@@ -535,15 +507,14 @@ int tl_part__merge(const char *path, uint64_t seq, uint32_t project, tl_part **p
             tl_str eid = {(const char *)e + (size_t)(p->n_rows + 1) * 4 + a, b - a};
             uint32_t m = 0;
             for (uint32_t q = 0; q < np; q++) {
-                if (!pv[q][r])
-                    continue;
+                if (!pv[q][r]) continue;
                 keys[m] = pk[q];
                 types[m] = pv[q][r];
                 vals[m] = tl_le64(pv[q] + p->n_rows + (size_t)r * 8);
                 m++;
             }
-            tl_open__append(op, ((const int64_t *)cols[TL_COL_TS])[r], row, eid, keys, types,
-                            vals, m);
+            tl_open__append(op, ((const int64_t *)cols[TL_COL_TS])[r], row, eid, keys, types, vals,
+                            m);
         }
         free(keys);
         free(types);

@@ -21,13 +21,15 @@
  *  3. Rows of a partition all have ts in its UTC day. */
 #include "store.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
+
+#include <dirent.h>
 
 #include "store/store_int.h"
 #include "util/crc.h"
@@ -74,7 +76,7 @@ struct tl_snap {
         tl_part *sealed;
         tl_open *open;
         tl_part_info info;
-    } *parts;
+    } * parts;
     void **allocs;
     size_t n_allocs;
     pthread_mutex_t mu;
@@ -84,8 +86,7 @@ struct tl_snap {
 
 static bool name_ok(tl_str n)
 {
-    if (!n.len || n.len >= TL_NAME_LEN)
-        return false;
+    if (!n.len || n.len >= TL_NAME_LEN) return false;
     for (size_t i = 0; i < n.len; i++) {
         char c = n.p[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -99,8 +100,7 @@ static project *find_project(tl_store *s, tl_str name)
 {
     uint32_t n = atomic_load(&s->n_projects);
     for (uint32_t i = 0; i < n; i++)
-        if (tl_str_eqc(name, s->projects[i]->name))
-            return s->projects[i];
+        if (tl_str_eqc(name, s->projects[i]->name)) return s->projects[i];
     return NULL;
 }
 
@@ -145,10 +145,8 @@ static tl_partition *partition(project *p, int64_t day, bool create)
         else
             hi = mid;
     }
-    if (lo < p->n_parts && p->parts[lo].day == day)
-        return &p->parts[lo];
-    if (!create)
-        return NULL;
+    if (lo < p->n_parts && p->parts[lo].day == day) return &p->parts[lo];
+    if (!create) return NULL;
     if (p->n_parts == p->cap_parts) {
         p->cap_parts = p->cap_parts ? p->cap_parts * 2 : 64;
         p->parts = tl_xrealloc(p->parts, p->cap_parts * sizeof *p->parts);
@@ -195,12 +193,10 @@ static int remove_orphans(project *p, tl_err *err)
     char dir[1100];
     snprintf(dir, sizeof dir, "%s/parts", p->dir);
     DIR *d = opendir(dir);
-    if (!d)
-        return 0;
+    if (!d) return 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
+        if (e->d_name[0] == '.') continue;
         unsigned long long seq;
         char tail[16] = "";
         bool known = false;
@@ -250,8 +246,7 @@ static int load_checkpoint(tl_store *s, uint64_t *log_pos, uint64_t *aux, tl_err
     uint32_t np = tl_le32(p + 36);
     p += 40;
     end -= 4;
-    if (np > MAX_PROJECTS)
-        rc = TL_EBADMSG;
+    if (np > MAX_PROJECTS) rc = TL_EBADMSG;
     for (uint32_t i = 0; i < np && !rc; i++) {
         if (end - p < 4 || tl_le32(p) >= TL_NAME_LEN || (uint64_t)(end - p) < 4 + tl_le32(p) + 28) {
             rc = TL_EBADMSG;
@@ -276,31 +271,27 @@ static int load_checkpoint(tl_store *s, uint64_t *log_pos, uint64_t *aux, tl_err
         char dpath[1100];
         snprintf(dpath, sizeof dpath, "%s/dict.dat", pr->dir);
         rc = tl_dict__load(&pr->dict, dpath, cp.dict_len, err);
-        if (!rc)
-            rc = tl_ident__load(&pr->ident, pr->dir, cp.ids_len, cp.ops_len, err);
+        if (!rc) rc = tl_ident__load(&pr->ident, pr->dir, cp.ids_len, cp.ops_len, err);
         for (uint32_t k = 0; k < cp.n_parts && !rc; k++) {
             uint64_t seq = tl_le64(p + (size_t)k * 8);
             char pp[1200];
             part_path(pr, seq, pp, sizeof pp);
             tl_part *part;
             rc = tl_part__open(pp, seq, pr->idx, &part, err);
-            if (rc)
-                break;
+            if (rc) break;
             tl_partition *pt = partition(pr, tl_floordiv(part->min_ts, TL_MS_PER_DAY), true);
             add_sealed(pt, part);
             pr->rows += part->n_rows;
         }
         p += (size_t)cp.n_parts * 8;
-        if (!rc)
-            rc = remove_orphans(pr, err);
+        if (!rc) rc = remove_orphans(pr, err);
         if (rc) {
             tl_buf_fini(&b);
             return rc;
         }
     }
     tl_buf_fini(&b);
-    if (rc)
-        return tl_err_set(err, rc, "%s: corrupt checkpoint", path);
+    if (rc) return tl_err_set(err, rc, "%s: corrupt checkpoint", path);
     return 0;
 }
 
@@ -308,14 +299,11 @@ int tl_store_open(const char *dir, const tl_store_opts *opts, tl_store **out, ui
                   uint64_t *aux, tl_err *err)
 {
     int rc = tl_mkdir_p(dir);
-    if (rc)
-        return tl_err_set(err, rc, "%s: %s", dir, tl_strerror(rc));
+    if (rc) return tl_err_set(err, rc, "%s: %s", dir, tl_strerror(rc));
     tl_store *s = tl_xcalloc(1, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "%s", dir);
-    if (opts)
-        s->opts = *opts;
-    if (!s->opts.seal_rows)
-        s->opts.seal_rows = 1u << 20;
+    if (opts) s->opts = *opts;
+    if (!s->opts.seal_rows) s->opts.seal_rows = 1u << 20;
     pthread_mutex_init(&s->mu, NULL);
     rc = load_checkpoint(s, log_pos, aux, err);
     if (rc) {
@@ -328,8 +316,7 @@ int tl_store_open(const char *dir, const tl_store_opts *opts, tl_store **out, ui
 
 void tl_store_free(tl_store *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     for (uint32_t i = 0; i < atomic_load(&s->n_projects); i++)
         free_project(s->projects[i]);
     for (uint32_t i = 0; i < s->n_doomed; i++)
@@ -345,8 +332,7 @@ int tl_store_w_begin(tl_store *s, tl_str name, uint32_t *pid)
 {
     project *p = find_project(s, name);
     if (!p) {
-        if (!name_ok(name))
-            return TL_EINVAL;
+        if (!name_ok(name)) return TL_EINVAL;
         pthread_mutex_lock(&s->mu);
         p = find_project(s, name);
         if (!p) {
@@ -358,8 +344,7 @@ int tl_store_w_begin(tl_store *s, tl_str name, uint32_t *pid)
             int rc = tl_mkdir_p(p->dir);
             char pd[1100];
             snprintf(pd, sizeof pd, "%s/parts", p->dir);
-            if (!rc)
-                rc = tl_mkdir_p(pd);
+            if (!rc) rc = tl_mkdir_p(pd);
             if (rc) {
                 pthread_mutex_unlock(&s->mu);
                 free_project(p);
@@ -433,8 +418,7 @@ void tl_store_w_append(tl_store *s, uint32_t pid, const tl_record *r, uint32_t d
             pv[i] = tl_dict__intern(&p->dict, r->props[i].str);
     }
     tl_partition *part = partition(p, tl_floordiv(r->ts_ms, TL_MS_PER_DAY), true);
-    if (!part->open)
-        part->open = tl_open__new();
+    if (!part->open) part->open = tl_open__new();
     tl_open__append(part->open, r->ts_ms, cols, r->event_id, pk, pt, pv, r->n_props);
     if (pk != keys) {
         free(pk);
@@ -466,7 +450,8 @@ int tl_store_scan_event_ids(tl_store *s, tl_event_id_fn fn, void *ctx)
                 }
                 const char *bytes = (const char *)raw + (size_t)(sp->n_rows + 1) * 4;
                 for (uint32_t r = 0; r < sp->n_rows; r++) {
-                    uint32_t a = tl_le32(raw + (size_t)r * 4), b = tl_le32(raw + (size_t)(r + 1) * 4);
+                    uint32_t a = tl_le32(raw + (size_t)r * 4),
+                             b = tl_le32(raw + (size_t)(r + 1) * 4);
                     fn(ctx, name, (tl_str){bytes + a, b - a});
                 }
                 pthread_mutex_lock(&sp->mu);
@@ -499,7 +484,8 @@ static int compact(tl_store *s, project *p, tl_partition *pt, tl_err *err)
     /* Merge the smallest parts (up to the row cap), leaving big ones alone. */
     tl_part **sel = tl_xmalloc(pt->n_sealed * sizeof *sel);
     for (uint32_t i = 0; i < pt->n_sealed; i++)
-        if (pt->sealed[i]->n_rows < COMPACT_MAXROW / 2 && rows + pt->sealed[i]->n_rows <= COMPACT_MAXROW) {
+        if (pt->sealed[i]->n_rows < COMPACT_MAXROW / 2 &&
+            rows + pt->sealed[i]->n_rows <= COMPACT_MAXROW) {
             sel[n++] = pt->sealed[i];
             rows += pt->sealed[i]->n_rows;
         }
@@ -516,8 +502,7 @@ static int compact(tl_store *s, project *p, tl_partition *pt, tl_err *err)
                 bool gone = false;
                 for (uint32_t j = 0; j < n && !gone; j++)
                     gone = pt->sealed[i] == sel[j];
-                if (!gone)
-                    pt->sealed[k++] = pt->sealed[i];
+                if (!gone) pt->sealed[k++] = pt->sealed[i];
             }
             pt->n_sealed = k;
             add_sealed(pt, merged);
@@ -541,23 +526,19 @@ static int seal_project(tl_store *s, project *p, tl_err *err)
             part_path(p, seq, path, sizeof path);
             tl_part *part;
             rc = tl_part__write(path, seq, p->idx, pt->open, &part, err);
-            if (rc)
-                break;
+            if (rc) break;
             atomic_fetch_sub(&s->open_rows, pt->open->n);
             p->open_rows -= pt->open->n;
             tl_open__free(pt->open);
             pt->open = NULL;
             add_sealed(pt, part);
         }
-        if (pt->n_sealed >= COMPACT_PARTS)
-            rc = compact(s, p, pt, err);
+        if (pt->n_sealed >= COMPACT_PARTS) rc = compact(s, p, pt, err);
     }
     char dpath[1100];
     snprintf(dpath, sizeof dpath, "%s/dict.dat", p->dir);
-    if (!rc)
-        rc = tl_dict__sync(&p->dict, dpath, err);
-    if (!rc)
-        rc = tl_ident__sync(&p->ident, p->dir, err);
+    if (!rc) rc = tl_dict__sync(&p->dict, dpath, err);
+    if (!rc) rc = tl_ident__sync(&p->ident, p->dir, err);
     return rc;
 }
 
@@ -608,8 +589,7 @@ int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err
                 snprintf(pd, sizeof pd, "%s", p->dir);
                 rc = tl_fsync_dir(pd);
             }
-            if (rc)
-                tl_err_set(err, rc, "%s: fsync: %s", pd, tl_strerror(rc));
+            if (rc) tl_err_set(err, rc, "%s: fsync: %s", pd, tl_strerror(rc));
         }
     }
     if (!rc && np) {
@@ -617,8 +597,7 @@ int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err
         char pd[1100];
         snprintf(pd, sizeof pd, "%s/p", s->dir);
         rc = tl_fsync_dir(pd);
-        if (rc)
-            tl_err_set(err, rc, "%s: fsync: %s", pd, tl_strerror(rc));
+        if (rc) tl_err_set(err, rc, "%s: fsync: %s", pd, tl_strerror(rc));
     }
     if (!rc) {
         tl_put64(b.p + seq_at, s->next_seq);
@@ -626,8 +605,7 @@ int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err
         char path[1100];
         snprintf(path, sizeof path, "%s/CHECKPOINT", s->dir);
         rc = tl_write_file_atomic(path, b.p, b.len);
-        if (rc)
-            tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
+        if (rc) tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
     }
     tl_buf_fini(&b);
     if (rc) {
@@ -649,8 +627,7 @@ int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err
 int tl_store_snap(tl_store *s, tl_str name, tl_snap **out)
 {
     project *p = find_project(s, name);
-    if (!p)
-        return TL_ENOENT;
+    if (!p) return TL_ENOENT;
     tl_snap *sn = tl_xcalloc(1, sizeof *sn);
     sn->s = s;
     sn->p = p;
@@ -668,13 +645,13 @@ int tl_store_snap(tl_store *s, tl_str name, tl_snap **out)
         for (uint32_t k = 0; k <= pt->n_sealed; k++) {
             tl_part *sp = k < pt->n_sealed ? pt->sealed[k] : NULL;
             if (op && (!sp || op->min_ts < sp->min_ts)) {
-                sn->parts[sn->n++] = (struct snap_part){
-                    NULL, op, {op->min_ts, op->max_ts, op->n, false}};
+                sn->parts[sn->n++] =
+                    (struct snap_part){NULL, op, {op->min_ts, op->max_ts, op->n, false}};
                 op = NULL;
             }
             if (sp)
-                sn->parts[sn->n++] = (struct snap_part){
-                    sp, NULL, {sp->min_ts, sp->max_ts, sp->n_rows, true}};
+                sn->parts[sn->n++] =
+                    (struct snap_part){sp, NULL, {sp->min_ts, sp->max_ts, sp->n_rows, true}};
         }
     }
     *out = sn;
@@ -683,8 +660,7 @@ int tl_store_snap(tl_store *s, tl_str name, tl_snap **out)
 
 void tl_snap_free(tl_snap *sn)
 {
-    if (!sn)
-        return;
+    if (!sn) return;
     pthread_rwlock_unlock(&sn->p->lock);
     for (size_t i = 0; i < sn->n_allocs; i++)
         free(sn->allocs[i]);
@@ -735,8 +711,7 @@ uint32_t tl_snap_did_find(const tl_snap *sn, tl_str distinct_id)
 int tl_snap_dict_find(const tl_snap *sn, tl_str s, uint32_t *id)
 {
     uint32_t v = tl_dict__find(&sn->p->dict, s);
-    if (!v)
-        return TL_ENOENT;
+    if (!v) return TL_ENOENT;
     *id = v;
     return 0;
 }
@@ -769,23 +744,20 @@ int tl_snap_col_ts(tl_snap *sn, size_t part, const int64_t **out)
         return 0;
     }
     int i = tl_part__find(sp->sealed, TL_COL_TS, 0);
-    if (i < 0)
-        return TL_EBADMSG;
+    if (i < 0) return TL_EBADMSG;
     return tl_part__load(sp->sealed, (uint32_t)i, (const void **)out);
 }
 
 int tl_snap_col_u32(tl_snap *sn, size_t part, int col, const uint32_t **out)
 {
-    if (col <= TL_COL_TS || col >= TL_COL_N)
-        return TL_EINVAL;
+    if (col <= TL_COL_TS || col >= TL_COL_N) return TL_EINVAL;
     struct snap_part *sp = &sn->parts[part];
     if (sp->open) {
         *out = sp->open->col[col];
         return 0;
     }
     int i = tl_part__find(sp->sealed, (uint32_t)col, 0);
-    if (i < 0)
-        return TL_EBADMSG;
+    if (i < 0) return TL_EBADMSG;
     return tl_part__load(sp->sealed, (uint32_t)i, (const void **)out);
 }
 
@@ -795,8 +767,7 @@ int tl_snap_prop(tl_snap *sn, size_t part, uint32_t key_id, tl_prop_col *out)
     uint32_t n = sp->info.n_rows;
     if (sp->open) {
         tl_oprop *p = tl_open__prop(sp->open, key_id);
-        if (!p)
-            return TL_ENOENT;
+        if (!p) return TL_ENOENT;
         /* The open column may be shorter than the part (rows after its last value); readers
          * get a full-length copy, padded with "absent". */
         uint8_t *type = snap_alloc(sn, n);
@@ -813,20 +784,17 @@ int tl_snap_prop(tl_snap *sn, size_t part, uint32_t key_id, tl_prop_col *out)
         return 0;
     }
     int i = tl_part__find(sp->sealed, TL_COL_PROP, key_id);
-    if (i < 0)
-        return TL_ENOENT;
+    if (i < 0) return TL_ENOENT;
     const uint8_t *raw;
     int rc = tl_part__load(sp->sealed, (uint32_t)i, (const void **)&raw);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     /* Loaded layout: type[n] then u64 values[n]; values are 8-byte aligned only if n is a
      * multiple of 8, so the snapshot keeps an aligned copy of the values and the dict ids. */
     double *num = snap_alloc(sn, (size_t)n * 8);
     uint32_t *str = snap_alloc(sn, (size_t)n * 4);
     memcpy(num, raw + n, (size_t)n * 8);
     for (uint32_t r = 0; r < n; r++)
-        if (raw[r] == TL_PV_STR)
-            str[r] = (uint32_t)tl_le64(raw + n + (size_t)r * 8);
+        if (raw[r] == TL_PV_STR) str[r] = (uint32_t)tl_le64(raw + n + (size_t)r * 8);
     out->type = raw;
     out->num = num;
     out->str = str;
@@ -836,8 +804,7 @@ int tl_snap_prop(tl_snap *sn, size_t part, uint32_t key_id, tl_prop_col *out)
 int tl_snap_event_id(tl_snap *sn, size_t part, uint32_t row, tl_str *out)
 {
     struct snap_part *sp = &sn->parts[part];
-    if (row >= sp->info.n_rows)
-        return TL_EINVAL;
+    if (row >= sp->info.n_rows) return TL_EINVAL;
     if (sp->open) {
         uint32_t a = sp->open->eid_off[row], b = sp->open->eid_off[row + 1];
         *out = (tl_str){sp->open->eid.p + a, b - a};
@@ -846,8 +813,7 @@ int tl_snap_event_id(tl_snap *sn, size_t part, uint32_t row, tl_str *out)
     int i = tl_part__find(sp->sealed, TL_COL_EVENT_ID, 0);
     const uint8_t *raw;
     int rc = i < 0 ? TL_EBADMSG : tl_part__load(sp->sealed, (uint32_t)i, (const void **)&raw);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     uint32_t a = tl_le32(raw + (size_t)row * 4), b = tl_le32(raw + (size_t)(row + 1) * 4);
     *out = (tl_str){(const char *)raw + (size_t)(sp->info.n_rows + 1) * 4 + a, b - a};
     return 0;
@@ -859,14 +825,12 @@ uint32_t tl_snap_part_prop_keys(tl_snap *sn, size_t part, uint32_t *keys, uint32
     uint32_t n = 0;
     if (sp->open) {
         for (uint32_t i = 0; i < sp->open->n_props; i++, n++)
-            if (n < cap)
-                keys[n] = sp->open->props[i].key;
+            if (n < cap) keys[n] = sp->open->props[i].key;
         return n;
     }
     for (uint32_t i = 0; i < sp->sealed->n_cols; i++)
         if (sp->sealed->cols[i].col == TL_COL_PROP) {
-            if (n < cap)
-                keys[n] = sp->sealed->cols[i].key;
+            if (n < cap) keys[n] = sp->sealed->cols[i].key;
             n++;
         }
     return n;

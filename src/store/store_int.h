@@ -2,10 +2,11 @@
 #ifndef TL_STORE_INT_H
 #define TL_STORE_INT_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <pthread.h>
 
 #include "store.h"
 #include "util/buf.h"
@@ -13,17 +14,17 @@
 /* ---- dictionary: string <-> dense id (1..n), append-only file ---- */
 
 typedef struct tl_dict {
-    uint32_t n;          /* strings; ids are 1..n */
-    uint32_t cap;        /* capacity of strs */
-    tl_str *strs;        /* strs[id] (strs[0] unused) */
-    char **chunks;       /* string bytes; never move */
+    uint32_t n;    /* strings; ids are 1..n */
+    uint32_t cap;  /* capacity of strs */
+    tl_str *strs;  /* strs[id] (strs[0] unused) */
+    char **chunks; /* string bytes; never move */
     uint32_t n_chunks;
     size_t chunk_used, chunk_cap;
     uint32_t *slots;     /* open addressing: id or 0 */
     uint32_t *slot_hash; /* low 32 bits of the hash, to skip compares */
     uint32_t mask;
-    uint32_t n_synced;   /* strings already in the file */
-    uint64_t file_len;   /* bytes of the file covering n_synced */
+    uint32_t n_synced; /* strings already in the file */
+    uint64_t file_len; /* bytes of the file covering n_synced */
 } tl_dict;
 
 void tl_dict__init(tl_dict *d);
@@ -42,15 +43,15 @@ int tl_dict__sync(tl_dict *d, const char *path, tl_err *err);
 /* ---- identity ---- */
 
 typedef struct tl_ident {
-    tl_dict ids;        /* distinct id string -> did + 1 */
-    uint32_t n, cap;    /* dids */
-    uint32_t *person;   /* did -> root did, or TL_PERSON_ERASED */
-    uint32_t *next;     /* did -> next member of its person (circular list) */
-    uint32_t *size;     /* root -> members */
-    uint32_t *user;     /* root -> did of its identified user id, or TL_DID_NONE */
-    uint8_t *is_user;   /* did -> 1 if it is a user_id */
-    tl_buf ops;         /* operations not yet in the file */
-    uint64_t ops_len;   /* bytes of the ops file */
+    tl_dict ids;      /* distinct id string -> did + 1 */
+    uint32_t n, cap;  /* dids */
+    uint32_t *person; /* did -> root did, or TL_PERSON_ERASED */
+    uint32_t *next;   /* did -> next member of its person (circular list) */
+    uint32_t *size;   /* root -> members */
+    uint32_t *user;   /* root -> did of its identified user id, or TL_DID_NONE */
+    uint8_t *is_user; /* did -> 1 if it is a user_id */
+    tl_buf ops;       /* operations not yet in the file */
+    uint64_t ops_len; /* bytes of the ops file */
     uint64_t merges, refused;
 } tl_ident;
 
@@ -61,8 +62,7 @@ int tl_ident__merge(tl_ident *id, uint32_t a, uint32_t b, bool log_op);
 void tl_ident__erase(tl_ident *id, uint32_t did, bool log_op);
 /* Files: ids.dat (distinct ids: one flag byte 'u'/'a' + the id, as dict entries) and
  * ident.ops (u8 op, u32 a, u32 b records). */
-int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops_len,
-                   tl_err *err);
+int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops_len, tl_err *err);
 int tl_ident__sync(tl_ident *id, const char *dir, tl_err *err);
 
 /* ---- parts ---- */

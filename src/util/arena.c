@@ -39,8 +39,7 @@ tl_arena *tl_arena_new(void)
 
 void tl_arena_free(tl_arena *a)
 {
-    if (!a)
-        return;
+    if (!a) return;
     for (block *b = a->head, *n; b; b = n) {
         n = b->next;
         free(b);
@@ -96,8 +95,7 @@ void *tl_arena_calloc(tl_arena *a, size_t n)
 tl_str tl_arena_strdup(tl_arena *a, tl_str s)
 {
     char *p = tl_arena_alloc(a, s.len + 1);
-    if (s.len)
-        memcpy(p, s.p, s.len);
+    if (s.len) memcpy(p, s.p, s.len);
     p[s.len] = 0;
     return (tl_str){p, s.len};
 }

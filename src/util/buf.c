@@ -1,10 +1,11 @@
 /* Growable buffer, JSON output helpers, varints and allocation wrappers. */
 #include "util/buf.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <math.h>
 
 void *tl_xmalloc(size_t n)
 {
@@ -39,8 +40,7 @@ void *tl_xrealloc(void *p, size_t n)
 char *tl_xstrndup(const char *s, size_t n)
 {
     char *p = tl_xmalloc(n + 1);
-    if (n)
-        memcpy(p, s, n);
+    if (n) memcpy(p, s, n);
     p[n] = 0;
     return p;
 }
@@ -70,8 +70,7 @@ char *tl_buf_reserve(tl_buf *b, size_t extra)
 
 void tl_buf_add(tl_buf *b, const void *p, size_t len)
 {
-    if (!len)
-        return;
+    if (!len) return;
     memcpy(tl_buf_reserve(b, len), p, len);
     b->len += len;
 }
@@ -103,8 +102,7 @@ void tl_buf_vprintf(tl_buf *b, const char *fmt, va_list ap)
         n = vsnprintf(end, b->cap - b->len, fmt, ap2);
     }
     va_end(ap2);
-    if (n > 0)
-        b->len += (size_t)n;
+    if (n > 0) b->len += (size_t)n;
 }
 
 void tl_buf_printf(tl_buf *b, const char *fmt, ...)
@@ -144,8 +142,7 @@ int tl_varint_get(const uint8_t **pp, const uint8_t *end, uint64_t *out)
     const uint8_t *p = *pp;
     uint64_t v = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (p >= end)
-            return TL_EBADMSG;
+        if (p >= end) return TL_EBADMSG;
         uint8_t c = *p++;
         v |= (uint64_t)(c & 0x7F) << shift;
         if (!(c & 0x80)) {
@@ -165,8 +162,7 @@ void tl_buf_json_str(tl_buf *b, tl_str s)
     for (size_t i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.p[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
-            if (b->cap - b->len < 2)
-                tl_buf_reserve(b, 1 + s.len - i);
+            if (b->cap - b->len < 2) tl_buf_reserve(b, 1 + s.len - i);
             b->p[b->len++] = (char)c;
             continue;
         }
@@ -204,8 +200,7 @@ void tl_buf_json_num(tl_buf *b, double v)
     char tmp[32];
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (strtod(tmp, NULL) == v)
-            break;
+        if (strtod(tmp, NULL) == v) break;
     }
     tl_buf_adds(b, tmp);
 }
@@ -221,8 +216,7 @@ char *tl_buf_steal(tl_buf *b, size_t *len)
 {
     tl_buf_cstr(b);
     char *p = b->p;
-    if (len)
-        *len = b->len;
+    if (len) *len = b->len;
     *b = TL_BUF_INIT;
     return p;
 }

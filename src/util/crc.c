@@ -2,8 +2,9 @@
  * it (runtime dispatch; the table version is the tested fallback). */
 #include "util/crc.h"
 
-#include <pthread.h>
 #include <string.h>
+
+#include <pthread.h>
 
 static uint32_t g_tab[8][256];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -68,8 +69,7 @@ uint32_t tl_crc32c(uint32_t crc, const void *p, size_t len)
     pthread_once(&g_once, init_tables);
     crc = ~crc;
 #if defined(__x86_64__)
-    if (g_hw)
-        return ~crc_hw(crc, p, len);
+    if (g_hw) return ~crc_hw(crc, p, len);
 #endif
     return ~crc_sw(crc, p, len);
 }

@@ -2,10 +2,11 @@
  * messages in a second, the rest of that second is counted and summarised once. */
 #include "util/diag.h"
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <pthread.h>
 #include <time.h>
 
 static int g_level = TL_LOG_INFO; /* written once before threads start */
@@ -28,8 +29,7 @@ int tl_diag_parse_level(const char *s)
 {
     static const char *names[] = {"error", "warn", "info", "debug"};
     for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0)
-            return i;
+        if (strcmp(s, names[i]) == 0) return i;
     return -1;
 }
 

@@ -14,10 +14,9 @@ int tl_diag_level(void);
 int tl_diag_parse_level(const char *s);
 void tl_diag_log(int level, const char *mod, const char *fmt, ...) TL_PRINTF(3, 4);
 
-#define TL_LOG_AT(lvl, mod, ...)                                                                  \
+#define TL_LOG_AT(lvl, mod, ...)                                                                   \
     do {                                                                                           \
-        if ((lvl) <= tl_diag_level())                                                              \
-            tl_diag_log((lvl), (mod), __VA_ARGS__);                                                \
+        if ((lvl) <= tl_diag_level()) tl_diag_log((lvl), (mod), __VA_ARGS__);                      \
     } while (0)
 #define TL_ERROR(mod, ...) TL_LOG_AT(TL_LOG_ERROR, mod, __VA_ARGS__)
 #define TL_WARN(mod, ...)  TL_LOG_AT(TL_LOG_WARN, mod, __VA_ARGS__)

@@ -20,12 +20,9 @@ int tl_err_set(tl_err *err, int code, const char *fmt, ...)
 
 const char *tl_strerror(int code)
 {
-    if (code == 0)
-        return "success";
-    if (code == TL_EBADMSG)
-        return "corrupt data";
-    if (code == TL_EROFS)
-        return "storage failed earlier; writes refused";
+    if (code == 0) return "success";
+    if (code == TL_EBADMSG) return "corrupt data";
+    if (code == TL_EROFS) return "storage failed earlier; writes refused";
     return strerror(-code);
 }
 

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <stddef.h>
 
-#define TL_MUST_USE __attribute__((warn_unused_result))
+#define TL_MUST_USE     __attribute__((warn_unused_result))
 #define TL_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
 enum {

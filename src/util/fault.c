@@ -18,8 +18,7 @@ void tl_fault_arm(tl_fault_kind kind, unsigned skip)
 void tl_fault_from_env(void)
 {
     const char *s = getenv("TALLY_FAULT");
-    if (!s)
-        return;
+    if (!s) return;
     static const struct {
         const char *name;
         tl_fault_kind kind;
@@ -39,8 +38,7 @@ void tl_fault_from_env(void)
 tl_fault_kind tl_fault_check(bool is_sync)
 {
     int k = atomic_load(&g_kind);
-    if (k == TL_FAULT_NONE || (k == TL_FAULT_FSYNC) != is_sync)
-        return TL_FAULT_NONE;
+    if (k == TL_FAULT_NONE || (k == TL_FAULT_FSYNC) != is_sync) return TL_FAULT_NONE;
     unsigned s = atomic_load(&g_skip);
     if (s > 0) {
         atomic_store(&g_skip, s - 1);

@@ -1,13 +1,15 @@
 /* File I/O with EINTR/short-count loops and test-build fault injection. */
 #include "util/io.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <dirent.h>
 
 #include "util/fault.h"
 
@@ -15,10 +17,8 @@ static int inject_write(int fd, const void *p, size_t len, off_t off, bool posit
 {
 #ifdef TL_TESTING
     tl_fault_kind k = tl_fault_check(false);
-    if (k == TL_FAULT_ENOSPC)
-        return TL_ENOSPC;
-    if (k == TL_FAULT_EIO)
-        return TL_EIO;
+    if (k == TL_FAULT_ENOSPC) return TL_ENOSPC;
+    if (k == TL_FAULT_EIO) return TL_EIO;
     if (k == TL_FAULT_SHORT) {
         size_t half = len / 2;
         if (half) {
@@ -36,14 +36,12 @@ static int inject_write(int fd, const void *p, size_t len, off_t off, bool posit
 int tl_write_all(int fd, const void *p, size_t len)
 {
     int rc = inject_write(fd, p, len, 0, false);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     const char *c = p;
     while (len) {
         ssize_t n = write(fd, c, len);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -errno;
         }
         c += n;
@@ -55,14 +53,12 @@ int tl_write_all(int fd, const void *p, size_t len)
 int tl_pwrite_all(int fd, const void *p, size_t len, off_t off)
 {
     int rc = inject_write(fd, p, len, off, true);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     const char *c = p;
     while (len) {
         ssize_t n = pwrite(fd, c, len, off);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -errno;
         }
         c += n;
@@ -78,12 +74,10 @@ int tl_pread_all(int fd, void *p, size_t len, off_t off)
     while (len) {
         ssize_t n = pread(fd, c, len, off);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -errno;
         }
-        if (n == 0)
-            return TL_EBADMSG;
+        if (n == 0) return TL_EBADMSG;
         c += n;
         off += n;
         len -= (size_t)n;
@@ -94,8 +88,7 @@ int tl_pread_all(int fd, void *p, size_t len, off_t off)
 int tl_fdatasync(int fd)
 {
 #ifdef TL_TESTING
-    if (tl_fault_check(true) == TL_FAULT_FSYNC)
-        return TL_EIO;
+    if (tl_fault_check(true) == TL_FAULT_FSYNC) return TL_EIO;
 #endif
     return fdatasync(fd) < 0 ? -errno : 0;
 }
@@ -103,8 +96,7 @@ int tl_fdatasync(int fd)
 int tl_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     int rc = fsync(fd) < 0 ? -errno : 0;
     close(fd);
     return rc;
@@ -113,20 +105,17 @@ int tl_fsync_dir(const char *dir)
 int tl_read_file(const char *path, tl_buf *b)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     for (;;) {
         char *end = tl_buf_reserve(b, 65536);
         ssize_t n = read(fd, end, b->cap - b->len - 1);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             int rc = -errno;
             close(fd);
             return rc;
         }
-        if (n == 0)
-            break;
+        if (n == 0) break;
         b->len += (size_t)n;
     }
     close(fd);
@@ -144,18 +133,13 @@ int tl_write_file_atomic(const char *path, const void *p, size_t len)
     else
         snprintf(dir, sizeof dir, ".");
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     int rc = tl_write_all(fd, p, len);
-    if (!rc)
-        rc = tl_fdatasync(fd);
+    if (!rc) rc = tl_fdatasync(fd);
     close(fd);
-    if (!rc && rename(tmp, path) < 0)
-        rc = -errno;
-    if (!rc)
-        rc = tl_fsync_dir(dir);
-    if (rc)
-        unlink(tmp);
+    if (!rc && rename(tmp, path) < 0) rc = -errno;
+    if (!rc) rc = tl_fsync_dir(dir);
+    if (rc) unlink(tmp);
     return rc;
 }
 
@@ -163,35 +147,28 @@ int tl_mkdir_p(const char *path)
 {
     char tmp[4096];
     size_t n = strlen(path);
-    if (n == 0 || n >= sizeof tmp)
-        return TL_EINVAL;
+    if (n == 0 || n >= sizeof tmp) return TL_EINVAL;
     memcpy(tmp, path, n + 1);
     for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
+        if (*p != '/') continue;
         *p = 0;
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-            return -errno;
+        if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -errno;
         *p = '/';
     }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-        return -errno;
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -errno;
     return 0;
 }
 
 int tl_rm_rf(const char *path)
 {
     struct stat st;
-    if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0 : -errno;
+    if (lstat(path, &st) < 0) return errno == ENOENT ? 0 : -errno;
     if (S_ISDIR(st.st_mode)) {
         DIR *d = opendir(path);
-        if (!d)
-            return -errno;
+        if (!d) return -errno;
         struct dirent *e;
         while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
             char sub[4096];
             snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
             tl_rm_rf(sub);

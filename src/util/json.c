@@ -7,9 +7,10 @@
  * lone surrogates in \u escapes are refused; depth and node count are bounded. */
 #include "util/json.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <math.h>
 
 #include "util/buf.h"
 
@@ -28,31 +29,25 @@ static int fail(parser *ps, const char *what)
 
 static void skip_ws(parser *ps)
 {
-    while (ps->p < ps->end &&
-           (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t'))
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t'))
         ps->p++;
 }
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
 static int read_u4(parser *ps, const char *q, unsigned *out)
 {
-    if (ps->end - q < 4)
-        return -1;
+    if (ps->end - q < 4) return -1;
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
         int h = hexval(q[i]);
-        if (h < 0)
-            return -1;
+        if (h < 0) return -1;
         v = v << 4 | (unsigned)h;
     }
     *out = v;
@@ -158,9 +153,7 @@ static int parse_string(parser *ps, tl_str *out)
             n += put_utf8(o + n, cp);
             break;
         }
-        default:
-            ps->p = r - 1;
-            return fail(ps, "bad escape");
+        default: ps->p = r - 1; return fail(ps, "bad escape");
         }
     }
     if (!tl_utf8_valid(o, n)) {
@@ -176,10 +169,8 @@ static int parse_string(parser *ps, tl_str *out)
 static int parse_number(parser *ps, tl_json *v)
 {
     const char *s = ps->p, *q = s;
-    if (q < ps->end && *q == '-')
-        q++;
-    if (q >= ps->end)
-        return fail(ps, "bad number");
+    if (q < ps->end && *q == '-') q++;
+    if (q >= ps->end) return fail(ps, "bad number");
     if (*q == '0') {
         q++;
     } else if (*q >= '1' && *q <= '9') {
@@ -199,8 +190,7 @@ static int parse_number(parser *ps, tl_json *v)
     }
     if (q < ps->end && (*q == 'e' || *q == 'E')) {
         q++;
-        if (q < ps->end && (*q == '+' || *q == '-'))
-            q++;
+        if (q < ps->end && (*q == '+' || *q == '-')) q++;
         if (q >= ps->end || *q < '0' || *q > '9') {
             ps->p = q;
             return fail(ps, "bad number exponent");
@@ -220,8 +210,7 @@ static int parse_number(parser *ps, tl_json *v)
         t[len] = 0;
         v->num = strtod(t, NULL);
     }
-    if (!isfinite(v->num))
-        return fail(ps, "number out of range");
+    if (!isfinite(v->num)) return fail(ps, "number out of range");
     v->type = TL_JNUM;
     v->str = (tl_str){s, len};
     ps->p = q;
@@ -250,20 +239,16 @@ static int parse_container(parser *ps, tl_json *v, bool obj)
         tl_json *c = tl_arena_calloc(ps->a, sizeof *c);
         skip_ws(ps);
         if (obj) {
-            if (ps->p >= ps->end || *ps->p != '"')
-                return fail(ps, "expected member name");
+            if (ps->p >= ps->end || *ps->p != '"') return fail(ps, "expected member name");
             ps->p++;
             int rc = parse_string(ps, &c->key);
-            if (rc)
-                return rc;
+            if (rc) return rc;
             skip_ws(ps);
-            if (ps->p >= ps->end || *ps->p != ':')
-                return fail(ps, "expected ':'");
+            if (ps->p >= ps->end || *ps->p != ':') return fail(ps, "expected ':'");
             ps->p++;
         }
         int rc = parse_value(ps, c);
-        if (rc)
-            return rc;
+        if (rc) return rc;
         *tail = c;
         tail = &c->next;
         v->n++;
@@ -296,8 +281,7 @@ static int parse_value(parser *ps, tl_json *v)
     if (ps->max_nodes && ++ps->nodes > ps->max_nodes)
         return tl_err_set(ps->err, TL_E2BIG, "JSON has more than %u values", ps->max_nodes);
     skip_ws(ps);
-    if (ps->p >= ps->end)
-        return fail(ps, "unexpected end of input");
+    if (ps->p >= ps->end) return fail(ps, "unexpected end of input");
     switch (*ps->p) {
     case '{': return parse_container(ps, v, true);
     case '[': return parse_container(ps, v, false);
@@ -312,8 +296,8 @@ static int parse_value(parser *ps, tl_json *v)
     }
 }
 
-int tl_json_parse(tl_arena *a, const char *p, size_t len, const tl_json_opts *opts,
-                  tl_json **out, tl_err *err)
+int tl_json_parse(tl_arena *a, const char *p, size_t len, const tl_json_opts *opts, tl_json **out,
+                  tl_err *err)
 {
     parser ps = {
         .a = a,
@@ -326,23 +310,19 @@ int tl_json_parse(tl_arena *a, const char *p, size_t len, const tl_json_opts *op
     };
     tl_json *v = tl_arena_calloc(a, sizeof *v);
     int rc = parse_value(&ps, v);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     skip_ws(&ps);
-    if (ps.p != ps.end)
-        return fail(&ps, "trailing characters after the value");
+    if (ps.p != ps.end) return fail(&ps, "trailing characters after the value");
     *out = v;
     return 0;
 }
 
 const tl_json *tl_json_get(const tl_json *obj, const char *key)
 {
-    if (!obj || obj->type != TL_JOBJ)
-        return NULL;
+    if (!obj || obj->type != TL_JOBJ) return NULL;
     tl_str k = tl_str_c(key);
     for (const tl_json *c = obj->child; c; c = c->next)
-        if (tl_str_eq(c->key, k))
-            return c;
+        if (tl_str_eq(c->key, k)) return c;
     return NULL;
 }
 
@@ -354,8 +334,8 @@ tl_str tl_json_get_str(const tl_json *obj, const char *key)
 
 const char *tl_json_type_name(tl_jtype t)
 {
-    static const char *names[] = {"null", "boolean", "boolean", "number",
-                                  "string", "array", "object"};
+    static const char *names[] = {"null",   "boolean", "boolean", "number",
+                                  "string", "array",   "object"};
     return (unsigned)t < 7 ? names[t] : "?";
 }
 
@@ -378,8 +358,7 @@ void tl_json_write(tl_buf *b, const tl_json *v)
         bool obj = v->type == TL_JOBJ;
         tl_buf_addc(b, obj ? '{' : '[');
         for (const tl_json *c = v->child; c; c = c->next) {
-            if (c != v->child)
-                tl_buf_addc(b, ',');
+            if (c != v->child) tl_buf_addc(b, ',');
             if (obj) {
                 tl_buf_json_str(b, c->key);
                 tl_buf_addc(b, ':');

@@ -25,14 +25,14 @@ typedef enum tl_jtype {
 typedef struct tl_json tl_json;
 struct tl_json {
     tl_jtype type;
-    uint32_t n;      /* number of children (array elements or object members) */
-    tl_str key;      /* member name, when this node is an object member */
-    tl_str str;      /* TL_JSTR: the unescaped value; TL_JNUM: the number's source text;
-                        TL_JARR/TL_JOBJ: the source from the opening bracket to the closing
-                        one (the value's byte extent, e.g. for per-event size limits) */
-    double num;      /* TL_JNUM */
-    tl_json *child;  /* first element or member */
-    tl_json *next;   /* next sibling */
+    uint32_t n;     /* number of children (array elements or object members) */
+    tl_str key;     /* member name, when this node is an object member */
+    tl_str str;     /* TL_JSTR: the unescaped value; TL_JNUM: the number's source text;
+                       TL_JARR/TL_JOBJ: the source from the opening bracket to the closing
+                       one (the value's byte extent, e.g. for per-event size limits) */
+    double num;     /* TL_JNUM */
+    tl_json *child; /* first element or member */
+    tl_json *next;  /* next sibling */
 };
 
 typedef struct tl_json_opts {
@@ -43,8 +43,8 @@ typedef struct tl_json_opts {
 /* Parses exactly one JSON value (surrounding white space allowed) from [p, p+len). Returns 0
  * and sets *out (allocated in a), or TL_EINVAL with err naming the byte offset and problem,
  * or TL_E2BIG when a limit is exceeded. */
-int tl_json_parse(tl_arena *a, const char *p, size_t len, const tl_json_opts *opts,
-                  tl_json **out, tl_err *err) TL_MUST_USE;
+int tl_json_parse(tl_arena *a, const char *p, size_t len, const tl_json_opts *opts, tl_json **out,
+                  tl_err *err) TL_MUST_USE;
 
 /* Member of an object by name (first match), or NULL; NULL-safe on obj. */
 const tl_json *tl_json_get(const tl_json *obj, const char *key);

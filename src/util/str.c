@@ -5,29 +5,24 @@
 
 bool tl_str_contains(tl_str hay, tl_str needle)
 {
-    if (needle.len == 0)
-        return true;
-    if (hay.len < needle.len)
-        return false;
+    if (needle.len == 0) return true;
+    if (hay.len < needle.len) return false;
     return memmem(hay.p, hay.len, needle.p, needle.len) != NULL;
 }
 
 bool tl_utf8_valid(const char *s, size_t len)
 {
-    if (len == 0)
-        return true;
+    if (len == 0) return true;
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
         /* Fast path over ASCII, 8 bytes at a time. */
         while (end - p >= 8) {
             uint64_t w;
             memcpy(&w, p, 8);
-            if (w & 0x8080808080808080ull)
-                break;
+            if (w & 0x8080808080808080ull) break;
             p += 8;
         }
-        if (p >= end)
-            break;
+        if (p >= end) break;
         unsigned c = *p;
         if (c < 0x80) {
             p++;
@@ -52,13 +47,10 @@ bool tl_utf8_valid(const char *s, size_t len)
         } else {
             return false;
         }
-        if ((size_t)(end - p) <= n)
-            return false;
-        if (p[1] < lo || p[1] > hi)
-            return false;
+        if ((size_t)(end - p) <= n) return false;
+        if (p[1] < lo || p[1] > hi) return false;
         for (size_t i = 2; i <= n; i++)
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
+            if ((p[i] & 0xC0) != 0x80) return false;
         p += n + 1;
     }
     return true;

@@ -33,8 +33,7 @@ static inline int tl_str_cmp(tl_str a, tl_str b)
 {
     size_t n = a.len < b.len ? a.len : b.len;
     int c = n ? memcmp(a.p, b.p, n) : 0;
-    if (c)
-        return c;
+    if (c) return c;
     return a.len < b.len ? -1 : a.len > b.len;
 }
 

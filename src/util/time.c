@@ -2,6 +2,7 @@
 #include "util/time.h"
 
 #include <stdio.h>
+
 #include <time.h>
 
 int64_t tl_now_ms(void)
@@ -46,8 +47,7 @@ static int digits(const char **p, const char *end, int n, int *out)
 {
     int v = 0;
     for (int i = 0; i < n; i++) {
-        if (*p >= end || **p < '0' || **p > '9')
-            return -1;
+        if (*p >= end || **p < '0' || **p > '9') return -1;
         v = v * 10 + (*(*p)++ - '0');
     }
     *out = v;
@@ -67,8 +67,7 @@ static int parse_date(const char **p, const char *end, int64_t *days)
     if (digits(p, end, 4, &y) || *p >= end || *(*p)++ != '-' || digits(p, end, 2, &m) ||
         *p >= end || *(*p)++ != '-' || digits(p, end, 2, &d))
         return TL_EINVAL;
-    if (m < 1 || m > 12 || d < 1 || (unsigned)d > month_days(y, (unsigned)m))
-        return TL_EINVAL;
+    if (m < 1 || m > 12 || d < 1 || (unsigned)d > month_days(y, (unsigned)m)) return TL_EINVAL;
     *days = tl_days_from_civil(y, (unsigned)m, (unsigned)d);
     return 0;
 }
@@ -76,8 +75,7 @@ static int parse_date(const char **p, const char *end, int64_t *days)
 int tl_date_parse(tl_str s, int64_t *days)
 {
     const char *p = s.p, *end = s.p + s.len;
-    if (parse_date(&p, end, days) || p != end)
-        return TL_EINVAL;
+    if (parse_date(&p, end, days) || p != end) return TL_EINVAL;
     return 0;
 }
 
@@ -85,12 +83,9 @@ int tl_iso_parse(tl_str s, int64_t *ms)
 {
     const char *p = s.p, *end = s.p + s.len;
     int64_t days;
-    if (parse_date(&p, end, &days))
-        return TL_EINVAL;
-    if (p == end)
-        return TL_EINVAL; /* a bare date is not an instant */
-    if (*p != 'T' && *p != 't' && *p != ' ')
-        return TL_EINVAL;
+    if (parse_date(&p, end, &days)) return TL_EINVAL;
+    if (p == end) return TL_EINVAL; /* a bare date is not an instant */
+    if (*p != 'T' && *p != 't' && *p != ' ') return TL_EINVAL;
     p++;
     int hh, mi, ss = 0;
     int64_t frac_ms = 0;
@@ -98,8 +93,7 @@ int tl_iso_parse(tl_str s, int64_t *ms)
         return TL_EINVAL;
     if (p < end && *p == ':') {
         p++;
-        if (digits(&p, end, 2, &ss))
-            return TL_EINVAL;
+        if (digits(&p, end, 2, &ss)) return TL_EINVAL;
         if (p < end && (*p == '.' || *p == ',')) {
             p++;
             int nd = 0, scale = 100;
@@ -111,35 +105,26 @@ int tl_iso_parse(tl_str s, int64_t *ms)
                 nd++;
                 p++;
             }
-            if (nd == 0)
-                return TL_EINVAL;
+            if (nd == 0) return TL_EINVAL;
         }
     }
-    if (hh > 23 || mi > 59 || ss > 60)
-        return TL_EINVAL;
-    if (ss == 60)
-        ss = 59; /* leap second: clamp */
+    if (hh > 23 || mi > 59 || ss > 60) return TL_EINVAL;
+    if (ss == 60) ss = 59; /* leap second: clamp */
     int64_t off_min = 0;
-    if (p >= end)
-        return TL_EINVAL;
+    if (p >= end) return TL_EINVAL;
     if (*p == 'Z' || *p == 'z') {
         p++;
     } else if (*p == '+' || *p == '-') {
         int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-        if (digits(&p, end, 2, &oh))
-            return TL_EINVAL;
-        if (p < end && *p == ':')
-            p++;
-        if (p < end && digits(&p, end, 2, &om))
-            return TL_EINVAL;
-        if (oh > 23 || om > 59)
-            return TL_EINVAL;
+        if (digits(&p, end, 2, &oh)) return TL_EINVAL;
+        if (p < end && *p == ':') p++;
+        if (p < end && digits(&p, end, 2, &om)) return TL_EINVAL;
+        if (oh > 23 || om > 59) return TL_EINVAL;
         off_min = sign * (oh * 60 + om);
     } else {
         return TL_EINVAL;
     }
-    if (p != end)
-        return TL_EINVAL;
+    if (p != end) return TL_EINVAL;
     *ms = ((days * 86400 + hh * 3600 + mi * 60 + ss) - off_min * 60) * 1000 + frac_ms;
     return 0;
 }

@@ -325,6 +325,13 @@ class Dataset:
             p["ok"] = r.random() < 0.5
         if r.random() < 0.25:
             p["code"] = r.choice([7, 3, 12.5, "7", "A1", "b2", "12.5"])
+        if r.random() < 0.4:
+            # ~160 values with a long tail: breakdowns keep the top 100 and put the rest under
+            # "$other"; many values tie on one row (ties go by value: numbers, then strings)
+            k = int(r.paretovariate(0.6)) - 1
+            if k > 159:
+                k = 100 + k % 60
+            p["sku"] = k if k < 25 else "sku-%03d" % k
         if r.random() < 0.05:
             p["plan"] = None  # null: absent
         e.props = p

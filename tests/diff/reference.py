@@ -21,7 +21,11 @@ src/query.c, docs/semantics.md):
   - wau/mau: distinct persons in the 7/30 local days ending on the bucket's last day (or on
     `to` when the bucket runs past it), reaching back before `from`.
   - breakdown values: null (absent) first, then numbers ascending, then strings in byte order;
-    every value with a matching row in the scanned time appears in every bucket.
+    every value with a matching row in the scanned time appears in every bucket; past 100
+    values, the top 100 by matching rows (ties by that order) are kept and the rest counted
+    together as "$other" (distinct persons among them for persons/wau/mau).
+  - `from`/`to` given as instants (ISO-8601 or ms): rows in [from, to], buckets the calendar
+    periods that meet that range.
 """
 
 import datetime
@@ -101,6 +105,8 @@ class Reference:
             else:
                 uf.find(a or u)
         person_ids = {}
+        self.person_of = []  # person number of each event
+        self.uf = uf
         keys = set()
         flat = []
         for e in events:
@@ -109,7 +115,8 @@ class Reference:
             keys.update(f)
         self.prop_keys = sorted(keys)
         self.db = sqlite3.connect(":memory:")
-        register_functions(self.db)
+        register_functions(self.db, self)
+        self._slot = {}
         cols = ["id INTEGER PRIMARY KEY", "ts INTEGER", "person INTEGER"]
         cols += ["%s TEXT" % b for b in BUILTIN]
         for k in self.prop_keys:
@@ -121,6 +128,7 @@ class Reference:
         for i, (e, f) in enumerate(zip(events, flat)):
             root = uf.find(("u", e.user) if e.user is not None else ("a", e.anon))
             pid = person_ids.setdefault(root, len(person_ids))
+            self.person_of.append(pid)
             r = [i, e.ts, pid, e.name]
             r += [e.fields.get(b) for b in BUILTIN[1:-1]]
             r.append(e.session)
@@ -223,38 +231,67 @@ class Reference:
 
     # ---- the answer
 
+    MAX_BREAKDOWN = 100
+
     def trends(self, q, zone, labels):
         """The expected answer of trends query q in zone: ({(bucket_label, breakdown_value):
-        value}, [bucket labels in order], set of breakdown values that have a matching row in
-        the scanned time). `labels` is the bucket scheme (test_diff.Labels)."""
+        value}, [bucket labels in order], set of breakdown values shown). `labels` is the
+        bucket scheme (test_diff.Labels)."""
         zi = self.zones.index(zone)
         interval = q["interval"]
         metric = q["metric"]
-        d_from = datetime.date.fromisoformat(q["from"])
-        d_to = datetime.date.fromisoformat(q["to"])
-        buckets = labels.buckets(interval, d_from, d_to, zone)  # [(label, first_day, last_day)]
+        instant = not (isinstance(q["from"], str) and len(q["from"]) == 10)
+        if instant:
+            from_ms, to_ms = to_ms_of(q["from"]), to_ms_of(q["to"])
+            d_from, d_to = local_date(from_ms, zone), local_date(to_ms, zone)
+            buckets = labels.buckets_between(interval, from_ms, to_ms, zone)
+            rng_cond, rng_args = "ts BETWEEN ? AND ?", [from_ms, to_ms]
+        else:
+            d_from = datetime.date.fromisoformat(q["from"])
+            d_to = datetime.date.fromisoformat(q["to"])
+            buckets = labels.buckets(interval, d_from, d_to, zone)  # [(label, first, last day)]
+            rng_cond, rng_args = "d%d BETWEEN ? AND ?" % zi, [q["from"], q["to"]]
         bd = q.get("breakdown")
         args = []
         where = self.where_sql(q.get("where"), q.get("event"), args)
+        labels_in_order = [b[0] for b in buckets]
+        window = {"wau": 7, "mau": 30}.get(metric)
+        # breakdown slots: the values with a matching row in the scanned time, the top 100 by
+        # rows (ties by value order) kept and the others under "$other"
         if bd is not None:
             cols = self.prop_cols(bd) or (None, "NULL", None)
-            bsel = "%s, %s" % (cols[0] or "NULL", cols[1])
+            braw = "%s, %s" % (cols[0] or "NULL", cols[1])
+            if window:
+                scan = ("d%d BETWEEN ? AND ?" % zi,
+                        [(d_from - datetime.timedelta(days=window - 1)).isoformat(), d_to.isoformat()])
+            else:
+                scan = (rng_cond, rng_args)
+            counts = {}
+            sql = "SELECT %s, COUNT(*) FROM ev WHERE %s AND %s GROUP BY 1, 2" % (braw, scan[0], where)
+            for bn, bs, c in self.db.execute(sql, scan[1] + args):
+                counts[bkey(bn, bs)] = counts.get(bkey(bn, bs), 0) + c
+            ranked = sorted(counts, key=lambda v: (-counts[v], slot_order(v)))
+            kept = set(ranked[:self.MAX_BREAKDOWN])
+            self._slot = {enc(v): (enc(v) if v in kept else "$other") for v in counts}
+            values = {v if v in kept else "$other" for v in counts}
+            bsel = "slot(%s)" % braw
         else:
-            bsel = "NULL, NULL"
+            bsel = "NULL"
+            values = set()
         out = {}
-        labels_in_order = [b[0] for b in buckets]
-        if metric in ("wau", "mau"):
-            w = 7 if metric == "wau" else 30
-            scan_from = None
+
+        def put(label, slotv, v):
+            key = (label, dec(slotv) if bd else None)
+            out[key] = v
+
+        if window:
             for label, lo, hi in buckets:
                 last = hi  # the bucket's last day, or the range's last day when cut by it
-                first = last - datetime.timedelta(days=w - 1)  # reaches back before `from`
-                scan_from = first if scan_from is None else min(scan_from, first)
+                first = last - datetime.timedelta(days=window - 1)  # reaches back before `from`
                 sql = ("SELECT %s, COUNT(DISTINCT person) FROM ev WHERE d%d BETWEEN ? AND ? AND %s "
-                       "GROUP BY 1, 2" % (bsel, zi, where))
-                for bn, bs, v in self.db.execute(sql, [first.isoformat(), last.isoformat()] + args):
-                    out[(label, bkey(bn, bs) if bd else None)] = v
-            values = self.values(bsel, zi, where, args, scan_from, d_to) if bd else set()
+                       "GROUP BY 1" % (bsel, zi, where))
+                for sl, v in self.db.execute(sql, [first.isoformat(), last.isoformat()] + args):
+                    put(label, sl, v)
             return out, labels_in_order, values
         if metric == "events":
             agg = "COUNT(*)"
@@ -277,20 +314,54 @@ class Reference:
             "week": "date(d%d, '-6 days', 'weekday 1')" % zi,
             "month": "strftime('%%Y-%%m-01', d%d)" % zi,
         }[interval]
-        sql = "SELECT %s, %s, %s FROM ev WHERE d%d BETWEEN ? AND ? AND %s GROUP BY 1, 2, 3" % (
-            bucket_expr, bsel, agg, zi, where)
+        sql = "SELECT %s, %s, %s FROM ev WHERE %s AND %s GROUP BY 1, 2" % (
+            bucket_expr, bsel, agg, rng_cond, where)
         known = set(labels_in_order)
-        for label, bn, bs, v in self.db.execute(sql, [q["from"], q["to"]] + args):
+        for label, sl, v in self.db.execute(sql, rng_args + args):
             if label not in known:
                 raise AssertionError("reference: row in bucket %r outside %r" % (label, labels_in_order))
-            out[(label, bkey(bn, bs) if bd else None)] = v
-        values = self.values(bsel, zi, where, args, d_from, d_to) if bd else set()
+            put(label, sl, v)
         return out, labels_in_order, values
 
-    def values(self, bsel, zi, where, args, d_from, d_to):
-        sql = "SELECT DISTINCT %s FROM ev WHERE d%d BETWEEN ? AND ? AND %s" % (bsel, zi, where)
-        return {bkey(bn, bs) for bn, bs in
-                self.db.execute(sql, [d_from.isoformat(), d_to.isoformat()] + args)}
+    def _slot_fn(self, n, s):
+        return self._slot[enc(bkey(n, s))]
+
+
+def to_ms_of(v):
+    if isinstance(v, (int, float)):
+        return int(v)
+    d = datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    return int(round(d.timestamp() * 1000))
+
+
+def slot_order(v):
+    """Breakdown value order (src/query.c): null, numbers ascending, strings by bytes, $other."""
+    if v is None:
+        return (0, 0, b"")
+    if isinstance(v, float):
+        return (1, v, b"")
+    if v == "$other":
+        return (3, 0, b"")
+    return (2, 0, v.encode("utf-8"))
+
+
+def enc(v):
+    """A breakdown value as one SQLite text value (for GROUP BY through slot())."""
+    if v is None:
+        return "z"
+    if isinstance(v, float):
+        return "n" + repr(v)
+    return "s" + v
+
+
+def dec(t):
+    if t == "$other":
+        return "$other"
+    if t == "z":
+        return None
+    if t[0] == "n":
+        return float(t[1:])
+    return t[1:]
 
 
 def bkey(n, s):
@@ -300,5 +371,6 @@ def bkey(n, s):
     return s
 
 
-def register_functions(db):
+def register_functions(db, ref):
     db.create_function("json_num", 1, str_num, deterministic=True)
+    db.create_function("slot", 2, ref._slot_fn)
