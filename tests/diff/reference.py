@@ -262,8 +262,12 @@ class Reference:
             cols = self.prop_cols(bd) or (None, "NULL", None)
             braw = "%s, %s" % (cols[0] or "NULL", cols[1])
             if window:
-                scan = ("d%d BETWEEN ? AND ?" % zi,
-                        [(d_from - datetime.timedelta(days=window - 1)).isoformat(), d_to.isoformat()])
+                # the days of every bucket's window (each row once)
+                days = set()
+                for _, lo, hi in buckets:
+                    for k in range(window):
+                        days.add((hi - datetime.timedelta(days=k)).isoformat())
+                scan = ("d%d IN (%s)" % (zi, ",".join("?" * len(days))), sorted(days))
             else:
                 scan = (rng_cond, rng_args)
             counts = {}

@@ -15,6 +15,7 @@ import os
 import random
 import sys
 import time
+import urllib.parse
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -79,6 +80,24 @@ class Labels:
             raise ValueError(interval)
         return out
 
+    @staticmethod
+    def buckets_between(interval, from_ms, to_ms, zone):
+        """Buckets of a range given by instants: the periods that meet [from_ms, to_ms]."""
+        z = ZoneInfo(zone)
+        d_from = datetime.datetime.fromtimestamp(from_ms / 1000, z).date()
+        d_to = datetime.datetime.fromtimestamp(to_ms / 1000, z).date()
+        if interval != "hour":
+            return Labels.buckets(interval, d_from, d_to, zone)
+        step = 15 * 60000  # every zone offset is a whole number of quarter hours
+        instants = [from_ms] + list(range(from_ms - from_ms % step + step, to_ms, step)) + [to_ms]
+        out, seen = [], set()
+        for t in instants:
+            label = datetime.datetime.fromtimestamp(t / 1000, z).strftime("%Y-%m-%dT%H:00")
+            if label not in seen:
+                seen.add(label)
+                out.append((label, label, label))
+        return out
+
 
 # ------------------------------------------------------------------ the queries
 
@@ -125,10 +144,20 @@ FILTERS = [
 ]
 
 BREAKDOWNS = ["platform", "country", "event", "app_version", "referrer", "properties.plan",
-              "properties.qty", "properties.ok", "properties.code", "properties.title", "url"]
+              "properties.qty", "properties.ok", "properties.code", "properties.title", "url",
+              "properties.sku"]
 
 
-def query_matrix(rng, first, last, change, quick):
+def query_matrix(rng, first, last, change, quick, stamps, skewed):
+    """stamps: sorted times of events sent without sent_at (exact); skewed: sorted true times
+    of the events sent with sent_at (the server stores them a few ms later: no range may end
+    near one of those)."""
+    import bisect
+
+    def clear(t):
+        i = bisect.bisect_left(skewed, t - 60000)
+        return i == len(skewed) or skewed[i] > t + 60000
+
     """[(zone, query)] for one seed."""
     out = []
     F, L = first.isoformat(), last.isoformat()
@@ -138,7 +167,7 @@ def query_matrix(rng, first, last, change, quick):
             d = {"project": P, "kind": "trends", "from": F, "to": L}
             if zone != PROJECT_TZ:
                 d["tz"] = zone
-            d.update(kw)
+            d.update({k: v for k, v in kw.items() if v is not None})
             out.append((zone, d))
 
         for m in ["events", "persons", "wau", "mau", "sum:properties.price", "avg:properties.price",
@@ -172,6 +201,32 @@ def query_matrix(rng, first, last, change, quick):
         for _ in range(4):
             q(metric=rng.choice(["events", "persons", "wau"]), interval=rng.choice(["day", "month"]),
               where=rng.choice(FILTERS), breakdown=rng.choice(BREAKDOWNS))
+        # more than 100 values: the top 100 and "$other"
+        for m, iv in (("events", "week"), ("persons", "month"), ("mau", "day"), ("avg:properties.price", "month"),
+                      ("wau", "day")):
+            q(metric=m, interval=iv, breakdown="properties.sku")
+        q(metric="persons", interval="week", breakdown="properties.sku",
+          where=[{"prop": "platform", "op": "!=", "value": "android"}])
+        # ranges given as instants (ms, or ISO-8601 with an offset): rows in [from, to]
+        z = ZoneInfo(zone)
+        n_inst = 0
+        for _ in range(50):
+            if n_inst == 3:
+                break
+            a = tally.ms_of(datetime.datetime(first.year, first.month, first.day, tzinfo=datetime.timezone.utc)) \
+                + rng.randrange(30 * 86400000)
+            b = a + rng.choice([3 * 3600000 + 17, 86400000 * 2 + 12345, 86400000 * 9 + 7])
+            if rng.random() < 0.7:
+                # endpoints on events' own timestamps: both ends are inclusive
+                i = rng.randrange(len(stamps) - 200)
+                a, b = stamps[i], stamps[i + rng.choice([5, 60, 199])]
+            if not (clear(a) and clear(b)):
+                continue
+            n_inst += 1
+            iso_b = datetime.datetime.fromtimestamp(b / 1000, z).isoformat(timespec="milliseconds")
+            iv = rng.choice(["hour", "day", "week"]) if b - a < 86400000 * 3 else rng.choice(["day", "week", "month"])
+            for m in ("events", "persons", "sum:properties.price"):
+                q(metric=m, interval=iv, breakdown=rng.choice([None, "platform"]), **{"from": a, "to": iso_b})
     return out
 
 
@@ -193,14 +248,7 @@ def same(a, b, exact):
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-6)
 
 
-def slot_order(v):
-    if v is None:
-        return (0, 0, b"")
-    if isinstance(v, float):
-        return (1, v, b"")
-    if v == "$other":
-        return (3, 0, b"")
-    return (2, 0, v.encode("utf-8"))
+slot_order = reference.slot_order
 
 
 def compare(q, j, expected, labels, values):
@@ -268,7 +316,7 @@ def compare(q, j, expected, labels, values):
     missing = values - tally_values
     if missing:
         probs.append("breakdown values missing: %r" % sorted(missing, key=slot_order)[:10])
-    if "$other" in tally_values:
+    if "$other" in tally_values and "$other" not in values:
         probs.append("unexpected $other")
     n_bad = 0
     for key in sorted(set(got) | set(expected), key=lambda k: (k[0], slot_order(k[1]))):
@@ -351,17 +399,30 @@ def run_seed(seed):
         print("  %6.1fs %s" % (time.monotonic() - t0, what), flush=True)
 
     ds = gen.Dataset(seed, first, last, tally.now_ms(), ZONES, quick=quick)
-    ref = reference.Reference(ds.stored, ZONES)
-    print("seed %d: %d events stored (%d sent in %d batches), %d persons; range %s..%s, DST change %s"
-          % (seed, len(ds.stored), sum(len(b) for b in ds.batches), len(ds.batches), ref.n_persons,
-             first, last, change))
+    full = reference.Reference(ds.stored, ZONES)
+    # persons erased (DELETE /api/v1/persons/ID) after everything is sent, by one of their ids
+    erase_ids, erased = [], set()
+    for _ in range(2 if quick else 4):
+        i = rng.randrange(len(ds.stored))
+        e = ds.stored[i]
+        if full.person_of[i] in erased:
+            continue
+        erased.add(full.person_of[i])
+        erase_ids.append(rng.choice([x for x in (e.anon, e.user) if x is not None]))
+    kept = [e for i, e in enumerate(ds.stored) if full.person_of[i] not in erased]
+    ref = reference.Reference(kept, ZONES)
+    print("seed %d: %d events stored (%d sent in %d batches), %d persons; %d persons (%d events) "
+          "erased; range %s..%s, DST change %s"
+          % (seed, len(ds.stored), sum(len(b) for b in ds.batches), len(ds.batches), full.n_persons,
+             len(erased), len(ds.stored) - len(kept), first, last, change))
     projects = {P: (PROJECT_TZ, WK, RK)}
     extra = {"retention_days": 3650}
     if seed % 2:
         # small parts and frequent checkpoints: answers come from many sealed parts plus the
         # open ones (the even seeds keep everything in open parts until the restart)
         extra.update({"seal_rows": 700, "checkpoint_ms": 300})
-    queries = query_matrix(rng, first, last, change, quick)
+    queries = query_matrix(rng, first, last, change, quick, sorted(e.ts for e in ds.stored if e.skew is None),
+                           sorted(e.ts for e in ds.stored if e.skew is not None))
     failures = []
     lo = (first - datetime.timedelta(days=2)).isoformat()
     hi = (last + datetime.timedelta(days=2)).isoformat()
@@ -373,9 +434,15 @@ def run_seed(seed):
         s.restart()
         stage("restarted")
         send_batches(s, ds.batches[cut:], rng, cut)
-        t_sent = time.monotonic()
         stage("sent the rest")
         s.wait_count(P, lo, hi, RK, len(ds.stored), tz="UTC", timeout=60)
+        for x in erase_ids:
+            r = s.request("DELETE", "/api/v1/persons/%s?project=%s" % (urllib.parse.quote(x, safe=""), P),
+                          headers={"Authorization": "Bearer " + RK})
+            check(r.status == 200, "DELETE person %r: status %d %r" % (x, r.status, r.body[:200]))
+        t_sent = time.monotonic()
+        stage("erased %d persons" % len(erase_ids))
+        s.wait_count(P, lo, hi, RK, len(kept), tz="UTC", timeout=60)
         if seed % 2:
             m = s.request("GET", "/metrics").body.decode()
             parts = [l for l in m.splitlines() if l.startswith("tally_store_parts ")]
@@ -392,7 +459,7 @@ def run_seed(seed):
         s.kill()
         s.start()
         stage("killed and started")
-        s.wait_count(P, lo, hi, RK, len(ds.stored), tz="UTC", timeout=60)
+        s.wait_count(P, lo, hi, RK, len(kept), tz="UTC", timeout=60)
         if len(failures) == n_before:
             run_queries(s, ref, rng.sample(queries, len(queries) // 3), "after kill -9", failures)
     print("seed %d: %d queries compared; send %.1fs, queries %.1fs (slowest %.3fs), total %.1fs"
