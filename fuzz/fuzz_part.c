@@ -54,7 +54,8 @@ static void touch(const tl_part *p, const tl_colent *c, const uint8_t *raw)
         }
     } else if (c->col == TL_COL_PROP) {
         for (uint32_t r = 0; r < n; r++)
-            acc += raw[r] + tl_le64(raw + n + (size_t)r * 8);
+            acc += raw[r] + tl_le32(raw + tl_prop__str_off(n) + (size_t)r * 4) +
+                   tl_le64(raw + tl_prop__num_off(n) + (size_t)r * 8);
     } else if (c->col < TL_COL_N) {
         for (uint32_t r = 0; r < n; r++)
             acc += ((const uint32_t *)(const void *)raw)[r];

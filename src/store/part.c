@@ -456,6 +456,25 @@ int tl_part__load(tl_part *p, uint32_t i, const void **out)
                 hdr + tl_le32(raw + (size_t)(r + 1) * 4) > c->rawlen)
                 rc = TL_EBADMSG;
     }
+    if (!rc && c->col == TL_COL_PROP) {
+        /* Decode once to the aligned reader layout (store_int.h). */
+        uint32_t n = p->n_rows;
+        uint8_t *d = tl_xcalloc(tl_prop__str_off(n) + (size_t)n * 4 + 8, 1);
+        double *num = (double *)(void *)(d + tl_prop__num_off(n));
+        uint32_t *str = (uint32_t *)(void *)(d + tl_prop__str_off(n));
+        for (uint32_t r = 0; r < n && !rc; r++) {
+            uint64_t v = tl_le64(raw + n + (size_t)r * 8);
+            d[r] = raw[r];
+            if (raw[r] == TL_PV_NUM)
+                memcpy(&num[r], &v, 8);
+            else if (raw[r] == TL_PV_STR)
+                str[r] = (uint32_t)v;
+            else if (raw[r] != 0)
+                rc = TL_EBADMSG;
+        }
+        free(raw);
+        raw = d;
+    }
     if (rc) {
         free(raw);
         TL_ERROR("store", "corrupt column file=%s entry=%u", p->path, i);
@@ -510,7 +529,10 @@ int tl_part__merge(const char *path, uint64_t seq, uint32_t project, tl_part **p
                 if (!pv[q][r]) continue;
                 keys[m] = pk[q];
                 types[m] = pv[q][r];
-                vals[m] = tl_le64(pv[q] + p->n_rows + (size_t)r * 8);
+                if (types[m] == TL_PV_NUM)
+                    memcpy(&vals[m], pv[q] + tl_prop__num_off(p->n_rows) + (size_t)r * 8, 8);
+                else
+                    vals[m] = tl_le32(pv[q] + tl_prop__str_off(p->n_rows) + (size_t)r * 4);
                 m++;
             }
             tl_open__append(op, ((const int64_t *)cols[TL_COL_TS])[r], row, eid, keys, types, vals,

@@ -788,16 +788,10 @@ int tl_snap_prop(tl_snap *sn, size_t part, uint32_t key_id, tl_prop_col *out)
     const uint8_t *raw;
     int rc = tl_part__load(sp->sealed, (uint32_t)i, (const void **)&raw);
     if (rc) return rc;
-    /* Loaded layout: type[n] then u64 values[n]; values are 8-byte aligned only if n is a
-     * multiple of 8, so the snapshot keeps an aligned copy of the values and the dict ids. */
-    double *num = snap_alloc(sn, (size_t)n * 8);
-    uint32_t *str = snap_alloc(sn, (size_t)n * 4);
-    memcpy(num, raw + n, (size_t)n * 8);
-    for (uint32_t r = 0; r < n; r++)
-        if (raw[r] == TL_PV_STR) str[r] = (uint32_t)tl_le64(raw + n + (size_t)r * 8);
+    /* Decoded at load to the aligned layout of store_int.h: used in place, no copy. */
     out->type = raw;
-    out->num = num;
-    out->str = str;
+    out->num = (const double *)(const void *)(raw + tl_prop__num_off(n));
+    out->str = (const uint32_t *)(const void *)(raw + tl_prop__str_off(n));
     return 0;
 }
 

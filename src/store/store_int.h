@@ -128,6 +128,18 @@ int tl_part__merge(const char *path, uint64_t seq, uint32_t project, tl_part **p
                    tl_dict *dict, tl_part **out, tl_err *err);
 int tl_part__open(const char *path, uint64_t seq, uint32_t project, tl_part **out, tl_err *err);
 void tl_part__unref(tl_part *p);
+/* A loaded property column (TL_COL_PROP) is decoded to an aligned layout readers use in place:
+ * u8 type[n] (padded to 8 bytes), then double num[n] (0 where not a number), then u32 str[n]
+ * (dict id where a string, else 0). */
+static inline size_t tl_prop__num_off(uint32_t n)
+{
+    return ((size_t)n + 7) & ~(size_t)7;
+}
+static inline size_t tl_prop__str_off(uint32_t n)
+{
+    return tl_prop__num_off(n) + (size_t)n * 8;
+}
+
 /* Loads directory entry i (decompressed), caching it. */
 int tl_part__load(tl_part *p, uint32_t i, const void **out);
 /* Index of the directory entry for (col, key), or -1. */
