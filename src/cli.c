@@ -278,21 +278,29 @@ static int import_chunk(engine *e, const tl_project_conf *p, const tl_ingest_lim
     return rc;
 }
 
+/* --project is a flag of import and export, not a config setting: returns a new argv (free
+ * it) without it, and sets *project when it is given. */
+static char **take_project_flag(int argc, char **argv, const char **project, int *n)
+{
+    char **args = tl_xcalloc((size_t)argc + 1, sizeof *args);
+    *n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--project") && i + 1 < argc)
+            *project = argv[++i];
+        else
+            args[(*n)++] = argv[i];
+    }
+    return args;
+}
+
 int tl_cli_import(int argc, char **argv)
 {
     engine e = {.lock_fd = -1};
     char **rest = NULL;
     int n_rest = 0;
     const char *project = getenv("TALLY_PROJECT");
-    /* --project is ours, not a config setting: take it out first. */
-    char **args = tl_xcalloc((size_t)argc + 1, sizeof *args);
     int na = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--project") && i + 1 < argc)
-            project = argv[++i];
-        else
-            args[na++] = argv[i];
-    }
+    char **args = take_project_flag(argc, argv, &project, &na);
     int st = load_cfg("import",
                       "usage: tally import [--data DIR] [--config FILE] [--project P] "
                       "[FILE...]\n\nLoads native NDJSON events (one object per line; gzip "
@@ -376,14 +384,8 @@ int tl_cli_export(int argc, char **argv)
     char **rest = NULL;
     int n_rest = 0;
     const char *project = getenv("TALLY_PROJECT");
-    char **args = tl_xcalloc((size_t)argc + 1, sizeof *args);
     int na = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--project") && i + 1 < argc)
-            project = argv[++i];
-        else
-            args[na++] = argv[i];
-    }
+    char **args = take_project_flag(argc, argv, &project, &na);
     int st = load_cfg("export",
                       "usage: tally export [--data DIR] [--config FILE] [--project P]\n\n"
                       "Writes every stored event of the project as native NDJSON to standard "
