@@ -3,7 +3,7 @@
 Client threads send batches of events with unique event_ids and retry every batch that was not
 acknowledged (connection refused or reset, timeout, 503) until it is, against whatever port the
 server has at the time. Meanwhile the server is killed with SIGKILL at random moments, at least
-20 times (fewer with --quick), and restarted each time on the same data directory, with small
+20 times (30 without --quick), and restarted each time on the same data directory, with small
 log segments, small parts and frequent checkpoints so the kills land in every phase (append,
 fsync, indexing, sealing, checkpoint, segment release). At the end every event must be counted
 exactly once — per day, per event name, and as persons — and the final SIGTERM stop must be
@@ -176,7 +176,7 @@ def persons_of(events):
 
 def test_crash_kill9_exactly_once():
     rng = random.Random(20261123)
-    kills_wanted = 8 if tally.QUICK else 24
+    kills_wanted = 20 if tally.QUICK else 30
     extra = {"segment_bytes": 65536, "seal_rows": 500, "checkpoint_ms": 150}
     t_start = time.monotonic()
     srv = Server(projects={P: ("UTC", WK, RK)}, config_extra=extra, start_timeout=60)
