@@ -35,7 +35,11 @@ while [ $# -gt 0 ]; do
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-[ -n "$SCALE" ] && [ "$SCALE" != "1" ] && case "$CMDLINE" in make*) CMDLINE="SCALE=$SCALE make bench" ;; esac
+if [ "$CMDLINE" = "make bench" ]; then # say which environment knobs were turned
+    [ "$CONNS" != 4 ] && CMDLINE="CONNS=$CONNS $CMDLINE"
+    [ "$RUNS" != 7 ] && CMDLINE="RUNS=$RUNS $CMDLINE"
+    [ "$SCALE" != 1 ] && CMDLINE="SCALE=$SCALE $CMDLINE"
+fi
 
 say() { printf '\n== %s\n' "$*" >&2; }
 now() { date +%s.%N; }
