@@ -7,7 +7,10 @@ server has at the time. Meanwhile the server is killed with SIGKILL at random mo
 log segments, small parts and frequent checkpoints so the kills land in every phase (append,
 fsync, indexing, sealing, checkpoint, segment release). At the end every event must be counted
 exactly once — per day, per event name, and as persons — and the final SIGTERM stop must be
-clean (no sanitizer report in any of the server's logs)."""
+clean (no sanitizer report in any of the server's logs). A reader thread queries throughout:
+every answer must count at least the events acknowledged before the query was sent (also by
+earlier server processes: docs/semantics.md, "a query first waits until everything
+acknowledged before it is indexed") and at most the events sent."""
 
 import datetime
 import http.client
