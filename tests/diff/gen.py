@@ -163,7 +163,7 @@ class Dataset:
         r = self.rng
         lo, hi = self._bounds()
         span_days = (hi - lo) // DAY
-        n_persons = 150 if self.quick else 400
+        n_persons = 150 if self.quick else 600
         midnights = []
         for z in self.zones:
             midnights += local_midnights(z, self.first_day - datetime.timedelta(days=1),
