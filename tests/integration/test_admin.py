@@ -2,6 +2,8 @@
 format, a clean SIGTERM shutdown, and restart on the same data directory giving the same
 answers."""
 
+import http.client
+import json
 import re
 
 from tally import Server, check, check_eq, day_add, event, now_ms, today_utc
@@ -115,3 +117,30 @@ def test_restart_keeps_data():
         # ingesting more after the restart still works, and old ids are still duplicates
         s.collect_ok(evs[:50] + [event("r0", anon="new", ts=now_ms() - 60000)], key=WK)
         s.wait_count(P, f, t, RK, 301)
+
+
+def test_keep_alive_and_chunked_bodies():
+    """Several requests on one connection, and a body sent with Transfer-Encoding: chunked."""
+    t = today_utc()
+    with Server() as s:
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        for i in range(5):
+            c.request("POST", "/collect", json.dumps({"events": [event("ka")]}),
+                      {"Authorization": "Bearer " + WK, "Content-Type": "application/json"})
+            r = c.getresponse()
+            check_eq(r.status, 200, "request %d on one connection" % i)
+            r.read()
+        c.close()
+        evs = [event("chunked") for _ in range(50)]
+        body = json.dumps({"events": evs}).encode()
+        chunks = (body[i:i + 700] for i in range(0, len(body), 700))
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        c.request("POST", "/collect", chunks, {"Authorization": "Bearer " + WK,
+                                                "Content-Type": "application/json"},
+                  encode_chunked=True)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        check_eq(r.status, 200, "chunked body: %r" % data[:200])
+        check_eq(json.loads(data).get("accepted"), 50, "chunked body accepted")
+        s.wait_count(P, day_add(t, -2), t, RK, 55)

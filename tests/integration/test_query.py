@@ -105,6 +105,7 @@ def test_query_errors_name_the_field():
         (dict(base, breakdown="no_such_field"), "breakdown"),
         (dict(base, event=7), "event"),
         (dict(base, metric="wau", interval="hour"), "metric"),
+        (dict(base, interval="hour", **{"from": "2020-01-01", "to": "2026-01-01"}), "bucket"),
         (dict(base, where=[{"prop": "properties.n", "op": ">", "value": "abc"}]), "value"),
         (dict(base, where=[{"prop": "properties.n", "op": "=", "value": None}]), "value"),
     ]
@@ -117,6 +118,8 @@ def test_query_errors_name_the_field():
             msg = j.get("error")
             if field == "metric" and q.get("interval") == "hour":
                 field = "interval" if "interval" in (msg or "") else "metric"
+            if field == "bucket":  # over 10000 buckets: the message may name from, to or interval
+                field = next((x for x in ("bucket", "interval", "from", "to") if x in (msg or "")), "bucket")
             check(isinstance(msg, str) and field in msg,
                   "query %s: error %r does not name %r" % (json.dumps(q), msg, field))
         for body in (b"{not json", b"[]", b"42"):
