@@ -21,7 +21,8 @@ src/query.c, docs/semantics.md):
   - wau/mau: distinct persons in the 7/30 local days ending on the bucket's last day (or on
     `to` when the bucket runs past it), reaching back before `from`.
   - breakdown values: null (absent) first, then numbers ascending, then strings in byte order;
-    every value with a matching row in the scanned time appears in every bucket; past 100
+    every value with a matching row in the scanned time (for wau/mau: from the start of the
+    earliest window to `to`) appears in every bucket; past 100
     values, the top 100 by matching rows (ties by that order) are kept and the rest counted
     together as "$other" (distinct persons among them for persons/wau/mau).
   - `from`/`to` given as instants (ISO-8601 or ms): rows in [from, to], buckets the calendar
@@ -262,12 +263,10 @@ class Reference:
             cols = self.prop_cols(bd) or (None, "NULL", None)
             braw = "%s, %s" % (cols[0] or "NULL", cols[1])
             if window:
-                # the days of every bucket's window (each row once)
-                days = set()
-                for _, lo, hi in buckets:
-                    for k in range(window):
-                        days.add((hi - datetime.timedelta(days=k)).isoformat())
-                scan = ("d%d IN (%s)" % (zi, ",".join("?" * len(days))), sorted(days))
+                # from the start of the earliest window to `to` (for month buckets that start
+                # can be after `from`: days before it are in no window)
+                start = min(hi - datetime.timedelta(days=window - 1) for _, _, hi in buckets)
+                scan = ("d%d BETWEEN ? AND ?" % zi, [start.isoformat(), d_to.isoformat()])
             else:
                 scan = (rng_cond, rng_args)
             counts = {}
