@@ -321,7 +321,7 @@ static enum MHD_Result handle_query(tl_http *h, struct MHD_Connection *c, req *r
         goto done;
     }
     /* Read your writes: everything acknowledged before this query is visible to it. */
-    (void)tl_index_wait(h->ix, tl_log_durable_pos(h->log), 2000);
+    (void)tl_index_wait(h->ix, tl_log_durable_pos(h->log), 30000);
     tl_buf out = TL_BUF_INIT;
     int rc = tl_query_run(h->st, p, q, a, &out, &err);
     if (rc) {
