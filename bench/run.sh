@@ -94,7 +94,9 @@ fi
 # Debian's python3 first: a pyenv shim costs over a second per start, which would be timed
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY="$(command -v python3)" || { echo "run.sh: python3 is needed" >&2; exit 1; }
-[ -x build/tally ] || make build/tally
+# `make bench` has just built it; run directly, bring it up to date (make is incremental)
+make -s build/tally >&2 || { [ -x build/tally ] &&
+    echo "run.sh: WARNING: the build failed; measuring the existing build/tally" >&2; } || exit 1
 cc -O2 -o "$WORK/gen" bench/gen.c -lm
 cc -O2 -pthread -o "$WORK/load" bench/load.c
 
