@@ -32,7 +32,7 @@ SAN_OBJS  := $(LIB_SRCS:%.c=build/san/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/san/tests/%)
 FUZZ_REPLAY := $(FUZZ_SRCS:fuzz/%.c=build/san/fuzz/%)
 
-.PHONY: all test unit fuzz-replay integration difftest crashtest bench deps depcheck \
+.PHONY: all test test-tsan unit fuzz-replay integration difftest crashtest bench deps depcheck \
         format format-check clean run fuzz
 
 all: depcheck build/tally
@@ -73,6 +73,16 @@ fuzz: depcheck
 	@for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
 	  clang-14 $(FUZZ_CFLAGS) -o build/fuzz/$$n $$f $(LIB_SRCS) $(PKG_LIBS) || exit 1; done
 	@echo "fuzzers in build/fuzz/; run e.g. build/fuzz/fuzz_json tests/data/corpus/json"
+
+# The threaded paths (log group commit, indexer, parallel queries, store locks) under TSan.
+CFLAGS_TSAN := -O1 -g -fsanitize=thread $(STD_WARN) $(PKG_CFLAGS) -Isrc -DTL_TESTING=1
+TSAN_TESTS  := log index query store
+test-tsan: depcheck
+	@mkdir -p build/tsan
+	@for t in $(TSAN_TESTS); do \
+	  $(CC) $(CFLAGS_TSAN) -o build/tsan/test_$$t tests/unit/test_$$t.c $(LIB_SRCS) $(PKG_LIBS) \
+	    -lcmocka || exit 1; \
+	  echo "== tsan test_$$t"; ./build/tsan/test_$$t || exit 1; done
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
