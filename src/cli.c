@@ -200,11 +200,13 @@ int tl_cli_serve(int argc, char **argv)
         /* Replay what the log holds past the checkpoint before answering anything, so the
          * first query after a restart already counts every acknowledged event. */
         int64_t t0 = tl_mono_ms();
-        while (tl_index_wait(e.ix, tl_log_durable_pos(e.log), 1000) == TL_EAGAIN)
+        int w;
+        while ((w = tl_index_wait(e.ix, tl_log_durable_pos(e.log), 1000)) == TL_EAGAIN)
             TL_INFO("serve", "replaying the log after the last checkpoint...");
         if (tl_mono_ms() - t0 > 1000)
             TL_INFO("serve", "log replayed in %lld ms", (long long)(tl_mono_ms() - t0));
-        rc = tl_http_start(&e.cfg, e.log, e.ix, e.st, &h, &err);
+        rc = w ? tl_err_set(&err, w, "the indexer stopped while replaying the log (see above)")
+               : tl_http_start(&e.cfg, e.log, e.ix, e.st, &h, &err);
     }
     if (rc) {
         fail("serve", err.msg[0] ? err.msg : tl_strerror(rc));

@@ -381,11 +381,11 @@ int tl_index_wait(tl_index *ix, uint64_t pos, int timeout_ms)
     }
     pthread_mutex_lock(&ix->mu);
     int rc = 0;
-    while (ix->pos < pos && rc == 0)
+    while (ix->pos < pos && rc == 0 && (ix->running || !ix->started))
         rc = pthread_cond_timedwait(&ix->cv, &ix->mu, &ts);
-    bool ok = ix->pos >= pos;
+    bool ok = ix->pos >= pos, dead = ix->started && !ix->running;
     pthread_mutex_unlock(&ix->mu);
-    return ok ? 0 : TL_EAGAIN;
+    return ok ? 0 : dead ? TL_ECANCELED : TL_EAGAIN;
 }
 
 int tl_index_checkpoint(tl_index *ix)

@@ -38,7 +38,8 @@ void tl_index_free(tl_index *ix);
 bool tl_index_seen(tl_index *ix, tl_str project, tl_str event_id);
 
 /* Blocks until everything up to log position pos is indexed (visible to queries), or
- * timeout_ms passes: 0 or TL_EAGAIN. */
+ * timeout_ms passes: 0, TL_EAGAIN on timeout, or TL_ECANCELED when the indexer thread has
+ * stopped (it logged why) and never will. */
 int tl_index_wait(tl_index *ix, uint64_t pos, int timeout_ms);
 
 /* Runs a checkpoint now (from any thread; waits for it). */
