@@ -4,7 +4,9 @@ reference (reference.py: SQLite + zoneinfo). One test per seed; a mismatch print
 the differing cells.
 
 Zones: UTC, Asia/Kathmandu (+05:45, the project's own zone, so its queries omit `tz`),
-America/New_York (the range spans a DST change; see gen.ny_dst_range) and Asia/Kolkata.
+America/New_York (the range spans a DST change; see gen.ny_dst_range), Asia/Kolkata (+05:30)
+and Europe/Dublin (whose zoneinfo has "negative DST": winter is its daylight-saving time; it
+changes in late October, usually inside the range too).
 """
 
 import datetime
@@ -26,7 +28,21 @@ import tally  # noqa: E402
 from tally import Server, check, check_eq  # noqa: E402
 
 TIMEOUT = 900
-ZONES = ["UTC", "Asia/Kathmandu", "America/New_York", "Asia/Kolkata"]
+ZONES = ["UTC", "Asia/Kathmandu", "America/New_York", "Asia/Kolkata", "Europe/Dublin"]
+
+
+def dst_change_in(zone, first, last):
+    """The first day in [first, last] whose UTC offset at noon differs from the day before's,
+    or None."""
+    z = ZoneInfo(zone)
+    d = first
+    while d < last:
+        n = d + datetime.timedelta(days=1)
+        if (datetime.datetime(d.year, d.month, d.day, 12, tzinfo=z).utcoffset()
+                != datetime.datetime(n.year, n.month, n.day, 12, tzinfo=z).utcoffset()):
+            return n
+        d = n
+    return None
 PROJECT_TZ = "Asia/Kathmandu"
 P, WK, RK = "diff", "wk_diff", "rk_diff"
 SEEDS = [11, 22, 33, 44, 55]
@@ -190,8 +206,9 @@ def query_matrix(rng, first, last, change, quick, stamps, skewed):
                 if iv == "day" and m in ("events", "persons"):
                     continue
                 q(metric=m, interval=iv, **{"from": sub_f, "to": sub_t})
-        # hours around the DST change (in New York; an ordinary day elsewhere)
-        hf, ht = (change - one).isoformat(), (change + one).isoformat()
+        # hours around the zone's DST change in the range (New York's date where it has none)
+        zc = dst_change_in(zone, first, last) or change
+        hf, ht = (zc - one).isoformat(), (zc + one).isoformat()
         for m in ["events", "persons", "sum:properties.price"]:
             q(metric=m, interval="hour", **{"from": hf, "to": ht})
         q(metric="events", interval="hour", breakdown="platform", **{"from": hf, "to": hf})
