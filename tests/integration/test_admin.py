@@ -144,3 +144,24 @@ def test_keep_alive_and_chunked_bodies():
         check_eq(r.status, 200, "chunked body: %r" % data[:200])
         check_eq(json.loads(data).get("accepted"), 50, "chunked body accepted")
         s.wait_count(P, day_add(t, -2), t, RK, 55)
+
+
+def test_metrics_count_exactly():
+    """On a fresh server, the ingestion counters equal what the answers said."""
+    with Server() as s:
+        acc = dup = rej = 0
+        evs = [event("mc") for _ in range(20)]
+        for body in (evs[:10], evs[5:20], evs + [{"event": "no ids"}, {"anonymous_id": "x"}]):
+            j = s.collect(body, key=WK).json()
+            acc += j["accepted"]
+            dup += j["duplicates"]
+            rej += j["rejected"]
+        s.collect(body=b"{bad", key=WK)      # 400
+        s.collect([event("mc")], key="nope")  # 401
+        m = parse_metrics(s.request("GET", "/metrics").body.decode())
+        check_eq((acc, dup, rej), (20, 25, 2), "the answers")
+        check_eq(m.get("tally_events_accepted_total"), 20.0, "tally_events_accepted_total")
+        check_eq(m.get("tally_events_rejected_total"), 2.0, "tally_events_rejected_total")
+        d = m.get("tally_events_duplicate_total", 0) + m.get("tally_index_duplicates_total", 0)
+        check_eq(d, 25.0, "duplicates recognised at ingest + by the indexer")
+        check(m.get("tally_http_errors_4xx_total", 0) >= 2, "4xx counted: %r" % m.get("tally_http_errors_4xx_total"))

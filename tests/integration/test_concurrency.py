@@ -94,6 +94,7 @@ def test_queries_during_ingest_read_your_writes():
 
     def reader():
         i = 0
+        prev = 0
         while not stop.is_set() and i < 2000:
             with lock:
                 lo = state["acked"]
@@ -104,6 +105,10 @@ def test_queries_during_ingest_read_your_writes():
                 problems.append("query answered %d events; %d were acknowledged before it and %d sent"
                                 " by the time it answered" % (got, lo, hi))
                 return
+            if got < prev:
+                problems.append("a later query answered fewer events: %d after %d" % (got, prev))
+                return
+            prev = got
             i += 1
 
     with Server() as s:
@@ -118,3 +123,27 @@ def test_queries_during_ingest_read_your_writes():
         check(not problems, "; ".join(problems[:5]))
         check(state["acked"] > 100, "writers made progress: %d" % state["acked"])
         s.wait_count(P, f, day_add(t0, 1), RK, state["acked"], tz="UTC")
+
+
+def test_many_connections_at_once():
+    """100 clients connect and post at the same moment; each is answered."""
+    t0 = today_utc()
+    results = []
+    barrier = threading.Barrier(100, timeout=30)
+
+    def client(k):
+        try:
+            barrier.wait()
+            r = s.collect([event("many", anon="m%d" % k) for _ in range(5)], key=WK, timeout=60)
+            results.append(r.status)
+        except Exception as e:  # noqa: BLE001
+            results.append(repr(e))
+
+    with Server() as s:
+        ts = [threading.Thread(target=client, args=(k,)) for k in range(100)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(timeout=90)
+        check_eq(sorted(set(map(str, results))), ["200"], "statuses of 100 simultaneous clients")
+        s.wait_count(P, day_add(t0, -2), t0, RK, 500)
