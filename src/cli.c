@@ -338,13 +338,8 @@ int tl_cli_import(int argc, char **argv)
         return fail("import", err.msg);
     }
     tl_ingest_limits lim;
-    tl_ingest_limits_default(&lim);
-    lim.max_event_bytes = e.cfg.max_event_bytes;
-    lim.max_string_bytes = e.cfg.max_string_bytes;
-    lim.max_props = e.cfg.max_props;
-    lim.max_depth = e.cfg.max_depth;
-    lim.max_future_ms = (int64_t)e.cfg.max_future_s * 1000;
-    lim.max_body_bytes = 1ull << 40;
+    tl_ingest_limits_from_config(&lim, &e.cfg);
+    lim.max_body_bytes = 1ull << 40; /* files are read in chunks of whole lines */
     uint64_t ok = 0, bad = 0, line = 0;
     int64_t t0 = tl_mono_ms();
     for (int f = 0; f < (n_rest ? n_rest : 1) && !rc; f++) {

@@ -489,13 +489,7 @@ int tl_http_start(const tl_config *cfg, tl_log *log, tl_index *ix, tl_store *st,
     h->log = log;
     h->ix = ix;
     h->st = st;
-    tl_ingest_limits_default(&h->lim);
-    h->lim.max_body_bytes = cfg->max_body_bytes;
-    h->lim.max_event_bytes = cfg->max_event_bytes;
-    h->lim.max_string_bytes = cfg->max_string_bytes;
-    h->lim.max_props = cfg->max_props;
-    h->lim.max_depth = cfg->max_depth;
-    h->lim.max_future_ms = (int64_t)cfg->max_future_s * 1000;
+    tl_ingest_limits_from_config(&h->lim, cfg);
     h->d =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                              MHD_USE_POLL | MHD_USE_ERROR_LOG,

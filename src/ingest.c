@@ -1193,3 +1193,14 @@ int tl_ingest_native(tl_arena *a, tl_str body, tl_str content_type, const tl_ing
         add_event(&b, i++, events->n, ev, sent_ms);
     return 0;
 }
+
+void tl_ingest_limits_from_config(tl_ingest_limits *l, const tl_config *c)
+{
+    tl_ingest_limits_default(l);
+    l->max_body_bytes = c->max_body_bytes;
+    l->max_event_bytes = c->max_event_bytes;
+    l->max_string_bytes = c->max_string_bytes;
+    l->max_props = c->max_props;
+    l->max_depth = c->max_depth;
+    l->max_future_ms = (int64_t)c->max_future_s * 1000;
+}

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "record.h"
 #include "util/arena.h"
 #include "util/err.h"
@@ -33,6 +34,10 @@ void tl_ingest_limits_default(tl_ingest_limits *l);
  * os, device_type); flattened property keys ("cart.total"). */
 #define TL_INGEST_MAX_ID_BYTES  200
 #define TL_INGEST_MAX_KEY_BYTES 256
+
+/* Fills l with the defaults, then the limits the configuration sets (body, event, string,
+ * property count, depth, future tolerance). */
+void tl_ingest_limits_from_config(tl_ingest_limits *l, const tl_config *c);
 
 /* What the request itself tells about every event in it. */
 typedef struct tl_ingest_ctx {
