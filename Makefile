@@ -9,6 +9,12 @@
 PKGS      := libmicrohttpd libzstd libxxhash zlib
 DEB_DEPS  := build-essential pkg-config libmicrohttpd-dev libzstd-dev libxxhash-dev zlib1g-dev \
              libroaring-dev libcmocka-dev clang-14 clang-format-14 python3 tzdata curl
+EXTRA_LIBS :=
+GEN_SRCS   :=
+# Optional fragments, one per feature that brings its own dependencies or generated sources:
+# each mk/*.mk may add to PKGS, DEB_DEPS, EXTRA_LIBS and GEN_SRCS (C files it generates under
+# build/gen) and add prerequisites to deps, depcheck and test.
+-include $(sort $(wildcard mk/*.mk))
 CC        ?= cc
 STD_WARN  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla \
              -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation
@@ -16,13 +22,13 @@ ifeq ($(CI),true)
 STD_WARN  += -Werror
 endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lroaring -lpthread -lm
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EXTRA_LIBS) -lroaring -lpthread -lm
 CFLAGS_REL := -O2 -g $(STD_WARN) $(PKG_CFLAGS) -Isrc -Ibuild/gen
 CFLAGS_SAN := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
               -fno-omit-frame-pointer $(STD_WARN) $(PKG_CFLAGS) -Isrc -Ibuild/gen -DTL_TESTING=1
 
 SRCS      := $(shell find src -name '*.c' | sort)
-LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
+LIB_SRCS  := $(filter-out src/main.c,$(SRCS)) $(GEN_SRCS)
 HDRS      := $(shell find src -name '*.h')
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)

@@ -7,6 +7,8 @@
  *   POST /api/v1/query         queries (query.h), read key
  *   DELETE /api/v1/persons/ID  erase a person (read key)
  *   GET  /healthz, /metrics    liveness and Prometheus counters
+ * and then the routers of src/http/ (http_int.h): SDK-compatible ingestion, person
+ * timelines and realtime, the dashboard.
  * Status codes: 400 unparseable or invalid (with the reason), 401 bad key, 404, 405, 413 body
  * too large, 503 storage failed (sticky) with Retry-After. */
 #include "http.h"
@@ -22,6 +24,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 
+#include "http/http_int.h"
 #include "ingest.h"
 #include "query.h"
 #include "record.h"
@@ -32,30 +35,13 @@
 #include "util/json.h"
 #include "util/time.h"
 
-struct tl_http {
-    const tl_config *cfg;
-    tl_log *log;
-    tl_index *ix;
-    tl_store *st;
-    struct MHD_Daemon *d;
-    uint16_t port;
-    tl_ingest_limits lim;
-    _Atomic uint64_t requests, events_accepted, events_rejected, events_duplicate, queries,
-        errors_4xx, errors_5xx;
-};
-
-typedef struct req {
-    tl_buf body;
-    bool too_big;
-} req;
-
 static const unsigned char g_gif[] = {
     0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
     0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
     0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
 
-static enum MHD_Result send_buf(tl_http *h, struct MHD_Connection *c, unsigned status,
-                                const char *ctype, tl_buf *b)
+enum MHD_Result tl_http_send_buf(tl_http *h, struct MHD_Connection *c, unsigned status,
+                                 const char *ctype, tl_buf *b)
 {
     size_t len;
     char *p = tl_buf_steal(b, &len);
@@ -72,43 +58,43 @@ static enum MHD_Result send_buf(tl_http *h, struct MHD_Connection *c, unsigned s
     return ret;
 }
 
-static enum MHD_Result send_error(tl_http *h, struct MHD_Connection *c, unsigned status,
-                                  const char *msg)
+enum MHD_Result tl_http_send_error(tl_http *h, struct MHD_Connection *c, unsigned status,
+                                   const char *msg)
 {
     tl_buf b = TL_BUF_INIT;
     tl_buf_adds(&b, "{\"error\":");
     tl_buf_json_str(&b, tl_str_c(msg));
     tl_buf_adds(&b, "}\n");
-    return send_buf(h, c, status, "application/json", &b);
+    return tl_http_send_buf(h, c, status, "application/json", &b);
 }
 
-static tl_str header(struct MHD_Connection *c, const char *name)
+tl_str tl_http_header(struct MHD_Connection *c, const char *name)
 {
     return tl_str_c(MHD_lookup_connection_value(c, MHD_HEADER_KIND, name));
 }
 
-static tl_str bearer(struct MHD_Connection *c)
+tl_str tl_http_bearer(struct MHD_Connection *c)
 {
-    tl_str a = header(c, "Authorization");
+    tl_str a = tl_http_header(c, "Authorization");
     if (a.len > 7 && !strncasecmp(a.p, "Bearer ", 7)) return (tl_str){a.p + 7, a.len - 7};
     return TL_STR_NULL;
 }
 
-static const tl_project_conf *project_by_write_key(const tl_config *cfg, tl_str key)
+const tl_project_conf *tl_http_project_by_write_key(const tl_config *cfg, tl_str key)
 {
     for (uint32_t i = 0; key.len && i < cfg->n_projects; i++)
         if (tl_str_eqc(key, cfg->projects[i].write_key)) return &cfg->projects[i];
     return NULL;
 }
 
-static const tl_project_conf *project_by_read_key(const tl_config *cfg, tl_str key)
+const tl_project_conf *tl_http_project_by_read_key(const tl_config *cfg, tl_str key)
 {
     for (uint32_t i = 0; key.len && i < cfg->n_projects; i++)
         if (tl_str_eqc(key, cfg->projects[i].read_key)) return &cfg->projects[i];
     return NULL;
 }
 
-static void client_ip(struct MHD_Connection *c, char *out, size_t cap)
+void tl_http_client_ip(struct MHD_Connection *c, char *out, size_t cap)
 {
     out[0] = 0;
     const union MHD_ConnectionInfo *ci =
@@ -123,10 +109,42 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t cap)
                   (socklen_t)cap);
 }
 
-/* Stores a parsed batch for project p: drops repeats (inside the batch and already indexed),
- * appends the rest to the log and waits until durable. Returns 0 or a log error. */
-static int store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_ingest_batch *b,
-                       uint32_t *dups)
+tl_str tl_http_arg(struct MHD_Connection *c, const char *name)
+{
+    return tl_str_c(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name));
+}
+
+const tl_project_conf *tl_http_read_auth(tl_http *h, struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    tl_str key = tl_http_bearer(c);
+    const tl_project_conf *p = tl_http_project_by_read_key(h->cfg, key);
+    if (!p) {
+        *ret = tl_http_send_error(h, c, 401, key.len ? "unknown read key" : "missing read key");
+        return NULL;
+    }
+    tl_str pn = tl_http_arg(c, "project");
+    if (pn.len && !tl_str_eqc(pn, p->name)) {
+        *ret = tl_http_send_error(h, c, 401, "project: the read key is not this project's");
+        return NULL;
+    }
+    return p;
+}
+
+tl_ingest_ctx tl_http_ingest_ctx(struct MHD_Connection *c, char *ip, size_t cap)
+{
+    tl_http_client_ip(c, ip, cap);
+    return (tl_ingest_ctx){tl_now_ms(), tl_str_c(ip), tl_http_header(c, "User-Agent")};
+}
+
+enum MHD_Result tl_http_reply_store_error(tl_http *h, struct MHD_Connection *c, int rc)
+{
+    TL_WARN("http", "ingest refused: %s", tl_strerror(rc));
+    if (rc == TL_E2BIG) return tl_http_send_error(h, c, 413, "batch too large for the log");
+    return tl_http_send_error(h, c, 503, "storage unavailable; retry later");
+}
+
+int tl_http_store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_ingest_batch *b,
+                        uint32_t *dups)
 {
     tl_str pname = tl_str_c(p->name);
     tl_str *recs = tl_arena_alloc(a, (b->n + 1) * sizeof *recs);
@@ -137,6 +155,7 @@ static int store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_ing
     while (cap < b->n * 2)
         cap *= 2;
     uint64_t *seen = tl_arena_calloc(a, cap * sizeof *seen);
+    bool *stored = tl_arena_calloc(a, (b->n + 1) * sizeof *stored);
     size_t n = 0;
     *dups = 0;
     for (uint32_t i = 0; i < b->n; i++) {
@@ -159,6 +178,7 @@ static int store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_ing
             (*dups)++;
             continue;
         }
+        stored[i] = true;
         if (!seen[k]) seen[k] = hv;
         offs[n++] = enc.len;
         tl_record_encode(r, &enc);
@@ -168,11 +188,19 @@ static int store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_ing
         recs[i] = (tl_str){enc.p + offs[i], offs[i + 1] - offs[i]};
     int rc = n ? tl_log_append(h->log, recs, n, NULL) : 0;
     tl_buf_fini(&enc);
+    if (!rc && n) {
+        /* Feed the realtime counters with the records just stored (not the repeats). */
+        tl_record *kept = tl_arena_alloc(a, n * sizeof *kept);
+        size_t k = 0;
+        for (uint32_t i = 0; i < b->n && k < n; i++)
+            if (stored[i]) kept[k++] = b->recs[i];
+        tl_realtime_feed(h->rt, p, kept, (uint32_t)k, tl_now_ms());
+    }
     return rc;
 }
 
-static enum MHD_Result reply_ingest(tl_http *h, struct MHD_Connection *c, tl_ingest_batch *b,
-                                    uint32_t dups)
+enum MHD_Result tl_http_reply_ingest(tl_http *h, struct MHD_Connection *c, tl_ingest_batch *b,
+                                     uint32_t dups)
 {
     atomic_fetch_add(&h->events_accepted, b->n - dups);
     atomic_fetch_add(&h->events_duplicate, dups);
@@ -186,48 +214,45 @@ static enum MHD_Result reply_ingest(tl_http *h, struct MHD_Connection *c, tl_ing
         tl_buf_addc(&o, '}');
     }
     tl_buf_adds(&o, "]}\n");
-    return send_buf(h, c, 200, "application/json", &o);
+    return tl_http_send_buf(h, c, 200, "application/json", &o);
 }
 
-static enum MHD_Result handle_collect(tl_http *h, struct MHD_Connection *c, req *rq)
+static enum MHD_Result handle_collect(tl_http *h, struct MHD_Connection *c, tl_http_req *rq)
 {
     tl_arena *a = tl_arena_new();
     tl_err err = {0};
     enum MHD_Result ret;
     char ip[64];
-    client_ip(c, ip, sizeof ip);
-    tl_ingest_ctx ctx = {tl_now_ms(), tl_str_c(ip), header(c, "User-Agent")};
+    tl_http_client_ip(c, ip, sizeof ip);
+    tl_ingest_ctx ctx = {tl_now_ms(), tl_str_c(ip), tl_http_header(c, "User-Agent")};
     tl_str body;
-    int rc = tl_ingest_decode_body(a, tl_buf_str(&rq->body), header(c, "Content-Encoding"),
+    int rc = tl_ingest_decode_body(a, tl_buf_str(&rq->body), tl_http_header(c, "Content-Encoding"),
                                    h->lim.max_body_bytes, &body, &err);
     if (rc) {
-        ret = send_error(h, c, rc == TL_E2BIG ? 413 : 400, err.msg);
+        ret = tl_http_send_error(h, c, rc == TL_E2BIG ? 413 : 400, err.msg);
         goto done;
     }
     tl_ingest_batch b;
-    rc = tl_ingest_native(a, body, header(c, "Content-Type"), &ctx, &h->lim, &b, &err);
-    tl_str key = bearer(c);
+    rc = tl_ingest_native(a, body, tl_http_header(c, "Content-Type"), &ctx, &h->lim, &b, &err);
+    tl_str key = tl_http_bearer(c);
     if (!key.len) key = tl_str_c(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key"));
     if (!key.len && !rc) key = b.body_key;
-    const tl_project_conf *p = project_by_write_key(h->cfg, key);
+    const tl_project_conf *p = tl_http_project_by_write_key(h->cfg, key);
     if (!p) {
-        ret = send_error(h, c, 401, key.len ? "unknown write key" : "missing write key");
+        ret = tl_http_send_error(h, c, 401, key.len ? "unknown write key" : "missing write key");
         goto done;
     }
     if (rc) {
-        ret = send_error(h, c, rc == TL_E2BIG ? 413 : 400, err.msg);
+        ret = tl_http_send_error(h, c, rc == TL_E2BIG ? 413 : 400, err.msg);
         goto done;
     }
     uint32_t dups;
-    rc = store_batch(h, a, p, &b, &dups);
+    rc = tl_http_store_batch(h, a, p, &b, &dups);
     if (rc) {
-        TL_WARN("http", "ingest refused: %s", tl_strerror(rc));
-        ret = send_error(h, c, rc == TL_E2BIG ? 413 : 503,
-                         rc == TL_E2BIG ? "batch too large for the log"
-                                        : "storage unavailable; retry later");
+        ret = tl_http_reply_store_error(h, c, rc);
         goto done;
     }
-    ret = reply_ingest(h, c, &b, dups);
+    ret = tl_http_reply_ingest(h, c, &b, dups);
 done:
     tl_arena_free(a);
     return ret;
@@ -258,10 +283,10 @@ static enum MHD_Result handle_pixel(tl_http *h, struct MHD_Connection *c)
     kc.v = tl_arena_alloc(a, kc.cap * sizeof *kc.v);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, kv_iter, &kc);
     char ip[64];
-    client_ip(c, ip, sizeof ip);
-    tl_ingest_ctx ctx = {tl_now_ms(), tl_str_c(ip), header(c, "User-Agent")};
+    tl_http_client_ip(c, ip, sizeof ip);
+    tl_ingest_ctx ctx = {tl_now_ms(), tl_str_c(ip), tl_http_header(c, "User-Agent")};
     tl_str key = tl_str_c(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key"));
-    const tl_project_conf *p = project_by_write_key(h->cfg, key);
+    const tl_project_conf *p = tl_http_project_by_write_key(h->cfg, key);
     unsigned status = 200;
     const char *why = NULL;
     tl_err err = {0};
@@ -277,7 +302,7 @@ static enum MHD_Result handle_pixel(tl_http *h, struct MHD_Connection *c)
         b.recs = &r;
         b.n = b.n_input = 1;
         uint32_t dups;
-        if (store_batch(h, a, p, &b, &dups)) {
+        if (tl_http_store_batch(h, a, p, &b, &dups)) {
             status = 503;
             why = "storage unavailable; retry later";
         } else {
@@ -297,27 +322,29 @@ static enum MHD_Result handle_pixel(tl_http *h, struct MHD_Connection *c)
     return ret;
 }
 
-static enum MHD_Result handle_query(tl_http *h, struct MHD_Connection *c, req *rq)
+static enum MHD_Result handle_query(tl_http *h, struct MHD_Connection *c, tl_http_req *rq)
 {
     atomic_fetch_add(&h->queries, 1);
-    const tl_project_conf *p = project_by_read_key(h->cfg, bearer(c));
-    if (!p) return send_error(h, c, 401, bearer(c).len ? "unknown read key" : "missing read key");
+    const tl_project_conf *p = tl_http_project_by_read_key(h->cfg, tl_http_bearer(c));
+    if (!p)
+        return tl_http_send_error(h, c, 401,
+                                  tl_http_bearer(c).len ? "unknown read key" : "missing read key");
     tl_arena *a = tl_arena_new();
     tl_err err = {0};
     tl_json *q;
     tl_json_opts jo = {32, 100000};
     enum MHD_Result ret;
     if (tl_json_parse(a, rq->body.p ? rq->body.p : "", rq->body.len, &jo, &q, &err)) {
-        ret = send_error(h, c, 400, err.msg);
+        ret = tl_http_send_error(h, c, 400, err.msg);
         goto done;
     }
     if (q->type != TL_JOBJ) {
-        ret = send_error(h, c, 400, "query: expected a JSON object");
+        ret = tl_http_send_error(h, c, 400, "query: expected a JSON object");
         goto done;
     }
     tl_str pn = tl_json_get_str(q, "project");
     if (pn.len && !tl_str_eqc(pn, p->name)) {
-        ret = send_error(h, c, 401, "project: the read key is not this project's");
+        ret = tl_http_send_error(h, c, 401, "project: the read key is not this project's");
         goto done;
     }
     /* Read your writes: everything acknowledged before this query is visible to it. */
@@ -326,11 +353,12 @@ static enum MHD_Result handle_query(tl_http *h, struct MHD_Connection *c, req *r
     int rc = tl_query_run(h->st, p, q, a, &out, &err);
     if (rc) {
         tl_buf_fini(&out);
-        ret = send_error(h, c, rc == TL_EINVAL ? 400 : 500, err.msg[0] ? err.msg : tl_strerror(rc));
+        ret = tl_http_send_error(h, c, rc == TL_EINVAL ? 400 : 500,
+                                 err.msg[0] ? err.msg : tl_strerror(rc));
         goto done;
     }
     tl_buf_addc(&out, '\n');
-    ret = send_buf(h, c, 200, "application/json", &out);
+    ret = tl_http_send_buf(h, c, 200, "application/json", &out);
 done:
     tl_arena_free(a);
     return ret;
@@ -341,14 +369,17 @@ done:
  * every later answer excludes the person. */
 static enum MHD_Result handle_erase(tl_http *h, struct MHD_Connection *c, const char *id)
 {
-    const tl_project_conf *p = project_by_read_key(h->cfg, bearer(c));
-    if (!p) return send_error(h, c, 401, bearer(c).len ? "unknown read key" : "missing read key");
+    const tl_project_conf *p = tl_http_project_by_read_key(h->cfg, tl_http_bearer(c));
+    if (!p)
+        return tl_http_send_error(h, c, 401,
+                                  tl_http_bearer(c).len ? "unknown read key" : "missing read key");
     const char *pn = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "project");
     if (pn && strcmp(pn, p->name))
-        return send_error(h, c, 401, "project: the read key is not this project's");
+        return tl_http_send_error(h, c, 401, "project: the read key is not this project's");
     size_t n = strlen(id);
     if (!n || n > 200 || !tl_utf8_valid(id, n))
-        return send_error(h, c, 400, "distinct_id: empty, longer than 200 bytes or not UTF-8");
+        return tl_http_send_error(h, c, 400,
+                                  "distinct_id: empty, longer than 200 bytes or not UTF-8");
     tl_record r = {0};
     r.kind = TL_REC_ERASE;
     r.ts_ms = r.recv_ms = tl_now_ms();
@@ -361,13 +392,13 @@ static enum MHD_Result handle_erase(tl_http *h, struct MHD_Connection *c, const 
     uint64_t end;
     int rc = tl_log_append(h->log, &rec, 1, &end);
     tl_buf_fini(&enc);
-    if (rc) return send_error(h, c, 503, "storage unavailable; retry later");
+    if (rc) return tl_http_send_error(h, c, 503, "storage unavailable; retry later");
     (void)tl_index_wait(h->ix, end, 10000);
     tl_buf o = TL_BUF_INIT;
     tl_buf_adds(&o, "{\"erased\":true,\"distinct_id\":");
     tl_buf_json_str(&o, r.user_id);
     tl_buf_adds(&o, "}\n");
-    return send_buf(h, c, 200, "application/json", &o);
+    return tl_http_send_buf(h, c, 200, "application/json", &o);
 }
 
 static enum MHD_Result handle_metrics(tl_http *h, struct MHD_Connection *c)
@@ -409,7 +440,7 @@ static enum MHD_Result handle_metrics(tl_http *h, struct MHD_Connection *c)
     M("store_distinct_ids", "gauge", "distinct ids", ss.dids);
     M("identity_merges_total", "counter", "identity merges", ss.merges);
 #undef M
-    return send_buf(h, c, 200, "text/plain; version=0.0.4", &o);
+    return tl_http_send_buf(h, c, 200, "text/plain; version=0.0.4", &o);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -417,7 +448,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_size, void **con_cls)
 {
     tl_http *h = cls;
-    req *rq = *con_cls;
+    tl_http_req *rq = *con_cls;
     if (!rq) {
         rq = tl_xcalloc(1, sizeof *rq);
         *con_cls = rq;
@@ -433,14 +464,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
-    if (rq->too_big) return send_error(h, c, 413, "body: larger than max_body_bytes");
+    if (rq->too_big) return tl_http_send_error(h, c, 413, "body: larger than max_body_bytes");
     if (!strcmp(url, "/collect")) {
-        if (!post) return send_error(h, c, 405, "use POST");
+        if (!post) return tl_http_send_error(h, c, 405, "use POST");
         return handle_collect(h, c, rq);
     }
     if (!strcmp(url, "/collect.gif")) return handle_pixel(h, c);
     if (!strcmp(url, "/api/v1/query")) {
-        if (!post) return send_error(h, c, 405, "use POST");
+        if (!post) return tl_http_send_error(h, c, 405, "use POST");
         return handle_query(h, c, rq);
     }
     if (!strncmp(url, "/api/v1/persons/", 16) && !strcmp(method, "DELETE"))
@@ -449,16 +480,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         tl_buf o = TL_BUF_INIT;
         bool ok = tl_log_error(h->log) == 0;
         tl_buf_adds(&o, ok ? "{\"status\":\"ok\"}\n" : "{\"status\":\"storage failed\"}\n");
-        return send_buf(h, c, ok ? 200 : 503, "application/json", &o);
+        return tl_http_send_buf(h, c, ok ? 200 : 503, "application/json", &o);
     }
     if (!strcmp(url, "/metrics") && get) return handle_metrics(h, c);
-    return send_error(h, c, 404, "no such endpoint");
+    enum MHD_Result ret;
+    if (tl_http_route_compat(h, c, rq, url, method, &ret)) return ret;
+    if (tl_http_route_reads(h, c, rq, url, method, &ret)) return ret;
+    if (tl_http_route_web(h, c, rq, url, method, &ret)) return ret;
+    return tl_http_send_error(h, c, 404, "no such endpoint");
 }
 
 static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
                     enum MHD_RequestTerminationCode toe)
 {
-    req *rq = *con_cls;
+    tl_http_req *rq = *con_cls;
     if (rq) {
         tl_buf_fini(&rq->body);
         free(rq);
@@ -490,6 +525,7 @@ int tl_http_start(const tl_config *cfg, tl_log *log, tl_index *ix, tl_store *st,
     h->ix = ix;
     h->st = st;
     tl_ingest_limits_from_config(&h->lim, cfg);
+    h->rt = tl_realtime_new();
     h->d =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                              MHD_USE_POLL | MHD_USE_ERROR_LOG,
@@ -497,6 +533,7 @@ int tl_http_start(const tl_config *cfg, tl_log *log, tl_index *ix, tl_store *st,
                          MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_CONNECTION_TIMEOUT,
                          (unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
     if (!h->d) {
+        tl_realtime_free(h->rt);
         free(h);
         return tl_err_set(err, TL_EIO, "listen: cannot listen on %s", cfg->listen);
     }
@@ -514,6 +551,8 @@ uint16_t tl_http_port(const tl_http *h)
 void tl_http_stop(tl_http *h)
 {
     if (!h) return;
+    atomic_store(&h->stopping, 1);
     MHD_stop_daemon(h->d);
+    tl_realtime_free(h->rt);
     free(h);
 }
