@@ -41,7 +41,9 @@
  *    booleans → the strings "true"/"false"; null and empty objects → dropped; arrays → their
  *    compact JSON text (as tl_json_write writes it) as a string. Flattened keys are at most
  *    TL_INGEST_MAX_KEY_BYTES. The stored properties are sorted by key (a canonical order for
- *    the derived id); when two flatten to the same key (duplicate JSON names, or {"a.b":1}
+ *    the derived id); "user_properties_once" ($set_once) is flattened the same way and kept
+ *    with the user properties, flagged TL_PV_ONCE (on a key in both, the $set value wins);
+ *    when two flatten to the same key (duplicate JSON names, or {"a.b":1}
  *    next to {"a":{"b":2}}), the first in body order is kept.
  *
  *  - Time. "timestamp" and "sent_at" are a JSON number of milliseconds since the epoch, a
@@ -325,6 +327,7 @@ enum {
     K_SENT_AT,
     K_PROPS,
     K_UPROPS,
+    K_UPROPS_ONCE,
     K_IGNORE,
 };
 
@@ -380,6 +383,9 @@ static int member_kind(tl_str k)
     case 15:
         if (IS("user_properties")) return K_UPROPS;
         break;
+    case 20:
+        if (IS("user_properties_once")) return K_UPROPS_ONCE;
+        break;
     }
     return K_IGNORE;
 #undef IS
@@ -390,8 +396,8 @@ typedef struct evin {
     uint32_t seen; /* bit per member kind: the first occurrence wins */
     bool has_ts, has_sent;
     int64_t ts_ms, sent_ms; /* as the client gave them */
-    tl_prop *props, *uprops;
-    uint32_t n_props, n_uprops;
+    tl_prop *props, *uprops, *once;
+    uint32_t n_props, n_uprops, n_once;
 } evin;
 
 static bool first_seen(evin *e, int kind)
@@ -586,6 +592,17 @@ static int finish(tl_arena *a, evin *e, int64_t batch_sent_ms, const tl_ingest_c
                           (long long)(lim->max_future_ms / 1000));
     if (ts < MIN_TS_MS) return tl_err_set(err, TL_EINVAL, "timestamp: before 2000-01-01");
 
+    if (e->n_once) {
+        /* $set_once values follow the $set ones, flagged; on a repeated key $set wins. */
+        tl_prop *all = tl_arena_alloc(a, ((size_t)e->n_uprops + e->n_once) * sizeof *all);
+        if (e->n_uprops) memcpy(all, e->uprops, e->n_uprops * sizeof *all);
+        for (uint32_t i = 0; i < e->n_once; i++) {
+            all[e->n_uprops + i] = e->once[i];
+            all[e->n_uprops + i].type |= TL_PV_ONCE;
+        }
+        e->uprops = all;
+        e->n_uprops += e->n_once;
+    }
     sort_props(a, e->props, &e->n_props);
     sort_props(a, e->uprops, &e->n_uprops);
 
@@ -902,6 +919,9 @@ int tl_ingest_event(tl_arena *a, const tl_json *obj, int64_t batch_sent_at_ms,
         case K_UPROPS:
             rc = flatten(a, m, "user_properties", lim, &e.uprops, &e.n_uprops, err);
             break;
+        case K_UPROPS_ONCE:
+            rc = flatten(a, m, "user_properties_once", lim, &e.once, &e.n_once, err);
+            break;
         default:
             if (m->type == TL_JSTR) {
                 e.s[kind] = m->str;
@@ -980,7 +1000,8 @@ int tl_ingest_pixel(tl_arena *a, const tl_str *keys, const tl_str *vals, size_t 
             continue;
         }
         int kind = member_kind(k);
-        if (kind == K_IGNORE || kind == K_PROPS || kind == K_UPROPS || !first_seen(&e, kind))
+        if (kind == K_IGNORE || kind == K_PROPS || kind == K_UPROPS || kind == K_UPROPS_ONCE ||
+            !first_seen(&e, kind))
             continue;
         if (kind == K_TIMESTAMP || kind == K_SENT_AT) {
             bool ts = kind == K_TIMESTAMP;

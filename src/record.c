@@ -43,7 +43,7 @@ static void put_props(tl_buf *b, const tl_prop *p, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         put_str(b, p[i].key);
         tl_buf_addc(b, (char)p[i].type);
-        if (p[i].type == TL_PV_NUM) {
+        if (TL_PV_TYPE(p[i].type) == TL_PV_NUM) {
             uint64_t bits;
             memcpy(&bits, &p[i].num, 8);
             tl_buf_u64(b, bits);
@@ -85,7 +85,7 @@ static int get_str(reader *rd, tl_str *s)
     return 0;
 }
 
-static int get_props(reader *rd, tl_arena *a, tl_prop **out, uint32_t *n_out)
+static int get_props(reader *rd, tl_arena *a, bool once_ok, tl_prop **out, uint32_t *n_out)
 {
     uint64_t n;
     /* Each prop takes at least 3 bytes, which bounds n by the input size. */
@@ -96,12 +96,13 @@ static int get_props(reader *rd, tl_arena *a, tl_prop **out, uint32_t *n_out)
         memset(&p[i], 0, sizeof p[i]);
         if (get_str(rd, &p[i].key) || rd->p >= rd->end) return TL_EBADMSG;
         p[i].type = *rd->p++;
-        if (p[i].type == TL_PV_NUM) {
+        if (p[i].type & TL_PV_ONCE && !once_ok) return TL_EBADMSG;
+        if (TL_PV_TYPE(p[i].type) == TL_PV_NUM) {
             if (rd->end - rd->p < 8) return TL_EBADMSG;
             uint64_t bits = tl_le64(rd->p);
             memcpy(&p[i].num, &bits, 8);
             rd->p += 8;
-        } else if (p[i].type == TL_PV_STR) {
+        } else if (TL_PV_TYPE(p[i].type) == TL_PV_STR) {
             if (get_str(rd, &p[i].str)) return TL_EBADMSG;
         } else {
             return TL_EBADMSG;
@@ -130,7 +131,8 @@ int tl_record_decode(const void *data, size_t len, tl_arena *a, tl_record *r, tl
         goto bad;
     for (int f = 0; f < TL_F_COUNT; f++)
         if (get_str(&rd, &r->field[f])) goto bad;
-    if (get_props(&rd, a, &r->props, &r->n_props) || get_props(&rd, a, &r->uprops, &r->n_uprops))
+    if (get_props(&rd, a, false, &r->props, &r->n_props) ||
+        get_props(&rd, a, true, &r->uprops, &r->n_uprops))
         goto bad;
     if (rd.p != rd.end)
         return tl_err_set(err, TL_EBADMSG, "record: %zu trailing bytes", (size_t)(rd.end - rd.p));
@@ -140,14 +142,22 @@ bad:
                       (size_t)(rd.p - (const uint8_t *)data));
 }
 
-static void write_props(tl_buf *b, const char *name, const tl_prop *p, uint32_t n)
+/* Writes the properties whose TL_PV_ONCE flag equals `once` as the object `name`. */
+static void write_props(tl_buf *b, const char *name, const tl_prop *p, uint32_t n, bool once)
 {
+    bool any = false;
+    for (uint32_t i = 0; i < n && !any; i++)
+        any = !(p[i].type & TL_PV_ONCE) == !once;
+    if (!any) return;
     tl_buf_printf(b, ",\"%s\":{", name);
+    bool first = true;
     for (uint32_t i = 0; i < n; i++) {
-        if (i) tl_buf_addc(b, ',');
+        if (!(p[i].type & TL_PV_ONCE) != !once) continue;
+        if (!first) tl_buf_addc(b, ',');
+        first = false;
         tl_buf_json_str(b, p[i].key);
         tl_buf_addc(b, ':');
-        if (p[i].type == TL_PV_NUM)
+        if (TL_PV_TYPE(p[i].type) == TL_PV_NUM)
             tl_buf_json_num(b, p[i].num);
         else
             tl_buf_json_str(b, p[i].str);
@@ -191,7 +201,8 @@ void tl_record_write_json(const tl_record *r, tl_buf *b)
         tl_buf_printf(b, ",\"%s\":", g_field_names[f]);
         tl_buf_json_str(b, r->field[f]);
     }
-    if (r->n_props) write_props(b, "properties", r->props, r->n_props);
-    if (r->n_uprops) write_props(b, "user_properties", r->uprops, r->n_uprops);
+    write_props(b, "properties", r->props, r->n_props, false);
+    write_props(b, "user_properties", r->uprops, r->n_uprops, false);
+    write_props(b, "user_properties_once", r->uprops, r->n_uprops, true);
     tl_buf_addc(b, '}');
 }

@@ -47,6 +47,9 @@ typedef enum tl_prop_type {
     TL_PV_NUM = 1,
     TL_PV_STR = 2, /* booleans are the strings "true"/"false"; arrays their compact JSON */
 } tl_prop_type;
+/* Flag on a user property's type: $set_once (kept only when the person has no value yet). */
+#define TL_PV_ONCE    0x80
+#define TL_PV_TYPE(t) ((t)&0x7f)
 
 typedef struct tl_prop {
     tl_str key; /* dotted path: "cart.total" */
