@@ -255,6 +255,33 @@ static int load_file(tl_config *c, const char *path, tl_err *err)
                     cur->retention_days = (uint32_t)x;
                 continue;
             }
+            if (!strcmp(k, "report_period")) { /* reports (src/report.h) */
+                if (strcmp(v, "day") && strcmp(v, "week") && strcmp(v, "month"))
+                    rc =
+                        tl_err_set(err, TL_EINVAL, "%s: %s: expected day, week or month", where, k);
+                else
+                    snprintf(cur->report_period, sizeof cur->report_period, "%s", v);
+                continue;
+            }
+            if (!strcmp(k, "report_hour")) {
+                if (!*v || *end || x > 23)
+                    rc = tl_err_set(err, TL_EINVAL, "%s: %s: expected an hour 0-23", where, k);
+                else
+                    cur->report_hour = (uint8_t)x;
+                continue;
+            }
+            if (!strcmp(k, "report_dir") || !strcmp(k, "report_webhook")) {
+                bool dir = k[7] == 'd';
+                size_t rcap = dir ? sizeof cur->report_dir : sizeof cur->report_webhook;
+                if (!*v || strlen(v) >= rcap)
+                    rc = tl_err_set(err, TL_EINVAL, "%s: %s: empty or too long", where, k);
+                else if (!dir && strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+                    rc = tl_err_set(err, TL_EINVAL, "%s: %s: expected an http:// or https:// URL",
+                                    where, k);
+                else
+                    snprintf(dir ? cur->report_dir : cur->report_webhook, rcap, "%s", v);
+                continue;
+            }
             rc = tl_err_set(err, TL_EINVAL, "%s: unknown project setting '%s'", where, k);
             break;
         }
@@ -352,6 +379,12 @@ int tl_config_load(tl_config *c, int scope, int argc, char **argv, char ***rest,
         }
         if (!p->session_gap_s) p->session_gap_s = c->session_gap_s;
         if (!p->retention_days) p->retention_days = c->retention_days;
+        if (p->report_period[0] && !p->report_dir[0] && !p->report_webhook[0]) {
+            rc = tl_err_set(err, TL_EINVAL,
+                            "%s: project '%s': report_period needs report_dir or report_webhook",
+                            c->config_file, p->name);
+            goto fail;
+        }
         /* Every key names one project and one role: the write key is public (it ships in
          * web pages), so a read key equal to any write key would open the data to anyone. */
         const tl_project_conf *q = key_user(c, i, p->write_key);

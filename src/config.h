@@ -27,6 +27,13 @@ typedef struct tl_project_conf {
     char read_key[TL_KEY_MAX];
     uint32_t session_gap_s; /* sessions: inactivity that ends a session */
     uint32_t retention_days;
+    /* Scheduled reports (src/report.h): period "day"|"week"|"month" ("" = none), delivered
+     * into report_dir and/or POSTed to report_webhook once the project's local time passes
+     * report_hour (0-23) on the day after the period ends. */
+    char report_period[8];
+    uint8_t report_hour;
+    char report_dir[512];
+    char report_webhook[512];
 } tl_project_conf;
 
 typedef struct tl_config {
