@@ -108,6 +108,10 @@ static int tz_get(tl_str name, const tl_tz **out, tl_tz **owned, tl_err *err)
 
 /* ---- request ---- */
 
+static const char *const g_kind_names[TL_QK_COUNT] = {"trends", "funnel", "retention", "sessions",
+                                                      "paths"};
+#define TL_Q_KINDS "trends, funnel, retention, sessions, paths"
+
 #define MIN_MS (-62135596800000LL) /* 0001-01-01 */
 #define MAX_MS (253402214400000LL) /* 9999-12-31 */
 
@@ -198,11 +202,15 @@ static int req_parse(const tl_project_conf *p, const tl_json *q, tl_arena *a, tl
         return tl_err_set(err, TL_EINVAL, "project: '%.*s' is not the project of this key",
                           (int)(v->str.len > 80 ? 80 : v->str.len), v->str.p);
     v = tl_json_get(q, "kind");
-    if (!v || v->type == TL_JNULL) return tl_err_set(err, TL_EINVAL, "kind: required (\"trends\")");
+    if (!v || v->type == TL_JNULL)
+        return tl_err_set(err, TL_EINVAL, "kind: required (%s)", TL_Q_KINDS);
     if (v->type != TL_JSTR) return tl_err_set(err, TL_EINVAL, "kind: expected a string");
-    if (!tl_str_eqc(v->str, "trends"))
-        return tl_err_set(err, TL_EINVAL, "kind: unknown '%.*s'",
-                          (int)(v->str.len > 80 ? 80 : v->str.len), v->str.p);
+    req->kind = -1;
+    for (int i = 0; i < TL_QK_COUNT; i++)
+        if (tl_str_eqc(v->str, g_kind_names[i])) req->kind = i;
+    if (req->kind < 0)
+        return tl_err_set(err, TL_EINVAL, "kind: unknown '%.*s' (%s)",
+                          (int)(v->str.len > 80 ? 80 : v->str.len), v->str.p, TL_Q_KINDS);
     v = tl_json_get(q, "tz");
     int rc;
     if (v && v->type != TL_JNULL) {
@@ -221,8 +229,8 @@ static int req_parse(const tl_project_conf *p, const tl_json *q, tl_arena *a, tl
     req->td = tl_tz_local_day(req->tz, req->to_excl - 1);
     if (req->td - req->fd >= TL_Q_MAX_DAYS)
         return tl_err_set(err, TL_EINVAL, "to: the range is longer than %d days", TL_Q_MAX_DAYS);
-    if ((rc = interval_parse(tl_json_get(q, "interval"), req, err)) ||
-        (rc = metric_parse(tl_json_get(q, "metric"), req, err)))
+    if ((rc = interval_parse(tl_json_get(q, "interval"), req, err))) return rc;
+    if (req->kind == TL_QK_TRENDS && (rc = metric_parse(tl_json_get(q, "metric"), req, err)))
         return rc;
     if ((req->metric == TL_QM_WAU || req->metric == TL_QM_MAU) && req->interval == TL_QI_HOUR)
         return tl_err_set(err, TL_EINVAL,
@@ -438,8 +446,27 @@ int tl_query_run(tl_store *s, const tl_project_conf *p, const tl_json *q, tl_are
         c.nstate = tl_query__scratch(&c, (size_t)c.dict_n + 1, 1);
         c.nval = tl_query__scratch(&c, (size_t)c.dict_n + 1, sizeof *c.nval);
     }
-    rc = tl_query__trends(&c, &req, &pl, &res, err);
-    if (!rc) answer(out, &req, &pl, &res, c.sn, t0);
+    switch (req.kind) {
+    case TL_QK_TRENDS:
+        rc = tl_query__trends(&c, &req, &pl, &res, err);
+        if (!rc) answer(out, &req, &pl, &res, c.sn, t0);
+        break;
+    default: {
+        static int (*const run[TL_QK_COUNT])(tl_qctx *, tl_qreq *, const tl_qplan *,
+                                             const tl_json *, tl_buf *, tl_err *) = {
+            [TL_QK_FUNNEL] = tl_query__funnel,
+            [TL_QK_RETENTION] = tl_query__retention,
+            [TL_QK_SESSIONS] = tl_query__sessions,
+            [TL_QK_PATHS] = tl_query__paths,
+        };
+        size_t mark = out->len;
+        rc = run[req.kind](&c, &req, &pl, q, out, err);
+        if (rc)
+            out->len = mark;
+        else
+            tl_buf_printf(out, ",\"took_ms\":%lld}", (long long)(tl_mono_ms() - t0));
+    }
+    }
 done:
     tl_snap_free(c.sn);
     for (uint32_t i = 0; i < c.n_frees; i++)

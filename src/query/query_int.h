@@ -24,6 +24,14 @@
 #define TL_Q_PAR_ROWS      200000      /* rows from which the sweep is split among threads */
 #define TL_Q_THREADS       8           /* at most this many threads per query */
 
+enum tl_qkind {
+    TL_QK_TRENDS,
+    TL_QK_FUNNEL,
+    TL_QK_RETENTION,
+    TL_QK_SESSIONS,
+    TL_QK_PATHS,
+    TL_QK_COUNT
+};
 enum tl_qinterval { TL_QI_HOUR, TL_QI_DAY, TL_QI_WEEK, TL_QI_MONTH };
 enum tl_qmetric { TL_QM_EVENTS, TL_QM_PERSONS, TL_QM_WAU, TL_QM_MAU, TL_QM_SUM, TL_QM_AVG };
 
@@ -71,6 +79,7 @@ typedef struct tl_qpred {
 } tl_qpred;
 
 typedef struct tl_qreq {
+    int kind;                 /* enum tl_qkind */
     int64_t from_ms, to_excl; /* the rows' time range [from_ms, to_excl) */
     int64_t fd, td;           /* local days of from and of the last instant */
     const tl_tz *tz;
@@ -162,5 +171,72 @@ extern int tl_query__test_flags;
 
 int tl_query__trends(tl_qctx *c, const tl_qreq *req, const tl_qplan *plan, tl_qresult *res,
                      tl_err *err);
+
+/* ---- query/seq.c: per-person event sequences ----
+ * The building block of funnels, retention, sessions and paths: the rows of [from, to_excl)
+ * that pass the top-level filters, each tagged with the conditions it matches, grouped by
+ * person (identity resolved at query time; erased persons left out) and in time order inside
+ * a person. Rows with equal timestamps are ordered by the lowest condition they match (rows
+ * that match none last), then by mask and aux values, so the order depends only on the data. */
+
+#define TL_Q_MAX_CONDS 30
+
+typedef struct tl_qcond {
+    tl_qpred *preds; /* all must hold; none: every row */
+    uint32_t n_preds;
+    bool never; /* compiled: no row can match */
+} tl_qcond;
+
+typedef struct tl_qseq_ev {
+    int64_t ts;
+    uint32_t mask;   /* bit i: the row matches conds[i] */
+    uint32_t aux[2]; /* values of aux[0], aux[1] (see tl_qseq_spec) */
+} tl_qseq_ev;
+
+typedef struct tl_qseq_spec {
+    int64_t from, to_excl;
+    const tl_qcond *conds; /* compiled against the snapshot (tl_query__cond_compile) */
+    uint32_t n_conds;      /* ≤ TL_Q_MAX_CONDS */
+    bool keep_all;         /* also keep rows that match no condition (mask 0) */
+    /* Per row values to carry: a column or a property (NULL: none). Strings are dict ids,
+     * 0 is absent, numbers are TL_QSEQ_NUM | an index into tl_qseq.nums. */
+    const tl_qprop *aux[2];
+} tl_qseq_spec;
+
+#define TL_QSEQ_NUM 0x80000000u
+
+typedef struct tl_qseq {
+    uint32_t n_persons;
+    uint32_t *person; /* canonical did of each person, ascending */
+    size_t *off;      /* events of person i: ev[off[i] .. off[i + 1]) */
+    tl_qseq_ev *ev;
+    double *nums; /* numeric aux values */
+    uint32_t n_nums;
+} tl_qseq;
+
+/* Parses a `where` list (and an optional event name) into a condition; `field` prefixes
+ * error messages ("steps[2]"). */
+int tl_query__cond_parse(tl_qctx *c, const tl_json *where, const tl_json *event, const char *field,
+                         tl_qcond *out, tl_err *err);
+void tl_query__cond_compile(tl_qctx *c, tl_qcond *cond);
+/* Builds the sequences (memory freed with the query). c->sn may be NULL: no persons. */
+int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qseq *out,
+                        tl_err *err);
+/* Writes an aux value as JSON (a string, a number, or null when absent). */
+void tl_query__seq_aux_json(tl_qctx *c, const tl_qseq *sq, uint32_t v, tl_buf *out);
+/* Compares two aux values in answer order: null, numbers ascending, strings by bytes. */
+int tl_query__seq_aux_cmp(tl_qctx *c, const tl_qseq *sq, uint32_t a, uint32_t b);
+
+/* ---- the other kinds ----
+ * Each reads its own fields of q (req holds the common ones: range, tz, interval, the
+ * top-level where and breakdown; plan the interval's buckets), computes over c->sn (NULL when
+ * the project has no data) and appends its answer to out as an unterminated JSON object
+ * ('{"steps":[…]'); query.c adds ',"took_ms":N}'. Errors: TL_EINVAL naming the field. */
+typedef int tl_qkind_fn(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_json *q,
+                        tl_buf *out, tl_err *err);
+tl_qkind_fn tl_query__funnel;    /* query/funnel.c */
+tl_qkind_fn tl_query__retention; /* query/retention.c */
+tl_qkind_fn tl_query__sessions;  /* query/sessions.c */
+tl_qkind_fn tl_query__paths;     /* query/paths.c */
 
 #endif

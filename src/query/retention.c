@@ -1,0 +1,8 @@
+/* The retention query (API.md). */
+#include "query/query_int.h"
+
+int tl_query__retention(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_json *q,
+                        tl_buf *out, tl_err *err)
+{
+    return tl_err_set(err, TL_EINVAL, "kind: 'retention' is not available yet");
+}

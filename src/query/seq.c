@@ -1,0 +1,320 @@
+/* Per-person event sequences: the shared first stage of funnels, retention, sessions and
+ * paths (contract in query_int.h).
+ *
+ * One pass over the parts that meet the range: the rows in range that pass the top-level
+ * filters (and whose person is not erased) form a selection vector, as in trends; each
+ * condition narrows its own copy of it with the same filter code, and its survivors set
+ * their bit in a per-row mask (a merge walk, both lists being in row order). Rows with a
+ * mask (or every row, with keep_all) are emitted as (person, event). Then a counting sort
+ * by person (persons are dense dids) groups them, and each person's events, which arrive
+ * almost in time order because parts are visited by time, are put in order with an
+ * insertion sort (qsort past a small size when they are not already in order). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/query_int.h"
+
+int tl_query__cond_parse(tl_qctx *c, const tl_json *where, const tl_json *event, const char *field,
+                         tl_qcond *out, tl_err *err)
+{
+    tl_qreq tmp;
+    memset(&tmp, 0, sizeof tmp);
+    memset(out, 0, sizeof *out);
+    tl_err e2 = {0};
+    int rc = tl_query__where_parse(where, event, c->a, &tmp, &e2);
+    if (rc) return tl_err_set(err, rc, "%s.%s", field, e2.msg);
+    out->preds = tmp.preds;
+    out->n_preds = tmp.n_preds;
+    return 0;
+}
+
+void tl_query__cond_compile(tl_qctx *c, tl_qcond *cond)
+{
+    tl_qreq tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.preds = cond->preds;
+    tmp.n_preds = cond->n_preds;
+    cond->never = c->sn ? tl_query__compile(c, &tmp) : true;
+}
+
+static uint32_t lower_bound64(const int64_t *a, uint32_t n, int64_t x)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Growing arrays of the gathered rows. */
+typedef struct gather {
+    uint32_t *who;
+    tl_qseq_ev *ev;
+    size_t n, cap;
+    /* numeric aux values: an open-addressing map from bits to index */
+    double *nums;
+    uint32_t n_nums, cap_nums;
+    uint64_t *nkeys;
+    uint32_t *nidx;
+    uint32_t nmask;
+} gather;
+
+static uint32_t num_id(gather *g, double x)
+{
+    uint64_t bits;
+    if (x == 0) x = 0; /* -0 and 0 are one value */
+    memcpy(&bits, &x, 8);
+    if (g->n_nums * 2 >= g->nmask) {
+        uint32_t cap = g->nmask ? (g->nmask + 1) * 2 : 64;
+        uint64_t *k = tl_xcalloc(cap, sizeof *k);
+        uint32_t *v = tl_xcalloc(cap, sizeof *v);
+        for (uint32_t i = 0; g->nmask && i <= g->nmask; i++) {
+            if (!g->nidx[i]) continue;
+            uint32_t j = (uint32_t)(g->nkeys[i] * 0x9E3779B97F4A7C15ull >> 40) & (cap - 1);
+            while (v[j])
+                j = (j + 1) & (cap - 1);
+            k[j] = g->nkeys[i];
+            v[j] = g->nidx[i];
+        }
+        free(g->nkeys);
+        free(g->nidx);
+        g->nkeys = k;
+        g->nidx = v;
+        g->nmask = cap - 1;
+    }
+    uint32_t j = (uint32_t)(bits * 0x9E3779B97F4A7C15ull >> 40) & g->nmask;
+    while (g->nidx[j]) {
+        if (g->nkeys[j] == bits) return TL_QSEQ_NUM | (g->nidx[j] - 1);
+        j = (j + 1) & g->nmask;
+    }
+    if (g->n_nums == g->cap_nums) {
+        g->cap_nums = g->cap_nums ? g->cap_nums * 2 : 64;
+        g->nums = tl_xrealloc(g->nums, g->cap_nums * sizeof *g->nums);
+    }
+    g->nums[g->n_nums] = x;
+    g->nkeys[j] = bits;
+    g->nidx[j] = ++g->n_nums;
+    return TL_QSEQ_NUM | (g->n_nums - 1);
+}
+
+typedef struct auxcol {
+    const uint32_t *col;
+    tl_prop_col pc;
+    bool present;
+} auxcol;
+
+static inline uint32_t aux_at(gather *g, const auxcol *x, uint32_t r)
+{
+    if (!x->present) return 0;
+    if (x->col) return x->col[r];
+    switch (x->pc.type[r]) {
+    case TL_PV_STR: return x->pc.str[r];
+    case TL_PV_NUM: return num_id(g, x->pc.num[r]);
+    default: return 0;
+    }
+}
+
+static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, size_t part,
+                       gather *g, tl_err *err)
+{
+    tl_part_info in = tl_snap_part_info(c->sn, part);
+    if (!in.n_rows || in.max_ts_ms < sp->from || in.min_ts_ms >= sp->to_excl) return 0;
+    const int64_t *ts;
+    const uint32_t *did;
+    int rc = tl_snap_col_ts(c->sn, part, &ts);
+    if (!rc) rc = tl_snap_col_u32(c->sn, part, TL_COL_DID, &did);
+    if (rc) return tl_err_set(err, rc, "store: %s", tl_strerror(rc));
+    uint32_t n = in.n_rows, lo = 0, hi = n, k = 0;
+    uint32_t *sel = tl_xmalloc((size_t)n * sizeof *sel);
+    uint32_t *tmp = NULL, *mask = NULL;
+    if (in.sorted) {
+        lo = lower_bound64(ts, n, sp->from);
+        hi = lower_bound64(ts, n, sp->to_excl);
+    }
+    const uint32_t *persons = c->persons, nd = c->n_dids;
+    for (uint32_t r = lo; r < hi; r++) {
+        sel[k] = r;
+        k += ts[r] >= sp->from && ts[r] < sp->to_excl && did[r] < nd && persons[did[r]] < nd;
+    }
+    for (uint32_t i = 0; k && i < req->n_preds; i++) {
+        rc = tl_query__filter_sel(c, &req->preds[i], part, sel, 0, k, sel, &k, err);
+        if (rc) goto out;
+    }
+    if (!k) goto out;
+    tmp = tl_xmalloc((size_t)k * sizeof *tmp);
+    mask = tl_xcalloc(k, sizeof *mask);
+    for (uint32_t ci = 0; ci < sp->n_conds; ci++) {
+        const tl_qcond *cd = &sp->conds[ci];
+        if (cd->never) continue;
+        uint32_t bit = 1u << ci;
+        if (!cd->n_preds) {
+            for (uint32_t j = 0; j < k; j++)
+                mask[j] |= bit;
+            continue;
+        }
+        uint32_t m = 0;
+        rc = tl_query__filter_sel(c, &cd->preds[0], part, sel, 0, k, tmp, &m, err);
+        for (uint32_t i = 1; !rc && m && i < cd->n_preds; i++)
+            rc = tl_query__filter_sel(c, &cd->preds[i], part, tmp, 0, m, tmp, &m, err);
+        if (rc) goto out;
+        for (uint32_t j = 0, t = 0; t < m; j++)
+            if (sel[j] == tmp[t]) {
+                mask[j] |= bit;
+                t++;
+            }
+    }
+    auxcol ax[2];
+    memset(ax, 0, sizeof ax);
+    for (int i = 0; i < 2; i++)
+        if (sp->aux[i]) {
+            rc =
+                tl_query__prop_col(c, part, sp->aux[i], &ax[i].col, &ax[i].pc, &ax[i].present, err);
+            if (rc) goto out;
+        }
+    for (uint32_t j = 0; j < k; j++) {
+        if (!mask[j] && !sp->keep_all) continue;
+        if (g->n == g->cap) {
+            g->cap = g->cap ? g->cap * 2 : 4096;
+            g->who = tl_xrealloc(g->who, g->cap * sizeof *g->who);
+            g->ev = tl_xrealloc(g->ev, g->cap * sizeof *g->ev);
+        }
+        uint32_t r = sel[j];
+        g->who[g->n] = persons[did[r]];
+        g->ev[g->n] = (tl_qseq_ev){ts[r], mask[j], {aux_at(g, &ax[0], r), aux_at(g, &ax[1], r)}};
+        g->n++;
+    }
+out:
+    free(sel);
+    free(tmp);
+    free(mask);
+    return rc;
+}
+
+static inline uint32_t low_bit(uint32_t m)
+{
+    return m ? (uint32_t)__builtin_ctz(m) : 32;
+}
+
+/* Event order: time, lowest condition, mask, then the aux values in answer order (values,
+ * not ids, so the order does not depend on the order strings were first stored in). */
+static inline int ev_cmp(tl_qctx *c, const tl_qseq *sq, const tl_qseq_ev *a, const tl_qseq_ev *b)
+{
+    if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
+    uint32_t la = low_bit(a->mask), lb = low_bit(b->mask);
+    if (la != lb) return la < lb ? -1 : 1;
+    if (a->mask != b->mask) return a->mask < b->mask ? -1 : 1;
+    int r = tl_query__seq_aux_cmp(c, sq, a->aux[0], b->aux[0]);
+    return r ? r : tl_query__seq_aux_cmp(c, sq, a->aux[1], b->aux[1]);
+}
+
+typedef struct sortctx {
+    tl_qctx *c;
+    const tl_qseq *sq;
+} sortctx;
+
+static int ev_qcmp(const void *a, const void *b, void *arg)
+{
+    const sortctx *x = arg;
+    return ev_cmp(x->c, x->sq, a, b);
+}
+
+static void sort_events(tl_qctx *c, const tl_qseq *sq, tl_qseq_ev *e, size_t n)
+{
+    size_t i = 1;
+    while (i < n && ev_cmp(c, sq, &e[i - 1], &e[i]) <= 0)
+        i++;
+    if (i >= n) return;
+    if (n > 48) {
+        sortctx x = {c, sq};
+        qsort_r(e, n, sizeof *e, ev_qcmp, &x);
+        return;
+    }
+    for (; i < n; i++) {
+        tl_qseq_ev x = e[i];
+        size_t j = i;
+        while (j > 0 && ev_cmp(c, sq, &e[j - 1], &x) > 0) {
+            e[j] = e[j - 1];
+            j--;
+        }
+        e[j] = x;
+    }
+}
+
+int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qseq *out,
+                        tl_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->off = tl_query__scratch(c, 1, sizeof *out->off);
+    if (!c->sn) return 0;
+    gather g;
+    memset(&g, 0, sizeof g);
+    int rc = 0;
+    size_t np = tl_snap_n_parts(c->sn);
+    for (size_t p = 0; p < np && !rc; p++)
+        rc = gather_part(c, req, sp, p, &g, err);
+    if (!rc && g.n) {
+        /* Counting sort by person. */
+        uint32_t nd = c->n_dids;
+        size_t *pos = tl_xcalloc((size_t)nd + 1, sizeof *pos);
+        for (size_t i = 0; i < g.n; i++)
+            pos[g.who[i] + 1]++;
+        uint32_t np2 = 0;
+        for (uint32_t d = 0; d < nd; d++) {
+            np2 += pos[d + 1] != 0;
+            pos[d + 1] += pos[d];
+        }
+        out->n_persons = np2;
+        out->person = tl_query__scratch(c, np2, sizeof *out->person);
+        out->off = tl_query__scratch(c, (size_t)np2 + 1, sizeof *out->off);
+        out->ev = tl_query__scratch(c, g.n, sizeof *out->ev);
+        uint32_t pi = 0;
+        for (uint32_t d = 0; d < nd; d++)
+            if (pos[d + 1] != pos[d]) {
+                out->person[pi] = d;
+                out->off[pi++] = pos[d];
+            }
+        out->off[np2] = g.n;
+        for (size_t i = 0; i < g.n; i++)
+            out->ev[pos[g.who[i]]++] = g.ev[i];
+        free(pos);
+    }
+    if (g.n_nums) {
+        out->nums = tl_query__scratch(c, g.n_nums, sizeof *out->nums);
+        memcpy(out->nums, g.nums, g.n_nums * sizeof *g.nums);
+        out->n_nums = g.n_nums;
+    }
+    for (uint32_t i = 0; !rc && i < out->n_persons; i++)
+        sort_events(c, out, out->ev + out->off[i], out->off[i + 1] - out->off[i]);
+    free(g.who);
+    free(g.ev);
+    free(g.nums);
+    free(g.nkeys);
+    free(g.nidx);
+    return rc;
+}
+
+void tl_query__seq_aux_json(tl_qctx *c, const tl_qseq *sq, uint32_t v, tl_buf *out)
+{
+    if (!v)
+        tl_buf_adds(out, "null");
+    else if (v & TL_QSEQ_NUM)
+        tl_buf_json_num(out, sq->nums[v & ~TL_QSEQ_NUM]);
+    else
+        tl_buf_json_str(out, tl_snap_dict_str(c->sn, v));
+}
+
+int tl_query__seq_aux_cmp(tl_qctx *c, const tl_qseq *sq, uint32_t a, uint32_t b)
+{
+    if (a == b) return 0;
+    int ka = !a ? 0 : (a & TL_QSEQ_NUM) ? 1 : 2, kb = !b ? 0 : (b & TL_QSEQ_NUM) ? 1 : 2;
+    if (ka != kb) return ka < kb ? -1 : 1;
+    if (ka == 1) {
+        double x = sq->nums[a & ~TL_QSEQ_NUM], y = sq->nums[b & ~TL_QSEQ_NUM];
+        return x < y ? -1 : x > y;
+    }
+    return tl_str_cmp(tl_snap_dict_str(c->sn, a), tl_snap_dict_str(c->sn, b));
+}
