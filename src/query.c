@@ -158,11 +158,15 @@ static int metric_parse(const tl_json *v, tl_qreq *req, tl_err *err)
             req->metric = i;
             return 0;
         }
+    if (tl_str_eqc(v->str, "stickiness") || tl_str_eqc(v->str, "lifecycle")) {
+        req->metric = tl_str_eqc(v->str, "stickiness") ? TL_QM_STICKINESS : TL_QM_LIFECYCLE;
+        return 0;
+    }
     bool sum = tl_str_has_prefix(v->str, "sum:"), avg = tl_str_has_prefix(v->str, "avg:");
     if (!sum && !avg)
         return tl_err_set(err, TL_EINVAL,
                           "metric: unknown '%.*s' (events, persons, wau, mau, sum:<prop>, "
-                          "avg:<prop>)",
+                          "avg:<prop>, stickiness, lifecycle)",
                           (int)(v->str.len > 80 ? 80 : v->str.len), v->str.p);
     req->metric = sum ? TL_QM_SUM : TL_QM_AVG;
     tl_str prop = {v->str.p + 4, v->str.len - 4};
@@ -425,6 +429,7 @@ int tl_query_run(tl_store *s, const tl_project_conf *p, const tl_json *q, tl_are
     memset(&c, 0, sizeof c);
     memset(&res, 0, sizeof res);
     c.a = a;
+    c.proj = p;
     int rc = req_parse(p, q, a, &req, &owned, err);
     if (!rc) rc = plan_build(&req, a, &pl, err);
     if (rc) goto done;
@@ -448,9 +453,13 @@ int tl_query_run(tl_store *s, const tl_project_conf *p, const tl_json *q, tl_are
     }
     switch (req.kind) {
     case TL_QK_TRENDS:
-        rc = tl_query__trends(&c, &req, &pl, &res, err);
-        if (!rc) answer(out, &req, &pl, &res, c.sn, t0);
-        break;
+        if (req.metric < TL_QM_STICKINESS) {
+            rc = tl_query__trends(&c, &req, &pl, &res, err);
+            if (!rc) answer(out, &req, &pl, &res, c.sn, t0);
+            break;
+        }
+        /* stickiness and lifecycle answer like the other kinds */
+        /* fall through */
     default: {
         static int (*const run[TL_QK_COUNT])(tl_qctx *, tl_qreq *, const tl_qplan *,
                                              const tl_json *, tl_buf *, tl_err *) = {
@@ -460,7 +469,8 @@ int tl_query_run(tl_store *s, const tl_project_conf *p, const tl_json *q, tl_are
             [TL_QK_PATHS] = tl_query__paths,
         };
         size_t mark = out->len;
-        rc = run[req.kind](&c, &req, &pl, q, out, err);
+        tl_qkind_fn *fn = req.kind == TL_QK_TRENDS ? tl_query__lifecycle : run[req.kind];
+        rc = fn(&c, &req, &pl, q, out, err);
         if (rc)
             out->len = mark;
         else

@@ -33,7 +33,17 @@ enum tl_qkind {
     TL_QK_COUNT
 };
 enum tl_qinterval { TL_QI_HOUR, TL_QI_DAY, TL_QI_WEEK, TL_QI_MONTH };
-enum tl_qmetric { TL_QM_EVENTS, TL_QM_PERSONS, TL_QM_WAU, TL_QM_MAU, TL_QM_SUM, TL_QM_AVG };
+/* TL_QM_STICKINESS and TL_QM_LIFECYCLE are trends metrics answered by query/lifecycle.c. */
+enum tl_qmetric {
+    TL_QM_EVENTS,
+    TL_QM_PERSONS,
+    TL_QM_WAU,
+    TL_QM_MAU,
+    TL_QM_SUM,
+    TL_QM_AVG,
+    TL_QM_STICKINESS,
+    TL_QM_LIFECYCLE
+};
 
 /* Filter operators. The negated forms are evaluated as their positive form, then inverted. */
 enum tl_qop { TL_QO_EQ, TL_QO_CONTAINS, TL_QO_GT, TL_QO_GE, TL_QO_LT, TL_QO_LE, TL_QO_SET };
@@ -110,6 +120,7 @@ typedef struct tl_qctx {
     const uint32_t *persons;
     uint32_t n_dids;
     bool any_erased;
+    const tl_project_conf *proj; /* the queried project (settings such as session_timeout_s) */
     uint32_t dict_n;
     /* Numeric view of dict strings, filled as strings are met (by any worker): nstate is 0
      * unknown, 1 not a number, 2 a number in nval, 3 being written. */
@@ -238,5 +249,7 @@ tl_qkind_fn tl_query__funnel;    /* query/funnel.c */
 tl_qkind_fn tl_query__retention; /* query/retention.c */
 tl_qkind_fn tl_query__sessions;  /* query/sessions.c */
 tl_qkind_fn tl_query__paths;     /* query/paths.c */
+/* Trends metrics stickiness and lifecycle (query/lifecycle.c); same protocol as the kinds. */
+tl_qkind_fn tl_query__lifecycle;
 
 #endif
