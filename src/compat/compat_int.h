@@ -1,0 +1,80 @@
+/* Private to the compat module: building native event objects and batches, shared by the
+ * per-format parsers (segment.c, posthog.c, snowplow.c, plausible.c, ga4.c).
+ *
+ * A parser walks the wire event and builds a native event object (API.md "An event") with
+ * the builder below: members are shallow copies of wire nodes (their children stay shared,
+ * read-only) or new strings and numbers, all in the request's arena. tl_compat__add then runs
+ * it through tl_ingest_event, which applies every native rule. */
+#ifndef TL_COMPAT_INT_H
+#define TL_COMPAT_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "compat.h"
+#include "ingest.h"
+#include "record.h"
+#include "util/arena.h"
+#include "util/json.h"
+#include "util/str.h"
+
+/* A JSON object under construction. */
+typedef struct tl_cobj {
+    tl_arena *a;
+    tl_json *node;
+    tl_json *last;
+} tl_cobj;
+
+/* Starts an empty object; extent is the wire event's source text (its length is what the
+ * native per-event size limit measures). */
+void tl_compat__obj(tl_cobj *o, tl_arena *a, tl_str extent);
+/* Appends a member; absent values (v.p == NULL, or a NULL node) are skipped. A node is
+ * copied shallowly under the new key. The first member of a name wins in tl_ingest_event,
+ * so callers add the preferred source first. */
+void tl_compat__str(tl_cobj *o, const char *key, tl_str v);
+void tl_compat__num(tl_cobj *o, const char *key, double v);
+void tl_compat__node(tl_cobj *o, const char *key, const tl_json *v);
+void tl_compat__node_k(tl_cobj *o, tl_str key, const tl_json *v);
+/* A string member's value, or TL_STR_NULL (absent, null or not a string). */
+tl_str tl_compat__get_str(const tl_json *obj, const char *key);
+/* A string or integer member as text (ids that SDKs send as numbers), else TL_STR_NULL. */
+tl_str tl_compat__get_id(tl_arena *a, const tl_json *obj, const char *key);
+/* A string node from a slice (arena-allocated node). */
+tl_json *tl_compat__jstr(tl_arena *a, tl_str s);
+/* Parses JSON text with the ingest limits' nesting and size bounds; NULL when it is not
+ * JSON (no error: callers decide). */
+tl_json *tl_compat__parse_json(tl_arena *a, tl_str s, const tl_ingest_limits *lim);
+/* An arena copy of the printf-style text. */
+tl_str tl_compat__fmt(tl_arena *a, const char *fmt, ...) TL_PRINTF(2, 3);
+/* A query argument by name, or TL_STR_NULL. */
+tl_str tl_compat__arg(const tl_compat_in *in, const char *name);
+/* Trims white space at both ends. */
+tl_str tl_compat__trim(tl_str s);
+/* Case-insensitive equality with a lower-case literal. */
+bool tl_compat__eq_nocase(tl_str s, const char *lit);
+
+/* The batch being filled. */
+typedef struct tl_cbatch {
+    tl_arena *a;
+    const tl_ingest_ctx *ctx;
+    const tl_ingest_limits *lim;
+    tl_ingest_batch *out;
+    uint32_t cap;
+    uint32_t index; /* position of the current wire event, for error reports */
+} tl_cbatch;
+
+void tl_compat__begin(tl_cbatch *b, tl_arena *a, const tl_ingest_ctx *ctx,
+                      const tl_ingest_limits *lim, tl_ingest_batch *out);
+/* Normalises one native event object into a new record of the given kind (event_id,
+ * limits and time rules as /collect). Returns the record, or NULL after recording the
+ * rejection under the current index. One wire event may give several records. */
+tl_record *tl_compat__add(tl_cbatch *b, const tl_json *ev, int64_t sent_ms, uint8_t kind);
+/* Records a rejection of the current wire event. */
+void tl_compat__reject(tl_cbatch *b, const char *fmt, ...) TL_PRINTF(2, 3);
+/* Counts the current wire event as seen (n_input) and moves to the next index. */
+void tl_compat__next(tl_cbatch *b);
+/* Decodes the body as gzip (header or magic bytes), within max_body_bytes. */
+int tl_compat__gunzip(tl_arena *a, tl_str body, tl_str enc, const tl_ingest_limits *lim,
+                      tl_str *out, tl_err *err);
+
+#endif

@@ -1,0 +1,181 @@
+/* Segment HTTP Tracking API (also RudderStack, which speaks the same spec): /v1/track,
+ * /v1/identify, /v1/page, /v1/screen, /v1/alias, /v1/group take one message whose type the
+ * path gives; /v1/batch and /v1/import take {"batch":[…],"sentAt","writeKey","context"}.
+ *
+ * Each message becomes one native event object (docs/compat.md has the table):
+ *   track → event, page → "pageview", screen → "screen"; identify, alias and group become
+ *   TL_REC_IDENTIFY records (a merge plus person properties, no event row).
+ *   messageId → event_id (dedup), anonymousId/userId → anonymous_id/user_id (alias:
+ *   previousId → anonymous_id), timestamp (or originalTimestamp) and sentAt → timestamp and
+ *   sent_at (the message's sentAt, else the batch's), context.* → built-in fields, traits →
+ *   user_properties. The batch's "context" fills in for messages without their own. */
+#include <string.h>
+
+#include "compat.h"
+#include "compat/compat_int.h"
+
+static const tl_json *obj_get(const tl_json *o, const char *k)
+{
+    const tl_json *v = o && o->type == TL_JOBJ ? tl_json_get(o, k) : NULL;
+    return v && v->type != TL_JNULL ? v : NULL;
+}
+
+/* context.<a>.<b> of the message, else of the batch. */
+static const tl_json *ctx_get(const tl_json *ctx, const tl_json *bctx, const char *a, const char *b)
+{
+    for (int i = 0; i < 2; i++) {
+        const tl_json *v = obj_get(i ? bctx : ctx, a);
+        if (b) v = obj_get(v, b);
+        if (v) return v;
+    }
+    return NULL;
+}
+
+static bool is_country(const tl_json *v)
+{
+    if (!v || v->type != TL_JSTR || v->str.len != 2) return false;
+    for (int i = 0; i < 2; i++) {
+        char c = (char)(v->str.p[i] | 0x20);
+        if (c < 'a' || c > 'z') return false;
+    }
+    return true;
+}
+
+/* properties plus the page/screen "name" and "category" (explicit properties win). */
+static const tl_json *page_props(tl_arena *a, const tl_json *m, const tl_json *props)
+{
+    const tl_json *name = obj_get(m, "name"), *cat = obj_get(m, "category");
+    if (!name && !cat) return props;
+    tl_cobj o;
+    tl_compat__obj(&o, a, props ? props->str : TL_STR_NULL);
+    if (props && props->type == TL_JOBJ)
+        for (const tl_json *c = props->child; c; c = c->next)
+            tl_compat__node_k(&o, c->key, c);
+    tl_compat__node(&o, "name", name);
+    tl_compat__node(&o, "category", cat);
+    return o.node;
+}
+
+static void map_message(tl_cbatch *b, const tl_json *m, tl_str deftype, const tl_json *bctx,
+                        int64_t bsent)
+{
+    tl_arena *a = b->a;
+    if (!m || m->type != TL_JOBJ) {
+        tl_compat__reject(b, "message: must be an object");
+        return;
+    }
+    tl_str type = tl_compat__get_str(m, "type");
+    if (!type.len) type = deftype;
+    if (!type.len) {
+        tl_compat__reject(b, "type: required (track, identify, page, screen, alias, group)");
+        return;
+    }
+    const tl_json *ctx = obj_get(m, "context"), *props = obj_get(m, "properties");
+    tl_cobj o;
+    tl_compat__obj(&o, a, m->str);
+    uint8_t kind = TL_REC_EVENT;
+    const tl_json *uprops = ctx_get(ctx, bctx, "traits", NULL);
+    bool page = false;
+    if (tl_str_eqc(type, "track")) {
+        tl_compat__node(&o, "event", obj_get(m, "event"));
+        if (!obj_get(m, "event")) {
+            tl_compat__reject(b, "event: required for a track call");
+            return;
+        }
+    } else if (tl_str_eqc(type, "page") || tl_str_eqc(type, "screen")) {
+        page = true;
+        tl_compat__str(&o, "event", type.p[0] == 'p' ? TL_STR("pageview") : TL_STR("screen"));
+        props = page_props(a, m, props);
+    } else if (tl_str_eqc(type, "identify")) {
+        kind = TL_REC_IDENTIFY;
+        tl_compat__str(&o, "event", TL_STR("$identify"));
+        if (obj_get(m, "traits")) uprops = obj_get(m, "traits");
+        props = NULL;
+    } else if (tl_str_eqc(type, "alias")) {
+        kind = TL_REC_IDENTIFY;
+        tl_compat__str(&o, "event", TL_STR("$alias"));
+        tl_compat__node(&o, "anonymous_id", obj_get(m, "previousId"));
+        props = NULL;
+        uprops = NULL;
+    } else if (tl_str_eqc(type, "group")) {
+        kind = TL_REC_IDENTIFY;
+        tl_compat__str(&o, "event", TL_STR("$group"));
+        tl_cobj g;
+        tl_compat__obj(&g, a, TL_STR_NULL);
+        tl_compat__node(&g, "group_id", obj_get(m, "groupId"));
+        tl_compat__node(&g, "group", obj_get(m, "traits"));
+        uprops = g.node;
+        props = NULL;
+    } else {
+        tl_compat__reject(b, "type: unknown \"%.*s\"", type.len > 32 ? 32 : (int)type.len, type.p);
+        return;
+    }
+    tl_compat__node(&o, "event_id", obj_get(m, "messageId"));
+    tl_compat__node(&o, "anonymous_id", obj_get(m, "anonymousId"));
+    tl_compat__node(&o, "user_id", obj_get(m, "userId"));
+    const tl_json *ts = obj_get(m, "timestamp");
+    tl_compat__node(&o, "timestamp", ts ? ts : obj_get(m, "originalTimestamp"));
+    tl_compat__node(&o, "sent_at", obj_get(m, "sentAt"));
+    tl_compat__node(&o, "platform", ctx_get(ctx, bctx, "library", "name"));
+    tl_compat__node(&o, "app_version", ctx_get(ctx, bctx, "app", "version"));
+    tl_compat__node(&o, "os", ctx_get(ctx, bctx, "os", "name"));
+    if (page) {
+        tl_compat__node(&o, "url", obj_get(props, "url"));
+        tl_compat__node(&o, "referrer", obj_get(props, "referrer"));
+    }
+    tl_compat__node(&o, "url", ctx_get(ctx, bctx, "page", "url"));
+    tl_compat__node(&o, "referrer", ctx_get(ctx, bctx, "page", "referrer"));
+    tl_compat__node(&o, "ip", ctx_get(ctx, bctx, "ip", NULL));
+    tl_compat__node(&o, "user_agent", ctx_get(ctx, bctx, "userAgent", NULL));
+    const tl_json *country = ctx_get(ctx, bctx, "location", "country");
+    if (is_country(country)) tl_compat__node(&o, "country", country);
+    tl_compat__node(&o, "properties", props);
+    tl_compat__node(&o, "user_properties", uprops);
+    tl_compat__add(b, o.node, bsent, kind);
+}
+
+int tl_compat_segment(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *ctx,
+                      const tl_ingest_limits *lim, tl_ingest_batch *out, tl_err *err)
+{
+    tl_ingest_limits dl;
+    if (!lim) {
+        tl_ingest_limits_default(&dl);
+        lim = &dl;
+    }
+    tl_cbatch b;
+    tl_compat__begin(&b, a, ctx, lim, out);
+    tl_str body;
+    int rc = tl_compat__gunzip(a, in->body, in->content_encoding, lim, &body, err);
+    if (rc) return rc;
+    const tl_json *root = tl_compat__parse_json(a, tl_compat__trim(body), lim);
+    if (!root || root->type != TL_JOBJ)
+        return tl_err_set(err, TL_EINVAL,
+                          "body: expected a JSON object (a Segment message or "
+                          "{\"batch\":[...]})");
+    out->body_key = tl_compat__get_str(root, "writeKey");
+
+    tl_str type = in->path;
+    if (type.len && type.p[type.len - 1] == '/') type.len--;
+    const char *slash = type.len ? memrchr(type.p, '/', type.len) : NULL;
+    if (slash) type = (tl_str){slash + 1, type.len - (size_t)(slash + 1 - type.p)};
+    if (tl_str_eqc(type, "batch") || tl_str_eqc(type, "import") || obj_get(root, "batch")) {
+        const tl_json *batch = obj_get(root, "batch");
+        if (!batch || batch->type != TL_JARR)
+            return tl_err_set(err, TL_EINVAL, "batch: required, an array of messages");
+        int64_t sent = INT64_MIN;
+        const tl_json *s = obj_get(root, "sentAt");
+        if (s && tl_ingest_time(s, &sent))
+            return tl_err_set(err, TL_EINVAL, "sentAt: not a number or ISO-8601 date");
+        const tl_json *bctx = obj_get(root, "context");
+        for (const tl_json *m = batch->child; m; m = m->next) {
+            map_message(&b, m, TL_STR_NULL, bctx, sent);
+            tl_compat__next(&b);
+        }
+        if (!out->body_key.p && batch->child)
+            out->body_key = tl_compat__get_str(batch->child, "writeKey");
+        return 0;
+    }
+    map_message(&b, root, type, NULL, INT64_MIN);
+    tl_compat__next(&b);
+    return 0;
+}
