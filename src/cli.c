@@ -19,6 +19,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "query.h"
+#include "report.h"
 #include "store.h"
 #include "util/arena.h"
 #include "util/buf.h"
@@ -208,6 +209,9 @@ int tl_cli_serve(int argc, char **argv)
         rc = w ? tl_err_set(&err, w, "the indexer stopped while replaying the log (see above)")
                : tl_http_start(&e.cfg, e.log, e.ix, e.st, &h, &err);
     }
+    tl_report_sched *rs = NULL; /* scheduled reports (src/report.h), when configured */
+    if (!rc) rc = tl_report_sched_start(&e.cfg, e.st, &rs, &err);
+    if (rc) tl_http_stop(h);
     if (rc) {
         fail("serve", err.msg[0] ? err.msg : tl_strerror(rc));
         engine_close(&e);
@@ -228,6 +232,7 @@ int tl_cli_serve(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     TL_INFO("serve", "stopping on signal %d", sig);
+    tl_report_sched_stop(rs);
     tl_http_stop(h);
     engine_close(&e);
     tl_config_fini(&e.cfg);
@@ -535,4 +540,34 @@ int tl_cli_query(int argc, char **argv)
     tl_arena_free(a);
     tl_config_fini(&e.cfg);
     return rc ? 1 : 0;
+}
+
+/* ---- report (the work is in src/report/) ---- */
+
+int tl_cli_report(int argc, char **argv)
+{
+    engine e = {.lock_fd = -1};
+    tl_report_args ra;
+    char **rest = NULL;
+    int n_rest = 0, na = 0;
+    char **args = tl_report_args_take(argc, argv, &ra, &na);
+    int st = load_cfg("report", TL_REPORT_USAGE, TL_CFG_CLIENT, na, args, &e.cfg, &rest, &n_rest);
+    free(args);
+    free(rest);
+    if (st >= 0) return st;
+    tl_err err = {0};
+    int rc = n_rest ? tl_err_set(&err, TL_EINVAL, "unexpected argument (see --help)")
+                    : tl_report_args_check(&ra, &err);
+    const tl_project_conf *p = NULL;
+    if (!rc && !ra.server) {
+        rc = ensure_default_project(&e.cfg, false, &err);
+        if (!rc && !(p = pick_project(&e.cfg, ra.project)))
+            rc = tl_err_set(&err, TL_EINVAL, "unknown project");
+        if (!rc) rc = engine_open(&e, &err);
+        if (!rc) (void)tl_index_wait(e.ix, tl_log_durable_pos(e.log), 600000);
+    }
+    if (!rc) rc = tl_report_cli_run(&ra, e.st, p, &err);
+    engine_close(&e);
+    tl_config_fini(&e.cfg);
+    return rc ? fail("report", err.msg[0] ? err.msg : tl_strerror(rc)) : 0;
 }

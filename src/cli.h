@@ -1,4 +1,4 @@
-/* The command line: serve, import, export, query. */
+/* The command line: serve, import, export, query, report. */
 #ifndef TL_CLI_H
 #define TL_CLI_H
 
@@ -7,5 +7,6 @@ int tl_cli_serve(int argc, char **argv);
 int tl_cli_import(int argc, char **argv);
 int tl_cli_export(int argc, char **argv);
 int tl_cli_query(int argc, char **argv);
+int tl_cli_report(int argc, char **argv);
 
 #endif
