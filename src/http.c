@@ -48,6 +48,8 @@ enum MHD_Result tl_http_send_buf(tl_http *h, struct MHD_Connection *c, unsigned 
     struct MHD_Response *r = MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", ctype);
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    MHD_add_response_header(r, "Access-Control-Expose-Headers", "Retry-After");
     if (status == 503 || status == 429) MHD_add_response_header(r, "Retry-After", "5");
     if (status >= 500)
         atomic_fetch_add(&h->errors_5xx, 1);
@@ -465,7 +467,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
     if (rq->too_big) return tl_http_send_error(h, c, 413, "body: larger than max_body_bytes");
-    if (!strcmp(url, "/collect")) {
+    if (!strcmp(url, "/collect") && strcmp(method, "OPTIONS")) {
         if (!post) return tl_http_send_error(h, c, 405, "use POST");
         return handle_collect(h, c, rq);
     }
@@ -486,6 +488,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     enum MHD_Result ret;
     if (tl_http_route_compat(h, c, rq, url, method, &ret)) return ret;
     if (tl_http_route_reads(h, c, rq, url, method, &ret)) return ret;
+    if (tl_http_route_sdk(h, c, rq, url, method, &ret)) return ret;
     if (tl_http_route_web(h, c, rq, url, method, &ret)) return ret;
     return tl_http_send_error(h, c, 404, "no such endpoint");
 }

@@ -5,7 +5,8 @@
  *
  *   compat.c   SDK-compatible ingestion (Segment, PostHog, Snowplow, Plausible, GA4)
  *   reads.c    person timelines, realtime (JSON and server-sent events), the report form
- *   web.c      the dashboard's static assets and /tally.js
+ *   sdk.c      the first-party JS SDK (/tally.js) and the CORS preflight of /collect
+ *   web.c      the dashboard's static assets
  *
  * A router returns true when the URL is its own and it queued an answer into *ret. */
 #ifndef TL_HTTP_INT_H
@@ -45,7 +46,8 @@ typedef struct tl_http_req {
     bool too_big;
 } tl_http_req;
 
-/* Queues b (stolen) with the status; Content-Type ctype; Cache-Control no-store. */
+/* Queues b (stolen) with the status; Content-Type ctype; Cache-Control no-store;
+ * Access-Control-Allow-Origin * (browsers on any origin may read ingest answers). */
 enum MHD_Result tl_http_send_buf(tl_http *h, struct MHD_Connection *c, unsigned status,
                                  const char *ctype, tl_buf *b);
 /* Queues {"error": msg} with the status. */
@@ -85,6 +87,8 @@ bool tl_http_route_compat(tl_http *h, struct MHD_Connection *c, tl_http_req *rq,
                           const char *method, enum MHD_Result *ret);
 bool tl_http_route_reads(tl_http *h, struct MHD_Connection *c, tl_http_req *rq, const char *url,
                          const char *method, enum MHD_Result *ret);
+bool tl_http_route_sdk(tl_http *h, struct MHD_Connection *c, tl_http_req *rq, const char *url,
+                       const char *method, enum MHD_Result *ret);
 bool tl_http_route_web(tl_http *h, struct MHD_Connection *c, tl_http_req *rq, const char *url,
                        const char *method, enum MHD_Result *ret);
 
