@@ -1,8 +1,293 @@
-/* The paths query (API.md). */
+/* The paths query (API.md "paths"; the rules are in docs/semantics.md, "Paths").
+ *
+ * A person's steps are its events inside [from, to] that pass the top-level `where`, in time
+ * order (equal times: by step name, bytes), named by the event (`by: "event"`) or by the url
+ * (`by: "url"`: only events that carry a url are steps). Consecutive repeats of one name are
+ * one step ("view, view, buy" is "view, buy").
+ *
+ * direction "next" (the default, or with `start_event`): the path starts at the person's first
+ * step named `start_event` in the range (without it: at the person's first step) and goes on
+ * for at most `depth` more steps (1..10, default 5). direction "previous" (with `end_event`):
+ * the path ends at the person's first step named `end_event` (without it: at the person's last
+ * step) and reaches back at most `depth` steps. Paths are written in time order either way;
+ * an edge's depth is its distance from the start (end) step: depth 1 joins it to its
+ * neighbour. Each person counts once: in one path, and in at most one edge per depth.
+ *
+ * Answer: the persons who have the start (end) step, the top 100 paths by persons (ties by
+ * their names, element by element, a prefix first), and per depth the top 100 edges by
+ * persons (ties by from, then to), the persons of all other edges of that depth summed under
+ * one edge from "$other" to "$other".
+ *
+ * Cost: one sequence build, one linear pass over each person's events, then sorts of one
+ * fixed-size record per person and one per edge: O(E + P log P). */
+#include <stdlib.h>
+#include <string.h>
+
 #include "query/query_int.h"
+
+#define TL_Q_PATH_DEPTH_MAX 10
+#define TL_Q_PATHS_MAX      100 /* paths listed */
+#define TL_Q_EDGES_MAX      100 /* edges listed per depth */
+
+typedef struct qpath {
+    uint32_t len;
+    uint32_t step[TL_Q_PATH_DEPTH_MAX + 1];
+} qpath;
+
+typedef struct qedge {
+    uint32_t depth, from, to;
+    uint64_t n;
+} qedge;
+
+typedef struct pctx {
+    tl_qctx *c;
+    const tl_qseq *sq;
+} pctx;
+
+static int name_cmp(const pctx *x, uint32_t a, uint32_t b)
+{
+    return tl_query__seq_aux_cmp(x->c, x->sq, a, b);
+}
+
+static int path_id_cmp(const void *a, const void *b)
+{
+    const qpath *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return memcmp(x->step, y->step, x->len * sizeof *x->step);
+}
+
+/* Paths with their counts (in qedge.n of a parallel array): most first, then by names. */
+typedef struct qpathn {
+    const qpath *p;
+    uint64_t n;
+} qpathn;
+
+static int path_rank_cmp(const void *a, const void *b, void *arg)
+{
+    const qpathn *x = a, *y = b;
+    if (x->n != y->n) return x->n > y->n ? -1 : 1;
+    uint32_t n = x->p->len < y->p->len ? x->p->len : y->p->len;
+    for (uint32_t i = 0; i < n; i++) {
+        int r = name_cmp(arg, x->p->step[i], y->p->step[i]);
+        if (r) return r;
+    }
+    return x->p->len < y->p->len ? -1 : x->p->len > y->p->len;
+}
+
+static int edge_id_cmp(const void *a, const void *b)
+{
+    const qedge *x = a, *y = b;
+    if (x->depth != y->depth) return x->depth < y->depth ? -1 : 1;
+    if (x->from != y->from) return x->from < y->from ? -1 : 1;
+    return x->to < y->to ? -1 : x->to > y->to;
+}
+
+static int edge_rank_cmp(const void *a, const void *b, void *arg)
+{
+    const qedge *x = a, *y = b;
+    if (x->depth != y->depth) return x->depth < y->depth ? -1 : 1;
+    if (x->n != y->n) return x->n > y->n ? -1 : 1;
+    int r = name_cmp(arg, x->from, y->from);
+    return r ? r : name_cmp(arg, x->to, y->to);
+}
+
+typedef struct popts {
+    bool previous, by_url, has_anchor;
+    tl_str anchor;
+    uint32_t depth;
+} popts;
+
+static int opts_parse(const tl_json *q, popts *o, tl_err *err)
+{
+    memset(o, 0, sizeof *o);
+    o->depth = 5;
+    const tl_json *st = tl_json_get(q, "start_event"), *en = tl_json_get(q, "end_event");
+    if (st && st->type == TL_JNULL) st = NULL;
+    if (en && en->type == TL_JNULL) en = NULL;
+    if (st && st->type != TL_JSTR)
+        return tl_err_set(err, TL_EINVAL, "start_event: expected a string");
+    if (en && en->type != TL_JSTR)
+        return tl_err_set(err, TL_EINVAL, "end_event: expected a string");
+    if (st && en)
+        return tl_err_set(err, TL_EINVAL,
+                          "end_event: give start_event (paths after it) or end_event (paths "
+                          "before it), not both");
+    const tl_json *v = tl_json_get(q, "direction");
+    if (v && v->type != TL_JNULL) {
+        if (v->type != TL_JSTR || !(tl_str_eqc(v->str, "next") || tl_str_eqc(v->str, "previous")))
+            return tl_err_set(err, TL_EINVAL, "direction: expected \"next\" or \"previous\"");
+        o->previous = tl_str_eqc(v->str, "previous");
+        if (o->previous && st)
+            return tl_err_set(err, TL_EINVAL,
+                              "direction: \"previous\" goes with end_event, not start_event");
+        if (!o->previous && en)
+            return tl_err_set(err, TL_EINVAL,
+                              "direction: \"next\" goes with start_event, not end_event");
+    }
+    if (en) o->previous = true;
+    if (st || en) {
+        o->has_anchor = true;
+        o->anchor = (st ? st : en)->str;
+    }
+    v = tl_json_get(q, "depth");
+    if (v && v->type != TL_JNULL) {
+        if (v->type != TL_JNUM || v->num != (double)(int64_t)v->num || v->num < 1 ||
+            v->num > TL_Q_PATH_DEPTH_MAX)
+            return tl_err_set(err, TL_EINVAL, "depth: expected a whole number from 1 to %d",
+                              TL_Q_PATH_DEPTH_MAX);
+        o->depth = (uint32_t)v->num;
+    }
+    v = tl_json_get(q, "by");
+    if (v && v->type != TL_JNULL) {
+        if (v->type != TL_JSTR || !(tl_str_eqc(v->str, "event") || tl_str_eqc(v->str, "url")))
+            return tl_err_set(err, TL_EINVAL, "by: expected \"event\" or \"url\"");
+        o->by_url = tl_str_eqc(v->str, "url");
+    }
+    return 0;
+}
+
+/* The path of one person into *p; false when the person has no start (end) step. */
+static bool person_path(const tl_qseq_ev *e, size_t n, const popts *o, uint32_t anchor,
+                        uint32_t *tmp, qpath *p)
+{
+    size_t k = 0; /* collapsed steps */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = e[i].aux[0];
+        if (!s || (k && tmp[k - 1] == s)) continue;
+        tmp[k++] = s;
+    }
+    if (!k) return false;
+    size_t at;
+    if (o->has_anchor) {
+        for (at = 0; at < k && tmp[at] != anchor; at++)
+            ;
+        if (at == k) return false;
+    } else {
+        at = o->previous ? k - 1 : 0;
+    }
+    size_t lo = at, hi = at + 1;
+    if (o->previous)
+        lo = at >= o->depth ? at - o->depth : 0;
+    else
+        hi = k - at > o->depth + 1 ? at + o->depth + 1 : k;
+    p->len = (uint32_t)(hi - lo);
+    memcpy(p->step, tmp + lo, p->len * sizeof *p->step);
+    return true;
+}
 
 int tl_query__paths(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_json *q, tl_buf *out,
                     tl_err *err)
 {
-    return tl_err_set(err, TL_EINVAL, "kind: 'paths' is not available yet");
+    popts o;
+    if (req->has_bd) return tl_err_set(err, TL_EINVAL, "breakdown: not supported by kind 'paths'");
+    int rc = opts_parse(q, &o, err);
+    if (rc) return rc;
+    tl_qprop name;
+    rc = tl_query__prop_parse(tl_str_c(o.by_url ? "url" : "event"), "by", &name, err);
+    if (rc) return rc;
+    uint32_t anchor = 0;
+    bool none = !c->sn; /* nobody can have a path */
+    if (c->sn && o.has_anchor && tl_snap_dict_find(c->sn, o.anchor, &anchor)) none = true;
+    if (!none && tl_query__compile(c, req)) none = true;
+    tl_qseq sq;
+    memset(&sq, 0, sizeof sq);
+    if (!none) {
+        tl_qseq_spec sp;
+        memset(&sp, 0, sizeof sp);
+        sp.from = req->from_ms;
+        sp.to_excl = req->to_excl;
+        sp.keep_all = true;
+        sp.aux[0] = &name;
+        rc = tl_query__seq_build(c, req, &sp, &sq, err);
+        if (rc) return rc;
+    }
+
+    qpath *paths = tl_xmalloc(((size_t)sq.n_persons + 1) * sizeof *paths);
+    size_t np = 0, maxev = 0;
+    for (uint32_t i = 0; i < sq.n_persons; i++)
+        if (sq.off[i + 1] - sq.off[i] > maxev) maxev = sq.off[i + 1] - sq.off[i];
+    uint32_t *tmp = tl_xmalloc((maxev + 1) * sizeof *tmp);
+    for (uint32_t i = 0; i < sq.n_persons; i++)
+        np +=
+            person_path(sq.ev + sq.off[i], sq.off[i + 1] - sq.off[i], &o, anchor, tmp, &paths[np]);
+    free(tmp);
+
+    /* Edges in time order, depth counted from the start (end) step. */
+    qedge *edges = tl_xmalloc((np * o.depth + 1) * sizeof *edges);
+    size_t ne = 0;
+    for (size_t i = 0; i < np; i++) {
+        const qpath *p = &paths[i];
+        for (uint32_t d = 1; d < p->len; d++) {
+            uint32_t a = o.previous ? p->len - 1 - d : d - 1;
+            edges[ne++] = (qedge){d, p->step[a], p->step[a + 1], 1};
+        }
+    }
+    pctx px = {c, &sq};
+
+    /* Distinct paths, ranked. */
+    qsort(paths, np, sizeof *paths, path_id_cmp);
+    qpathn *pn = tl_xmalloc((np + 1) * sizeof *pn);
+    size_t npn = 0;
+    for (size_t i = 0; i < np;) {
+        size_t j = i + 1;
+        while (j < np && !path_id_cmp(&paths[i], &paths[j]))
+            j++;
+        pn[npn++] = (qpathn){&paths[i], j - i};
+        i = j;
+    }
+    qsort_r(pn, npn, sizeof *pn, path_rank_cmp, &px);
+
+    /* Distinct edges, ranked per depth. */
+    qsort(edges, ne, sizeof *edges, edge_id_cmp);
+    size_t nde = 0;
+    for (size_t i = 0; i < ne;) {
+        size_t j = i + 1;
+        while (j < ne && !edge_id_cmp(&edges[i], &edges[j]))
+            j++;
+        edges[nde] = edges[i];
+        edges[nde++].n = j - i;
+        i = j;
+    }
+    qsort_r(edges, nde, sizeof *edges, edge_rank_cmp, &px);
+
+    tl_buf_printf(out, "{\"direction\":\"%s\",\"by\":\"%s\",\"depth\":%u,\"persons\":%zu",
+                  o.previous ? "previous" : "next", o.by_url ? "url" : "event", o.depth, np);
+    tl_buf_adds(out, ",\"paths\":[");
+    for (size_t i = 0; i < npn && i < TL_Q_PATHS_MAX; i++) {
+        tl_buf_adds(out, i ? ",{\"path\":[" : "{\"path\":[");
+        for (uint32_t k = 0; k < pn[i].p->len; k++) {
+            if (k) tl_buf_addc(out, ',');
+            tl_query__seq_aux_json(c, &sq, pn[i].p->step[k], out);
+        }
+        tl_buf_printf(out, "],\"persons\":%llu}", (unsigned long long)pn[i].n);
+    }
+    tl_buf_adds(out, "],\"edges\":[");
+    bool first = true;
+    for (size_t i = 0; i < nde;) {
+        size_t j = i;
+        uint64_t rest = 0;
+        for (; j < nde && edges[j].depth == edges[i].depth; j++) {
+            if (j - i >= TL_Q_EDGES_MAX) {
+                rest += edges[j].n;
+                continue;
+            }
+            tl_buf_printf(out, "%s{\"depth\":%u,\"from\":", first ? "" : ",", edges[j].depth);
+            first = false;
+            tl_query__seq_aux_json(c, &sq, edges[j].from, out);
+            tl_buf_adds(out, ",\"to\":");
+            tl_query__seq_aux_json(c, &sq, edges[j].to, out);
+            tl_buf_printf(out, ",\"persons\":%llu}", (unsigned long long)edges[j].n);
+        }
+        if (rest)
+            tl_buf_printf(out,
+                          ",{\"depth\":%u,\"from\":\"$other\",\"to\":\"$other\",\"persons\":%llu}",
+                          edges[i].depth, (unsigned long long)rest);
+        i = j;
+    }
+    tl_buf_addc(out, ']');
+    free(pn);
+    free(edges);
+    free(paths);
+    (void)plan;
+    return 0;
 }

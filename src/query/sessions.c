@@ -1,8 +1,345 @@
-/* The sessions query (API.md). */
+/* The sessions query (API.md "sessions"; the rules are in docs/semantics.md, "Sessions").
+ *
+ * A session is a person's run of events with no gap over the timeout (the query's
+ * `session_timeout_s`, else the project's, default 30 min), cut at 24 h: an event more than
+ * the timeout after the previous one, or 24 h or more after the session's first event, starts
+ * a new session. Sessions are derived at query time from the events inside [from, to] only,
+ * so a visit that began before `from` is seen from its first event in the range, and one that
+ * goes on past `to` ends at its last event in the range. Identity is resolved at query time,
+ * so one person's devices form one timeline.
+ *
+ * The top-level `where` (and `event`) selects sessions, not events: sessions are cut from
+ * all of the person's events, and a session counts when at least one of its events matches
+ * (PostHog's rule for session filters). Its duration, event count, entry and exit pages come
+ * from all its events.
+ *
+ * Per bucket of session start (and breakdown value, the value at the session's first event):
+ * sessions, average and median duration (last event − first event, seconds; the median of an
+ * even count is the mean of the two middle ones), bounce rate (sessions of one event /
+ * sessions) and events per session; zeros when a bucket has no session. Over the whole range:
+ * entry and exit pages, the url of the first / last event of the session that has one,
+ * the top 100 by sessions (ties by url bytes).
+ *
+ * Cost: one sequence build (query/seq.c), one linear pass over the events, and sorts of the
+ * sessions (by breakdown value, by cell for the medians, by url) — O(E + S log S). */
+#include <stdlib.h>
+#include <string.h>
+
 #include "query/query_int.h"
+#include "util/time.h"
+
+#define DAY_MS          86400000LL
+#define TL_Q_MAX_PAGES  100 /* entry / exit pages listed */
+#define DEFAULT_TIMEOUT 1800
+
+typedef struct sess {
+    uint32_t bucket;
+    uint32_t bdv; /* breakdown value (aux), later its slot */
+    uint32_t nev;
+    uint32_t entry, exit; /* url dict ids, 0: no event with a url */
+    int64_t dur_ms;
+} sess;
+
+static void put_label(tl_buf *out, int interval, int64_t label)
+{
+    int64_t y, day = interval == TL_QI_HOUR ? tl_floordiv(label, 24) : label;
+    unsigned m, d;
+    tl_civil_from_days(day, &y, &m, &d);
+    if (interval == TL_QI_HOUR)
+        tl_buf_printf(out, "\"%04lld-%02u-%02uT%02d:00\"", (long long)y, m, d,
+                      (int)(label - day * 24));
+    else
+        tl_buf_printf(out, "\"%04lld-%02u-%02u\"", (long long)y, m, d);
+}
+
+/* The bucket of instant t: the last i with U[i] <= t (t is inside [U[0], U[nb])). */
+static uint32_t bucket_of(const tl_qplan *pl, int64_t t)
+{
+    uint32_t lo = 0, hi = pl->nb;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (pl->U[mid] <= t)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int timeout_parse(tl_qctx *c, const tl_json *q, int64_t *gap_ms, tl_err *err)
+{
+    uint32_t s =
+        c->proj && c->proj->session_timeout_s ? c->proj->session_timeout_s : DEFAULT_TIMEOUT;
+    const tl_json *v = tl_json_get(q, "session_timeout_s");
+    if (v && v->type != TL_JNULL) {
+        if (v->type != TL_JNUM || v->num != (double)(int64_t)v->num || v->num < 1 || v->num > 86400)
+            return tl_err_set(err, TL_EINVAL,
+                              "session_timeout_s: expected a whole number of seconds, 1 to 86400");
+        s = (uint32_t)v->num;
+    }
+    *gap_ms = (int64_t)s * 1000;
+    return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A value with its count, for ranking. */
+typedef struct vcount {
+    uint32_t v;
+    uint64_t n;
+} vcount;
+
+typedef struct rankctx {
+    tl_qctx *c;
+    const tl_qseq *sq;
+} rankctx;
+
+/* Most first, ties in answer order (aux order: null, numbers, strings by bytes). */
+static int rank_cmp(const void *a, const void *b, void *arg)
+{
+    const vcount *x = a, *y = b;
+    const rankctx *r = arg;
+    if (x->n != y->n) return x->n > y->n ? -1 : 1;
+    return tl_query__seq_aux_cmp(r->c, r->sq, x->v, y->v);
+}
+
+static int value_cmp(const void *a, const void *b, void *arg)
+{
+    const vcount *x = a, *y = b;
+    const rankctx *r = arg;
+    return tl_query__seq_aux_cmp(r->c, r->sq, x->v, y->v);
+}
+
+/* Distinct values of vals[0..n) (sorted in place) with their counts; returns the count of
+ * distinct values, written to *out (freed by the caller). Zero values are skipped when
+ * skip_zero. */
+static uint32_t count_values(uint32_t *vals, size_t n, bool skip_zero, vcount **out)
+{
+    qsort(vals, n, sizeof *vals, cmp_u32);
+    vcount *vc = tl_xmalloc((n ? n : 1) * sizeof *vc);
+    uint32_t k = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && vals[j] == vals[i])
+            j++;
+        if (!(skip_zero && !vals[i])) vc[k++] = (vcount){vals[i], j - i};
+        i = j;
+    }
+    *out = vc;
+    return k;
+}
+
+static void put_pages(tl_buf *out, tl_qctx *c, const tl_qseq *sq, const char *name, const sess *ss,
+                      size_t ns, bool entry)
+{
+    uint32_t *v = tl_xmalloc((ns ? ns : 1) * sizeof *v);
+    for (size_t i = 0; i < ns; i++)
+        v[i] = entry ? ss[i].entry : ss[i].exit;
+    vcount *vc;
+    uint32_t k = count_values(v, ns, true, &vc);
+    rankctx rc = {c, sq};
+    qsort_r(vc, k, sizeof *vc, rank_cmp, &rc);
+    tl_buf_printf(out, ",\"%s\":[", name);
+    for (uint32_t i = 0; i < k && i < TL_Q_MAX_PAGES; i++) {
+        tl_buf_adds(out, i ? ",{\"url\":" : "{\"url\":");
+        tl_query__seq_aux_json(c, sq, vc[i].v, out);
+        tl_buf_printf(out, ",\"sessions\":%llu}", (unsigned long long)vc[i].n);
+    }
+    tl_buf_addc(out, ']');
+    free(vc);
+    free(v);
+}
+
+/* Cuts one person's events into sessions and appends those with a matching event. */
+static void cut_person(const tl_qseq_ev *e, size_t n, int64_t gap_ms, const tl_qplan *pl, sess **ss,
+                       size_t *ns, size_t *cap)
+{
+    size_t i0 = 0;
+    while (i0 < n) {
+        size_t j = i0 + 1;
+        uint32_t mask = e[i0].mask;
+        while (j < n && e[j].ts - e[j - 1].ts <= gap_ms && e[j].ts - e[i0].ts < DAY_MS)
+            mask |= e[j++].mask;
+        if (mask) {
+            if (*ns == *cap) {
+                *cap = *cap ? *cap * 2 : 1024;
+                *ss = tl_xrealloc(*ss, *cap * sizeof **ss);
+            }
+            sess *s = &(*ss)[(*ns)++];
+            s->bucket = bucket_of(pl, e[i0].ts);
+            s->bdv = e[i0].aux[1];
+            s->nev = (uint32_t)(j - i0);
+            s->dur_ms = e[j - 1].ts - e[i0].ts;
+            s->entry = s->exit = 0;
+            for (size_t k = i0; k < j && !s->entry; k++)
+                s->entry = e[k].aux[0];
+            for (size_t k = j; k > i0 && !s->exit; k--)
+                s->exit = e[k - 1].aux[0];
+        }
+        i0 = j;
+    }
+}
 
 int tl_query__sessions(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_json *q,
                        tl_buf *out, tl_err *err)
 {
-    return tl_err_set(err, TL_EINVAL, "kind: 'sessions' is not available yet");
+    int64_t gap_ms;
+    int rc = timeout_parse(c, q, &gap_ms, err);
+    if (rc) return rc;
+    /* Sessions are cut from every event; the top-level filters become condition 0. */
+    tl_qcond cond = {req->preds, req->n_preds, false};
+    tl_query__cond_compile(c, &cond);
+    tl_qreq all = *req;
+    all.preds = NULL;
+    all.n_preds = 0;
+    tl_qprop url, bd = req->bd;
+    rc = tl_query__prop_parse(tl_str_c("url"), "url", &url, err);
+    if (rc) return rc;
+    tl_query__prop_resolve(c, &url);
+    if (req->has_bd) tl_query__prop_resolve(c, &bd);
+    tl_qseq_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.from = req->from_ms;
+    sp.to_excl = req->to_excl;
+    sp.conds = &cond;
+    sp.n_conds = 1;
+    sp.keep_all = true;
+    sp.aux[0] = &url;
+    sp.aux[1] = req->has_bd ? &bd : NULL;
+    tl_qseq sq;
+    rc = tl_query__seq_build(c, &all, &sp, &sq, err);
+    if (rc) return rc;
+
+    sess *ss = NULL;
+    size_t ns = 0, cap = 0;
+    for (uint32_t p = 0; p < sq.n_persons && !cond.never; p++)
+        cut_person(sq.ev + sq.off[p], sq.off[p + 1] - sq.off[p], gap_ms, plan, &ss, &ns, &cap);
+
+    /* Breakdown slots: the values of the sessions, the top TL_Q_MAX_BREAKDOWN by sessions
+     * (ties in value order) in value order, then "$other". */
+    uint32_t nslot = 1, nkept = 0;
+    vcount *slots = NULL; /* kept values in display order */
+    uint32_t *dist = NULL, ndist = 0, *dslot = NULL;
+    bool other = false;
+    if (req->has_bd) {
+        uint32_t *v = tl_xmalloc((ns ? ns : 1) * sizeof *v);
+        for (size_t i = 0; i < ns; i++)
+            v[i] = ss[i].bdv;
+        vcount *vc;
+        ndist = count_values(v, ns, false, &vc);
+        free(v);
+        dist = tl_xmalloc((ndist ? ndist : 1) * sizeof *dist);
+        for (uint32_t i = 0; i < ndist; i++)
+            dist[i] = vc[i].v; /* ascending ids: binary search below */
+        rankctx rx = {c, &sq};
+        qsort_r(vc, ndist, sizeof *vc, rank_cmp, &rx);
+        nkept = ndist < TL_Q_MAX_BREAKDOWN ? ndist : TL_Q_MAX_BREAKDOWN;
+        other = ndist > nkept;
+        qsort_r(vc, nkept, sizeof *vc, value_cmp, &rx);
+        slots = vc;
+        nslot = nkept + other;
+        dslot = tl_xmalloc((ndist ? ndist : 1) * sizeof *dslot);
+        for (uint32_t i = 0; i < ndist; i++)
+            dslot[i] = nkept; /* "$other" unless kept */
+        for (uint32_t s = 0; s < nkept; s++) {
+            uint32_t *hit = bsearch(&slots[s].v, dist, ndist, sizeof *dist, cmp_u32);
+            dslot[hit - dist] = s;
+        }
+        for (size_t i = 0; i < ns; i++) {
+            uint32_t *hit = bsearch(&ss[i].bdv, dist, ndist, sizeof *dist, cmp_u32);
+            ss[i].bdv = dslot[hit - dist];
+        }
+    } else {
+        for (size_t i = 0; i < ns; i++)
+            ss[i].bdv = 0;
+    }
+
+    /* Per cell (bucket, slot): counts and sums, and the durations grouped by cell (a counting
+     * sort) for the medians. */
+    size_t ncell = (size_t)plan->nb * nslot;
+    uint64_t *cnt = tl_xcalloc(ncell + 1, sizeof *cnt), *bounce = tl_xcalloc(ncell, sizeof *bounce),
+             *nev = tl_xcalloc(ncell, sizeof *nev);
+    double *dsum = tl_xcalloc(ncell, sizeof *dsum);
+    for (size_t i = 0; i < ns; i++) {
+        size_t k = (size_t)ss[i].bucket * nslot + ss[i].bdv;
+        cnt[k + 1]++;
+        bounce[k] += ss[i].nev == 1;
+        nev[k] += ss[i].nev;
+        dsum[k] += (double)ss[i].dur_ms;
+    }
+    for (size_t k = 0; k < ncell; k++)
+        cnt[k + 1] += cnt[k]; /* cnt[k] is now the start of cell k */
+    int64_t *durs = tl_xmalloc((ns ? ns : 1) * sizeof *durs);
+    {
+        size_t *pos = tl_xmalloc((ncell + 1) * sizeof *pos);
+        for (size_t k = 0; k <= ncell; k++)
+            pos[k] = cnt[k];
+        for (size_t i = 0; i < ns; i++)
+            durs[pos[(size_t)ss[i].bucket * nslot + ss[i].bdv]++] = ss[i].dur_ms;
+        free(pos);
+    }
+
+    tl_buf_adds(out, "{\"columns\":[\"bucket\",");
+    if (req->has_bd) {
+        tl_buf_json_str(out, req->bd.name);
+        tl_buf_addc(out, ',');
+    }
+    tl_buf_adds(out, "\"sessions\",\"avg_duration_s\",\"median_duration_s\",\"bounce_rate\","
+                     "\"events_per_session\"],\"rows\":[");
+    bool first = true;
+    for (uint32_t b = 0; b < plan->nb && (!req->has_bd || ns); b++) {
+        for (uint32_t s = 0; s < nslot; s++) {
+            size_t k = (size_t)b * nslot + s, n = cnt[k + 1] - cnt[k];
+            tl_buf_adds(out, first ? "[" : ",[");
+            first = false;
+            put_label(out, req->interval, plan->label[b]);
+            tl_buf_addc(out, ',');
+            if (req->has_bd) {
+                if (s < nkept)
+                    tl_query__seq_aux_json(c, &sq, slots[s].v, out);
+                else
+                    tl_buf_adds(out, "\"$other\"");
+                tl_buf_addc(out, ',');
+            }
+            double med = 0;
+            if (n) {
+                int64_t *d = durs + cnt[k];
+                qsort(d, n, sizeof *d, cmp_i64);
+                med = n % 2 ? (double)d[n / 2] : ((double)d[n / 2 - 1] + (double)d[n / 2]) / 2;
+            }
+            tl_buf_printf(out, "%llu,", (unsigned long long)n);
+            tl_buf_json_num(out, n ? dsum[k] / (double)n / 1000 : 0);
+            tl_buf_addc(out, ',');
+            tl_buf_json_num(out, med / 1000);
+            tl_buf_addc(out, ',');
+            tl_buf_json_num(out, n ? (double)bounce[k] / (double)n : 0);
+            tl_buf_addc(out, ',');
+            tl_buf_json_num(out, n ? (double)nev[k] / (double)n : 0);
+            tl_buf_addc(out, ']');
+        }
+    }
+    tl_buf_addc(out, ']');
+    put_pages(out, c, &sq, "entry_pages", ss, ns, true);
+    put_pages(out, c, &sq, "exit_pages", ss, ns, false);
+    tl_buf_printf(out, ",\"session_timeout_s\":%lld", (long long)(gap_ms / 1000));
+    free(durs);
+    free(cnt);
+    free(bounce);
+    free(nev);
+    free(dsum);
+    free(slots);
+    free(dist);
+    free(dslot);
+    free(ss);
+    return 0;
 }
