@@ -1,8 +1,501 @@
-/* The funnel query (API.md). */
+/* The funnel query (API.md "funnel"; semantics in docs/semantics.md, "Funnels").
+ *
+ * Request: steps (2..20, each {"event", "where"}), window_s (default 14 days), order
+ * ("ordered" default, "strict", "any"), exclusions ([{"event", "where", "from_step",
+ * "to_step"}], steps numbered from 1), plus the common range, tz, where and breakdown.
+ *
+ * Every person's events in [from, to] that pass the top-level where are taken in sequence
+ * order (query/seq.c: time, then the lowest step an event matches, so at one instant an event
+ * that can be step 1 comes before one that can be step 2). A chain is a subsequence of
+ * events e1..ek matching steps 1..k, each event used once, with time(ek) - time(e1) ≤ window.
+ *
+ *  ordered  a person reaches the deepest k for which a chain exists (ClickHouse windowFunnel).
+ *           One pass per person keeps, for each level, the chain with the latest start (it
+ *           has the most window left, so it dominates), updating levels from the deepest
+ *           down so one event never serves two steps.
+ *  strict   as ordered, but e(i+1) must be the person's very next event after e(i) (any other
+ *           event that passes the top-level where, in between, breaks the chain).
+ *  any      the steps in any order: a person reaches k when, in the events from one of its
+ *           step events through window_s after it, k different steps are matched (an event
+ *           that matches several steps counts for each).
+ * Exclusions: a chain is broken by an exclusion event x with pos(step from_step) < pos(x) <=
+ * pos(step to_step) in sequence order (exclusion conditions rank after the steps, so at one
+ * instant the other step events come first; an event that is both the to_step and an
+ * exclusion breaks the chain). The person counts at the deepest level of its unbroken
+ * chains.
+ *
+ * A person counts once, at its deepest step (persons[k] = persons that reached step k or
+ * further). Its times between steps, and its breakdown value (the value at its step 1), are
+ * those of the chain that first reached its deepest step (earliest completion; among chains
+ * completing at the same event, the latest start). median / p90 of the times from the
+ * previous step are exact nearest-rank percentiles over the persons that reached the step:
+ * the value at rank ceil(p * n) of the sorted times, in seconds. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <math.h>
+
 #include "query/query_int.h"
+
+#define MAX_STEPS      20
+#define MAX_EXCLUSIONS 5
+#define DEFAULT_WINDOW (14LL * 86400)
+
+enum { ORDERED, STRICT, ANY };
+
+typedef struct excl {
+    uint32_t from, to; /* 0-based steps */
+} excl;
+
+typedef struct fspec {
+    uint32_t n_steps, n_excl;
+    tl_qcond conds[MAX_STEPS + MAX_EXCLUSIONS];
+    tl_str names[MAX_STEPS];
+    excl ex[MAX_EXCLUSIONS];
+    int64_t window_ms;
+    int order;
+} fspec;
+
+/* One person's result: deepest step (0-based; -1 none), its chain's times and step-1 value. */
+typedef struct presult {
+    int level;
+    int64_t t[MAX_STEPS];
+    uint32_t bd;
+} presult;
+
+/* ---- parsing ---- */
+
+static int parse(tl_qctx *c, const tl_json *q, fspec *f, tl_err *err)
+{
+    memset(f, 0, sizeof *f);
+    const tl_json *steps = tl_json_get(q, "steps");
+    if (!steps || steps->type != TL_JARR)
+        return tl_err_set(err, TL_EINVAL,
+                          "steps: required, a list of 2 to %d {\"event\": E, \"where\": [...]}",
+                          MAX_STEPS);
+    if (steps->n < 2 || steps->n > MAX_STEPS)
+        return tl_err_set(err, TL_EINVAL, "steps: %u steps; a funnel has 2 to %d", steps->n,
+                          MAX_STEPS);
+    f->n_steps = steps->n;
+    char field[64];
+    uint32_t i = 0;
+    for (const tl_json *s = steps->child; s; s = s->next, i++) {
+        snprintf(field, sizeof field, "steps[%u]", i);
+        if (s->type != TL_JOBJ)
+            return tl_err_set(err, TL_EINVAL, "%s: expected {\"event\": E, \"where\": [...]}",
+                              field);
+        const tl_json *ev = tl_json_get(s, "event");
+        if (ev && ev->type != TL_JNULL && ev->type != TL_JSTR)
+            return tl_err_set(err, TL_EINVAL, "%s.event: expected a string", field);
+        int rc = tl_query__cond_parse(c, tl_json_get(s, "where"), ev, field, &f->conds[i], err);
+        if (rc) return rc;
+        f->names[i] = ev && ev->type == TL_JSTR ? ev->str : TL_STR_NULL;
+    }
+    const tl_json *v = tl_json_get(q, "window_s");
+    f->window_ms = DEFAULT_WINDOW * 1000;
+    if (v && v->type != TL_JNULL) {
+        if (v->type != TL_JNUM || !(v->num > 0) || v->num > 3660.0 * 86400 ||
+            v->num != floor(v->num))
+            return tl_err_set(err, TL_EINVAL, "window_s: expected whole seconds, 1 to 316224000");
+        f->window_ms = (int64_t)v->num * 1000;
+    }
+    v = tl_json_get(q, "order");
+    f->order = ORDERED;
+    if (v && v->type != TL_JNULL) {
+        if (v->type == TL_JSTR && tl_str_eqc(v->str, "ordered"))
+            f->order = ORDERED;
+        else if (v->type == TL_JSTR && tl_str_eqc(v->str, "strict"))
+            f->order = STRICT;
+        else if (v->type == TL_JSTR && tl_str_eqc(v->str, "any"))
+            f->order = ANY;
+        else
+            return tl_err_set(err, TL_EINVAL, "order: expected \"ordered\", \"strict\" or \"any\"");
+    }
+    v = tl_json_get(q, "exclusions");
+    if (v && v->type != TL_JNULL) {
+        if (v->type != TL_JARR || v->n > MAX_EXCLUSIONS)
+            return tl_err_set(err, TL_EINVAL,
+                              "exclusions: expected a list of up to %d {\"event\", \"where\", "
+                              "\"from_step\", \"to_step\"}",
+                              MAX_EXCLUSIONS);
+        if (v->n && f->order == ANY)
+            return tl_err_set(err, TL_EINVAL, "exclusions: not with order \"any\"");
+        i = 0;
+        for (const tl_json *x = v->child; x; x = x->next, i++) {
+            snprintf(field, sizeof field, "exclusions[%u]", i);
+            if (x->type != TL_JOBJ)
+                return tl_err_set(err, TL_EINVAL, "%s: expected an object", field);
+            const tl_json *ev = tl_json_get(x, "event");
+            if (ev && ev->type != TL_JNULL && ev->type != TL_JSTR)
+                return tl_err_set(err, TL_EINVAL, "%s.event: expected a string", field);
+            int rc = tl_query__cond_parse(c, tl_json_get(x, "where"), ev, field,
+                                          &f->conds[f->n_steps + i], err);
+            if (rc) return rc;
+            if (!ev && !f->conds[f->n_steps + i].n_preds)
+                return tl_err_set(err, TL_EINVAL, "%s: needs an event or a where", field);
+            double a = 1, b = f->n_steps;
+            const tl_json *fa = tl_json_get(x, "from_step"), *fb = tl_json_get(x, "to_step");
+            if (fa && fa->type == TL_JNUM) a = fa->num;
+            if (fb && fb->type == TL_JNUM) b = fb->num;
+            if ((fa && fa->type != TL_JNUM && fa->type != TL_JNULL) ||
+                (fb && fb->type != TL_JNUM && fb->type != TL_JNULL) || a != floor(a) ||
+                b != floor(b) || a < 1 || b <= a || b > f->n_steps)
+                return tl_err_set(err, TL_EINVAL,
+                                  "%s: from_step and to_step must be steps 1..%u with from_step "
+                                  "< to_step",
+                                  field, f->n_steps);
+            f->ex[i] = (excl){(uint32_t)a - 1, (uint32_t)b - 1};
+        }
+        f->n_excl = i;
+    }
+    return 0;
+}
+
+/* ---- one person ---- */
+
+static void keep_best(presult *pr, int level, const int64_t *chain, uint32_t bd)
+{
+    pr->level = level;
+    memcpy(pr->t, chain, (size_t)(level + 1) * sizeof *chain);
+    pr->bd = bd;
+}
+
+/* ordered and strict */
+static void person_ordered(const fspec *f, const tl_qseq_ev *ev, size_t n, presult *pr)
+{
+    const uint32_t S = f->n_steps;
+    bool has[MAX_STEPS] = {0}, nhas[MAX_STEPS];
+    int64_t chain[MAX_STEPS][MAX_STEPS], nchain[MAX_STEPS][MAX_STEPS];
+    uint32_t bd[MAX_STEPS], nbd[MAX_STEPS];
+    const bool strict = f->order == STRICT;
+    pr->level = -1;
+    for (size_t e = 0; e < n; e++) {
+        const int64_t t = ev[e].ts;
+        const uint32_t m = ev[e].mask;
+        /* Exclusions break every chain that is past its from step and not yet at its to
+         * step (all of them, whatever their start, so the latest start still dominates). */
+        for (uint32_t x = 0; x < f->n_excl; x++) {
+            if (!(m >> (S + x) & 1)) continue;
+            for (uint32_t j = f->ex[x].from; j < f->ex[x].to; j++)
+                has[j] = false;
+        }
+        if (strict) {
+            /* Chains live only from one event to the next. */
+            memset(nhas, 0, S * sizeof *nhas);
+            for (uint32_t j = S; j-- > 0;) {
+                if (!(m >> j & 1)) continue;
+                if (j == 0) {
+                    nhas[0] = true;
+                    nchain[0][0] = t;
+                    nbd[0] = ev[e].aux[0];
+                } else if (has[j - 1] && t - chain[j - 1][0] <= f->window_ms) {
+                    nhas[j] = true;
+                    memcpy(nchain[j], chain[j - 1], j * sizeof **chain);
+                    nchain[j][j] = t;
+                    nbd[j] = bd[j - 1];
+                } else {
+                    continue;
+                }
+                if ((int)j > pr->level) keep_best(pr, (int)j, nchain[j], nbd[j]);
+            }
+            memcpy(has, nhas, S * sizeof *has);
+            for (uint32_t j = 0; j < S; j++)
+                if (has[j]) {
+                    memcpy(chain[j], nchain[j], (j + 1) * sizeof **chain);
+                    bd[j] = nbd[j];
+                }
+            continue;
+        }
+        for (uint32_t j = S; j-- > 0;) {
+            if (!(m >> j & 1)) continue;
+            if (j == 0) {
+                if (has[0] && chain[0][0] >= t) continue;
+                has[0] = true;
+                chain[0][0] = t;
+                bd[0] = ev[e].aux[0];
+            } else {
+                if (!has[j - 1] || t - chain[j - 1][0] > f->window_ms) continue;
+                if (has[j] && chain[j][0] >= chain[j - 1][0]) continue;
+                has[j] = true;
+                memcpy(chain[j], chain[j - 1], j * sizeof **chain);
+                chain[j][j] = t;
+                bd[j] = bd[j - 1];
+            }
+            if ((int)j > pr->level) keep_best(pr, (int)j, chain[j], bd[j]);
+        }
+    }
+}
+
+/* any order: windows that start at each step event. */
+static void person_any(const fspec *f, const tl_qseq_ev *ev, size_t n, presult *pr)
+{
+    const uint32_t S = f->n_steps, all = S >= 32 ? ~0u : (1u << S) - 1;
+    pr->level = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!(ev[i].mask & all)) continue;
+        /* A start whose steps were all seen by an earlier start still in the window adds
+         * nothing new only when that window reaches as far; simply evaluate each start. */
+        const int64_t end = ev[i].ts + f->window_ms;
+        uint32_t seen = 0;
+        int64_t when[MAX_STEPS];
+        int got = -1;
+        for (size_t e = i; e < n && ev[e].ts <= end; e++) {
+            uint32_t add = ev[e].mask & all & ~seen;
+            if (!add) continue;
+            seen |= add;
+            int c = __builtin_popcount(seen) - 1;
+            for (int k = got + 1; k <= c; k++)
+                when[k] = ev[e].ts;
+            got = c;
+            if (seen == all) break;
+        }
+        if (got > pr->level) keep_best(pr, got, when, ev[i].aux[0]);
+        if (pr->level == (int)S - 1) break;
+    }
+}
+
+/* ---- groups (breakdown values) ---- */
+
+typedef struct tvec {
+    int64_t *v;
+    size_t n, cap;
+} tvec;
+
+typedef struct group {
+    uint32_t value; /* aux value; UINT32_MAX: "$other" */
+    uint64_t persons[MAX_STEPS];
+    tvec times[MAX_STEPS];
+} group;
+
+static void tvec_push(tvec *t, int64_t x)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        t->v = tl_xrealloc(t->v, t->cap * sizeof *t->v);
+    }
+    t->v[t->n++] = x;
+}
+
+static void group_add(group *g, const presult *pr)
+{
+    for (int k = 0; k <= pr->level; k++) {
+        g->persons[k]++;
+        if (k) tvec_push(&g->times[k], pr->t[k] - pr->t[k - 1]);
+    }
+}
+
+static void group_merge(group *dst, const group *src, uint32_t S)
+{
+    for (uint32_t k = 0; k < S; k++) {
+        dst->persons[k] += src->persons[k];
+        for (size_t i = 0; i < src->times[k].n; i++)
+            tvec_push(&dst->times[k], src->times[k].v[i]);
+    }
+}
+
+static void group_free(group *g)
+{
+    for (uint32_t k = 0; k < MAX_STEPS; k++)
+        free(g->times[k].v);
+}
+
+static int i64_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of sorted v (n > 0), in seconds. */
+static double pct(const int64_t *v, size_t n, double p)
+{
+    size_t r = (size_t)ceil(p * (double)n);
+    if (r < 1) r = 1;
+    return (double)v[r - 1] / 1000.0;
+}
+
+static void put_ratio(tl_buf *out, uint64_t a, uint64_t b)
+{
+    tl_buf_json_num(out, b ? (double)a / (double)b : 0);
+}
+
+static void put_steps(tl_buf *out, const fspec *f, group *g)
+{
+    tl_buf_addc(out, '[');
+    for (uint32_t k = 0; k < f->n_steps; k++) {
+        tl_buf_printf(out, "%s{\"step\":%u,\"event\":", k ? "," : "", k + 1);
+        if (f->names[k].p)
+            tl_buf_json_str(out, f->names[k]);
+        else
+            tl_buf_adds(out, "null");
+        tl_buf_printf(
+            out, ",\"persons\":%llu,\"conversion_from_first\":", (unsigned long long)g->persons[k]);
+        put_ratio(out, g->persons[k], g->persons[0]);
+        tl_buf_adds(out, ",\"conversion_from_previous\":");
+        put_ratio(out, g->persons[k], k ? g->persons[k - 1] : g->persons[0]);
+        tvec *t = &g->times[k];
+        if (k && t->n) {
+            qsort(t->v, t->n, sizeof *t->v, i64_cmp);
+            tl_buf_adds(out, ",\"median_s_from_previous\":");
+            tl_buf_json_num(out, pct(t->v, t->n, 0.5));
+            tl_buf_adds(out, ",\"p90_s_from_previous\":");
+            tl_buf_json_num(out, pct(t->v, t->n, 0.9));
+        } else {
+            tl_buf_adds(out, ",\"median_s_from_previous\":null,\"p90_s_from_previous\":null");
+        }
+        tl_buf_addc(out, '}');
+    }
+    tl_buf_addc(out, ']');
+}
+
+/* Groups by value: an open-addressing map from value to group index + 1. */
+typedef struct gtab {
+    group *g;
+    uint32_t n, cap;
+    uint32_t *map, mask;
+} gtab;
+
+static group *gtab_get(gtab *t, uint32_t value)
+{
+    if (t->n * 2 >= t->mask) {
+        uint32_t nm = t->mask ? t->mask * 2 + 1 : 255;
+        uint32_t *m = tl_xcalloc((size_t)nm + 1, sizeof *m);
+        for (uint32_t i = 0; i < t->n; i++) {
+            uint32_t h = (t->g[i].value * 0x9E3779B1u) & nm;
+            while (m[h])
+                h = (h + 1) & nm;
+            m[h] = i + 1;
+        }
+        free(t->map);
+        t->map = m;
+        t->mask = nm;
+    }
+    uint32_t h = (value * 0x9E3779B1u) & t->mask;
+    while (t->map[h]) {
+        if (t->g[t->map[h] - 1].value == value) return &t->g[t->map[h] - 1];
+        h = (h + 1) & t->mask;
+    }
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        t->g = tl_xrealloc(t->g, t->cap * sizeof *t->g);
+    }
+    group *g = &t->g[t->n];
+    memset(g, 0, sizeof *g);
+    g->value = value;
+    t->map[h] = ++t->n;
+    return g;
+}
+
+typedef struct gsort {
+    tl_qctx *c;
+    const tl_qseq *sq;
+    group *g;
+} gsort;
+
+/* Rank: most persons at step 1 first, then value order. */
+static int rank_cmp(const void *a, const void *b, void *arg)
+{
+    const gsort *x = arg;
+    const group *ga = &x->g[*(const uint32_t *)a], *gb = &x->g[*(const uint32_t *)b];
+    if (ga->persons[0] != gb->persons[0]) return ga->persons[0] > gb->persons[0] ? -1 : 1;
+    return tl_query__seq_aux_cmp(x->c, x->sq, ga->value, gb->value);
+}
+
+static int value_cmp(const void *a, const void *b, void *arg)
+{
+    const gsort *x = arg;
+    const group *ga = &x->g[*(const uint32_t *)a], *gb = &x->g[*(const uint32_t *)b];
+    if (ga->value == UINT32_MAX || gb->value == UINT32_MAX)
+        return (ga->value == UINT32_MAX) - (gb->value == UINT32_MAX);
+    return tl_query__seq_aux_cmp(x->c, x->sq, ga->value, gb->value);
+}
 
 int tl_query__funnel(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_json *q, tl_buf *out,
                      tl_err *err)
 {
-    return tl_err_set(err, TL_EINVAL, "kind: 'funnel' is not available yet");
+    fspec f;
+    int rc = parse(c, q, &f, err);
+    if (rc) return rc;
+    uint32_t nc = f.n_steps + f.n_excl;
+    for (uint32_t i = 0; i < nc; i++)
+        tl_query__cond_compile(c, &f.conds[i]);
+    tl_qseq_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.from = req->from_ms;
+    sp.to_excl = req->to_excl;
+    sp.conds = f.conds;
+    sp.n_conds = nc;
+    sp.keep_all = f.order == STRICT;
+    sp.aux[0] = req->has_bd ? &req->bd : NULL;
+    tl_qseq sq;
+    rc = tl_query__seq_build(c, req, &sp, &sq, err);
+    if (rc) return rc;
+
+    /* Persons → groups. */
+    group total;
+    memset(&total, 0, sizeof total);
+    gtab gt;
+    memset(&gt, 0, sizeof gt);
+    for (uint32_t i = 0; i < sq.n_persons; i++) {
+        presult pr;
+        const tl_qseq_ev *ev = sq.ev + sq.off[i];
+        size_t n = sq.off[i + 1] - sq.off[i];
+        if (f.order == ANY)
+            person_any(&f, ev, n, &pr);
+        else
+            person_ordered(&f, ev, n, &pr);
+        if (pr.level < 0) continue;
+        group_add(&total, &pr);
+        if (req->has_bd) group_add(gtab_get(&gt, pr.bd), &pr);
+    }
+    group *gs = gt.g;
+    uint32_t ng = gt.n;
+    free(gt.map);
+
+    tl_buf_adds(out, "{\"steps\":");
+    put_steps(out, &f, &total);
+    if (req->has_bd) {
+        /* Keep the TL_Q_MAX_BREAKDOWN values with the most persons; the rest are "$other". */
+        uint32_t *ord = tl_xmalloc((ng + 1) * sizeof *ord);
+        for (uint32_t g = 0; g < ng; g++)
+            ord[g] = g;
+        gsort gx = {c, &sq, gs};
+        qsort_r(ord, ng, sizeof *ord, rank_cmp, &gx);
+        uint32_t keep = ng;
+        if (ng > TL_Q_MAX_BREAKDOWN) {
+            keep = TL_Q_MAX_BREAKDOWN;
+            group *other = &gs[ord[keep]];
+            for (uint32_t g = keep + 1; g < ng; g++)
+                group_merge(other, &gs[ord[g]], f.n_steps);
+            other->value = UINT32_MAX;
+            keep++;
+        }
+        qsort_r(ord, keep, sizeof *ord, value_cmp, &gx);
+        tl_buf_adds(out, ",\"breakdown\":");
+        tl_buf_json_str(out, req->bd.name);
+        tl_buf_adds(out, ",\"breakdowns\":[");
+        for (uint32_t i = 0; i < keep; i++) {
+            group *g = &gs[ord[i]];
+            tl_buf_adds(out, i ? ",{\"value\":" : "{\"value\":");
+            if (g->value == UINT32_MAX)
+                tl_buf_adds(out, "\"$other\"");
+            else
+                tl_query__seq_aux_json(c, &sq, g->value, out);
+            tl_buf_adds(out, ",\"steps\":");
+            put_steps(out, &f, g);
+            tl_buf_addc(out, '}');
+        }
+        tl_buf_addc(out, ']');
+        free(ord);
+        for (uint32_t g = 0; g < ng; g++)
+            group_free(&gs[g]);
+        free(gs);
+    }
+    tl_buf_printf(out, ",\"order\":\"%s\",\"window_s\":%lld",
+                  f.order == ANY      ? "any"
+                  : f.order == STRICT ? "strict"
+                                      : "ordered",
+                  (long long)(f.window_ms / 1000));
+    group_free(&total);
+    (void)plan;
+    return 0;
 }

@@ -1,8 +1,318 @@
-/* The retention query (API.md). */
+/* The retention query (API.md "retention"; semantics in docs/semantics.md, "Retention").
+ *
+ * Request: start_event (default: any event), where (on the start events), return_event
+ * (default: any event), return_where, period (day, week — ISO, from Monday — or month, in
+ * the query's zone; default week), periods N (1..400, default 8), mode "bounded" (default:
+ * retained[k] counts persons with a return in period k exactly) or "unbounded" (in period k
+ * or any later one, up to N - 1), and breakdown (the value on the person's first start
+ * event).
+ *
+ * A person's cohort is the period of its first start event ever (before `from` too, so a
+ * person first seen earlier is in no cohort of the range); cohorts are the periods that
+ * start inside [from, to]. retained[0] is the cohort's size; retained[k], k >= 1, counts
+ * the cohort's persons with a return event in period cohort + k, however far that is past
+ * `to` (periods still in the future count 0). Identity is resolved at query time, so every
+ * distinct id of a person shares one first start. Ties at the first start instant are broken
+ * as in query/seq.c (so the breakdown value does not depend on arrival order). */
+#include <stdlib.h>
+#include <string.h>
+
 #include "query/query_int.h"
+#include "util/time.h"
+
+#define MAX_PERIODS     400
+#define DEFAULT_PERIODS 8
+
+enum { P_DAY, P_WEEK, P_MONTH };
+
+/* The number of the period that contains local day d. */
+static int64_t period_of(int period, int64_t d)
+{
+    int64_t y;
+    unsigned m, dd;
+    switch (period) {
+    case P_WEEK: return tl_floordiv(d + 3, 7); /* 1970-01-01 was a Thursday */
+    case P_MONTH: tl_civil_from_days(d, &y, &m, &dd); return y * 12 + (m - 1);
+    default: return d;
+    }
+}
+
+/* The first local day of period number p. */
+static int64_t period_first_day(int period, int64_t p)
+{
+    switch (period) {
+    case P_WEEK: return p * 7 - 3;
+    case P_MONTH:
+        return tl_days_from_civil(tl_floordiv(p, 12), (unsigned)(p - tl_floordiv(p, 12) * 12) + 1,
+                                  1);
+    default: return p;
+    }
+}
+
+typedef struct rgroup {
+    uint32_t value; /* aux value; UINT32_MAX: "$other" */
+    uint64_t total; /* cohort persons over all cohorts (ranks the values) */
+    uint64_t *cnt;  /* n_cohorts × N */
+} rgroup;
+
+typedef struct rtab {
+    rgroup *g;
+    uint32_t n, cap;
+    uint32_t *map, mask;
+    size_t cells;
+} rtab;
+
+static rgroup *rtab_get(rtab *t, uint32_t value)
+{
+    if (t->n * 2 >= t->mask) {
+        uint32_t nm = t->mask ? t->mask * 2 + 1 : 255;
+        uint32_t *m = tl_xcalloc((size_t)nm + 1, sizeof *m);
+        for (uint32_t i = 0; i < t->n; i++) {
+            uint32_t h = (t->g[i].value * 0x9E3779B1u) & nm;
+            while (m[h])
+                h = (h + 1) & nm;
+            m[h] = i + 1;
+        }
+        free(t->map);
+        t->map = m;
+        t->mask = nm;
+    }
+    uint32_t h = (value * 0x9E3779B1u) & t->mask;
+    while (t->map[h]) {
+        if (t->g[t->map[h] - 1].value == value) return &t->g[t->map[h] - 1];
+        h = (h + 1) & t->mask;
+    }
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        t->g = tl_xrealloc(t->g, t->cap * sizeof *t->g);
+    }
+    rgroup *g = &t->g[t->n];
+    g->value = value;
+    g->total = 0;
+    g->cnt = tl_xcalloc(t->cells, sizeof *g->cnt);
+    t->map[h] = ++t->n;
+    return g;
+}
+
+typedef struct rsort {
+    tl_qctx *c;
+    const tl_qseq *sq;
+    rgroup *g;
+} rsort;
+
+static int rank_cmp(const void *a, const void *b, void *arg)
+{
+    const rsort *x = arg;
+    const rgroup *ga = &x->g[*(const uint32_t *)a], *gb = &x->g[*(const uint32_t *)b];
+    if (ga->total != gb->total) return ga->total > gb->total ? -1 : 1;
+    return tl_query__seq_aux_cmp(x->c, x->sq, ga->value, gb->value);
+}
+
+static int value_cmp(const void *a, const void *b, void *arg)
+{
+    const rsort *x = arg;
+    const rgroup *ga = &x->g[*(const uint32_t *)a], *gb = &x->g[*(const uint32_t *)b];
+    if (ga->value == UINT32_MAX || gb->value == UINT32_MAX)
+        return (ga->value == UINT32_MAX) - (gb->value == UINT32_MAX);
+    return tl_query__seq_aux_cmp(x->c, x->sq, ga->value, gb->value);
+}
+
+static void put_cohorts(tl_buf *out, const uint64_t *cnt, uint32_t nc, uint32_t N, int period,
+                        int64_t p0)
+{
+    tl_buf_addc(out, '[');
+    for (uint32_t ci = 0; ci < nc; ci++) {
+        int64_t y;
+        unsigned m, d;
+        tl_civil_from_days(period_first_day(period, p0 + ci), &y, &m, &d);
+        const uint64_t *r = cnt + (size_t)ci * N;
+        tl_buf_printf(out, "%s{\"cohort\":\"%04lld-%02u-%02u\",\"persons\":%llu,\"retained\":[",
+                      ci ? "," : "", (long long)y, m, d, (unsigned long long)r[0]);
+        for (uint32_t k = 0; k < N; k++)
+            tl_buf_printf(out, "%s%llu", k ? "," : "", (unsigned long long)r[k]);
+        tl_buf_adds(out, "]}");
+    }
+    tl_buf_addc(out, ']');
+}
+
+static int opt_event(const tl_json *q, const char *name, const tl_json **out, tl_err *err)
+{
+    *out = tl_json_get(q, name);
+    if (*out && (*out)->type == TL_JNULL) *out = NULL;
+    if (*out && (*out)->type != TL_JSTR)
+        return tl_err_set(err, TL_EINVAL, "%s: expected a string (an event name)", name);
+    return 0;
+}
 
 int tl_query__retention(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_json *q,
                         tl_buf *out, tl_err *err)
 {
-    return tl_err_set(err, TL_EINVAL, "kind: 'retention' is not available yet");
+    (void)plan;
+    const tl_json *se, *re, *v;
+    int rc;
+    if ((rc = opt_event(q, "start_event", &se, err)) ||
+        (rc = opt_event(q, "return_event", &re, err)))
+        return rc;
+    int period = P_WEEK;
+    v = tl_json_get(q, "period");
+    if (v && v->type != TL_JNULL) {
+        if (v->type == TL_JSTR && tl_str_eqc(v->str, "day"))
+            period = P_DAY;
+        else if (v->type == TL_JSTR && tl_str_eqc(v->str, "week"))
+            period = P_WEEK;
+        else if (v->type == TL_JSTR && tl_str_eqc(v->str, "month"))
+            period = P_MONTH;
+        else
+            return tl_err_set(err, TL_EINVAL, "period: expected \"day\", \"week\" or \"month\"");
+    }
+    uint32_t N = DEFAULT_PERIODS;
+    v = tl_json_get(q, "periods");
+    if (v && v->type != TL_JNULL) {
+        if (v->type != TL_JNUM || v->num < 1 || v->num > MAX_PERIODS ||
+            v->num != (double)(int)v->num)
+            return tl_err_set(err, TL_EINVAL, "periods: expected a whole number 1 to %d",
+                              MAX_PERIODS);
+        N = (uint32_t)v->num;
+    }
+    bool unbounded = false;
+    v = tl_json_get(q, "mode");
+    if (v && v->type != TL_JNULL) {
+        if (v->type == TL_JSTR && tl_str_eqc(v->str, "bounded"))
+            unbounded = false;
+        else if (v->type == TL_JSTR && tl_str_eqc(v->str, "unbounded"))
+            unbounded = true;
+        else
+            return tl_err_set(err, TL_EINVAL, "mode: expected \"bounded\" or \"unbounded\"");
+    }
+    /* Conditions: 0 the start (start_event and the top-level where), 1 the return. */
+    tl_qcond conds[2];
+    memset(conds, 0, sizeof conds);
+    rc = tl_query__cond_parse(c, NULL, se, "start_event", &conds[0], err);
+    if (!rc)
+        rc = tl_query__cond_parse(c, tl_json_get(q, "return_where"), re, "return", &conds[1], err);
+    if (rc) return rc;
+    if (req->n_preds) {
+        tl_qpred *all = tl_arena_alloc(c->a, (conds[0].n_preds + req->n_preds) * sizeof *all);
+        memcpy(all, conds[0].preds, conds[0].n_preds * sizeof *all);
+        memcpy(all + conds[0].n_preds, req->preds, req->n_preds * sizeof *all);
+        conds[0].preds = all;
+        conds[0].n_preds += req->n_preds;
+    }
+    for (int i = 0; i < 2; i++)
+        tl_query__cond_compile(c, &conds[i]);
+
+    /* Cohort periods: those whose first day is inside [from, to]. */
+    int64_t pf = period_of(period, req->fd), pt = period_of(period, req->td);
+    if (period_first_day(period, pf) < req->fd) pf++;
+    uint32_t nc = pt >= pf ? (uint32_t)(pt - pf + 1) : 0;
+    if ((uint64_t)nc * N > 4000000)
+        return tl_err_set(err, TL_EINVAL, "periods: %u cohorts × %u periods is too many", nc, N);
+
+    tl_qreq r2 = *req;
+    r2.n_preds = 0; /* the top-level where is on the start events only */
+    tl_qseq_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.from = INT64_MIN;
+    sp.to_excl =
+        nc ? tl_tz_day_start(req->tz, period_first_day(period, pf + nc - 1 + N)) : INT64_MIN;
+    sp.conds = conds;
+    sp.n_conds = 2;
+    sp.aux[0] = req->has_bd ? &req->bd : NULL;
+    tl_qseq sq;
+    memset(&sq, 0, sizeof sq);
+    if (nc && (rc = tl_query__seq_build(c, &r2, &sp, &sq, err))) return rc;
+
+    size_t cells = (size_t)nc * N;
+    uint64_t *tot = tl_query__scratch(c, cells ? cells : 1, sizeof *tot);
+    rtab rt;
+    memset(&rt, 0, sizeof rt);
+    rt.cells = cells ? cells : 1;
+    uint8_t *hit = tl_query__scratch(c, N, 1);
+    /* Start of the first cohort and of the period after the last one, as instants: a quick
+     * test before the zone arithmetic. */
+    int64_t lo_ms = nc ? tl_tz_day_start(req->tz, period_first_day(period, pf)) : 0;
+    int64_t hi_ms = nc ? tl_tz_day_start(req->tz, period_first_day(period, pf + nc)) : 0;
+    for (uint32_t i = 0; i < sq.n_persons; i++) {
+        const tl_qseq_ev *ev = sq.ev + sq.off[i];
+        size_t n = sq.off[i + 1] - sq.off[i], e = 0;
+        while (e < n && !(ev[e].mask & 1))
+            e++;
+        if (e == n || ev[e].ts < lo_ms || ev[e].ts >= hi_ms) continue;
+        int64_t pc = period_of(period, tl_tz_local_day(req->tz, ev[e].ts));
+        uint32_t ci = (uint32_t)(pc - pf);
+        uint32_t bd = ev[e].aux[0];
+        memset(hit, 0, N);
+        hit[0] = 1;
+        int64_t day_end = INT64_MIN, cur = pc;
+        for (size_t j = e + 1; j < n; j++) {
+            if (!(ev[j].mask & 2)) continue;
+            if (ev[j].ts >= day_end) { /* a later local day: find its period */
+                int64_t d = tl_tz_local_day(req->tz, ev[j].ts);
+                cur = period_of(period, d);
+                day_end = tl_tz_day_start(req->tz, d + 1);
+            }
+            int64_t k = cur - pc;
+            if (k >= (int64_t)N) break;
+            if (k >= 1) hit[k] = 1;
+        }
+        if (unbounded)
+            for (uint32_t k = N - 1; k-- > 1;)
+                hit[k] |= hit[k + 1];
+        uint64_t *row = tot + (size_t)ci * N;
+        for (uint32_t k = 0; k < N; k++)
+            row[k] += hit[k];
+        if (req->has_bd) {
+            rgroup *g = rtab_get(&rt, bd);
+            g->total++;
+            uint64_t *gr = g->cnt + (size_t)ci * N;
+            for (uint32_t k = 0; k < N; k++)
+                gr[k] += hit[k];
+        }
+    }
+    free(rt.map);
+
+    static const char *const pnames[] = {"day", "week", "month"};
+    tl_buf_adds(out, "{\"cohorts\":");
+    put_cohorts(out, tot, nc, N, period, pf);
+    if (req->has_bd) {
+        uint32_t ng = rt.n;
+        uint32_t *ord = tl_xmalloc((ng + 1) * sizeof *ord);
+        for (uint32_t g = 0; g < ng; g++)
+            ord[g] = g;
+        rsort rx = {c, &sq, rt.g};
+        qsort_r(ord, ng, sizeof *ord, rank_cmp, &rx);
+        uint32_t keep = ng;
+        if (ng > TL_Q_MAX_BREAKDOWN) {
+            keep = TL_Q_MAX_BREAKDOWN;
+            rgroup *o = &rt.g[ord[keep]];
+            for (uint32_t g = keep + 1; g < ng; g++)
+                for (size_t x = 0; x < cells; x++)
+                    o->cnt[x] += rt.g[ord[g]].cnt[x];
+            o->value = UINT32_MAX;
+            keep++;
+        }
+        qsort_r(ord, keep, sizeof *ord, value_cmp, &rx);
+        tl_buf_adds(out, ",\"breakdown\":");
+        tl_buf_json_str(out, req->bd.name);
+        tl_buf_adds(out, ",\"breakdowns\":[");
+        for (uint32_t i = 0; i < keep; i++) {
+            rgroup *g = &rt.g[ord[i]];
+            tl_buf_adds(out, i ? ",{\"value\":" : "{\"value\":");
+            if (g->value == UINT32_MAX)
+                tl_buf_adds(out, "\"$other\"");
+            else
+                tl_query__seq_aux_json(c, &sq, g->value, out);
+            tl_buf_adds(out, ",\"cohorts\":");
+            put_cohorts(out, g->cnt, nc, N, period, pf);
+            tl_buf_addc(out, '}');
+        }
+        tl_buf_addc(out, ']');
+        free(ord);
+    }
+    for (uint32_t g = 0; g < rt.n; g++)
+        free(rt.g[g].cnt);
+    free(rt.g);
+    tl_buf_printf(out, ",\"period\":\"%s\",\"periods\":%u,\"mode\":\"%s\"", pnames[period], N,
+                  unbounded ? "unbounded" : "bounded");
+    return 0;
 }

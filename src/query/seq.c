@@ -250,6 +250,11 @@ int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, 
     memset(out, 0, sizeof *out);
     out->off = tl_query__scratch(c, 1, sizeof *out->off);
     if (!c->sn) return 0;
+    /* The top-level filters, conditions and aux properties against this snapshot. */
+    tl_qreq *rq = (tl_qreq *)req;
+    if (tl_query__compile(c, rq)) return 0; /* a filter no row can pass */
+    for (int i = 0; i < 2; i++)
+        if (sp->aux[i]) tl_query__prop_resolve(c, sp->aux[i]);
     gather g;
     memset(&g, 0, sizeof g);
     int rc = 0;
