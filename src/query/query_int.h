@@ -211,7 +211,7 @@ typedef struct tl_qseq_spec {
     bool keep_all;         /* also keep rows that match no condition (mask 0) */
     /* Per row values to carry: a column or a property (NULL: none). Strings are dict ids,
      * 0 is absent, numbers are TL_QSEQ_NUM | an index into tl_qseq.nums. */
-    const tl_qprop *aux[2];
+    tl_qprop *aux[2];
 } tl_qseq_spec;
 
 #define TL_QSEQ_NUM 0x80000000u
@@ -230,7 +230,9 @@ typedef struct tl_qseq {
 int tl_query__cond_parse(tl_qctx *c, const tl_json *where, const tl_json *event, const char *field,
                          tl_qcond *out, tl_err *err);
 void tl_query__cond_compile(tl_qctx *c, tl_qcond *cond);
-/* Builds the sequences (memory freed with the query). c->sn may be NULL: no persons. */
+/* Builds the sequences (memory freed with the query). c->sn may be NULL: no persons. Compiles
+ * req's filters and resolves the aux properties against the snapshot; the conditions must
+ * be compiled already. */
 int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qseq *out,
                         tl_err *err);
 /* Writes an aux value as JSON (a string, a number, or null when absent). */
