@@ -24,6 +24,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 
+#include "enrich.h"
 #include "http/http_int.h"
 #include "ingest.h"
 #include "query.h"
@@ -134,7 +135,14 @@ const tl_project_conf *tl_http_read_auth(tl_http *h, struct MHD_Connection *c, e
 
 tl_ingest_ctx tl_http_ingest_ctx(struct MHD_Connection *c, char *ip, size_t cap)
 {
-    tl_http_client_ip(c, ip, cap);
+    char peer[64];
+    tl_http_client_ip(c, peer, sizeof peer);
+    /* The socket context is the server (on_connection): its trusted proxies decide. */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const tl_http *h = ci ? ci->socket_context : NULL;
+    tl_enrich_client_ip(h ? h->enrich : NULL, peer, tl_http_header(c, "Forwarded"),
+                        tl_http_header(c, "X-Forwarded-For"), ip, cap);
     return (tl_ingest_ctx){tl_now_ms(), tl_str_c(ip), tl_http_header(c, "User-Agent")};
 }
 
@@ -163,6 +171,7 @@ int tl_http_store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_in
     for (uint32_t i = 0; i < b->n; i++) {
         tl_record *r = &b->recs[i];
         r->project = pname;
+        if (tl_enrich_record(h->enrich, p, a, r)) continue; /* filtered: counted, not stored */
         uint64_t hv = tl_hash_str(r->event_id) | 1;
         uint32_t k = (uint32_t)hv & (cap - 1);
         bool dup = false;
@@ -225,8 +234,7 @@ static enum MHD_Result handle_collect(tl_http *h, struct MHD_Connection *c, tl_h
     tl_err err = {0};
     enum MHD_Result ret;
     char ip[64];
-    tl_http_client_ip(c, ip, sizeof ip);
-    tl_ingest_ctx ctx = {tl_now_ms(), tl_str_c(ip), tl_http_header(c, "User-Agent")};
+    tl_ingest_ctx ctx = tl_http_ingest_ctx(c, ip, sizeof ip);
     tl_str body;
     int rc = tl_ingest_decode_body(a, tl_buf_str(&rq->body), tl_http_header(c, "Content-Encoding"),
                                    h->lim.max_body_bytes, &body, &err);
@@ -285,8 +293,7 @@ static enum MHD_Result handle_pixel(tl_http *h, struct MHD_Connection *c)
     kc.v = tl_arena_alloc(a, kc.cap * sizeof *kc.v);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, kv_iter, &kc);
     char ip[64];
-    tl_http_client_ip(c, ip, sizeof ip);
-    tl_ingest_ctx ctx = {tl_now_ms(), tl_str_c(ip), tl_http_header(c, "User-Agent")};
+    tl_ingest_ctx ctx = tl_http_ingest_ctx(c, ip, sizeof ip);
     tl_str key = tl_str_c(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key"));
     const tl_project_conf *p = tl_http_project_by_write_key(h->cfg, key);
     unsigned status = 200;
@@ -424,6 +431,14 @@ static enum MHD_Result handle_metrics(tl_http *h, struct MHD_Connection *c)
     M("events_rejected_total", "counter", "events rejected", atomic_load(&h->events_rejected));
     M("events_duplicate_total", "counter", "repeats recognised at ingest",
       atomic_load(&h->events_duplicate));
+    uint64_t filt[TL_FILTER_COUNT];
+    tl_enrich_filtered(h->enrich, filt);
+    tl_buf_adds(&o, "# HELP tally_events_filtered_total events not stored: bots, headless "
+                    "browsers, deny lists (answered as accepted)\n"
+                    "# TYPE tally_events_filtered_total counter\n");
+    for (int i = 1; i < TL_FILTER_COUNT; i++)
+        tl_buf_printf(&o, "tally_events_filtered_total{reason=\"%s\"} %llu\n",
+                      tl_enrich_reason_name(i), (unsigned long long)filt[i]);
     M("queries_total", "counter", "queries", atomic_load(&h->queries));
     M("log_appends_total", "counter", "log appends", ls.appends);
     M("log_records_total", "counter", "log records", ls.records);
@@ -504,6 +519,14 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+/* Every connection's socket context is the server, so helpers that get only the connection
+ * (tl_http_ingest_ctx) reach its configuration. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) *socket_context = cls;
+}
+
 int tl_http_start(const tl_config *cfg, tl_log *log, tl_index *ix, tl_store *st, tl_http **out,
                   tl_err *err)
 {
@@ -528,15 +551,21 @@ int tl_http_start(const tl_config *cfg, tl_log *log, tl_index *ix, tl_store *st,
     h->ix = ix;
     h->st = st;
     tl_ingest_limits_from_config(&h->lim, cfg);
+    int erc = tl_enrich_new(cfg, &h->enrich, err);
+    if (erc) {
+        free(h);
+        return erc;
+    }
     h->rt = tl_realtime_new();
-    h->d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                             MHD_USE_POLL | MHD_USE_ERROR_LOG,
-                         (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
+    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                                MHD_USE_POLL | MHD_USE_ERROR_LOG,
+                            (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_NOTIFY_CONNECTION,
+                            on_connection, h, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
     if (!h->d) {
         tl_realtime_free(h->rt);
+        tl_enrich_free(h->enrich);
         free(h);
         return tl_err_set(err, TL_EIO, "listen: cannot listen on %s", cfg->listen);
     }
@@ -557,5 +586,6 @@ void tl_http_stop(tl_http *h)
     atomic_store(&h->stopping, 1);
     MHD_stop_daemon(h->d);
     tl_realtime_free(h->rt);
+    tl_enrich_free(h->enrich);
     free(h);
 }

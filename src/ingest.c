@@ -33,8 +33,8 @@
  *    TL_INGEST_MAX_ID_BYTES, the short built-in fields (platform, app_version, browser, os,
  *    device_type) too; url, referrer and user_agent max_string_bytes. country is two ASCII
  *    letters, stored upper-cased. ip must parse as IPv4 or IPv6. ip and user_agent default to
- *    the request's and are only validated here: the record has no field for them, and
- *    enrichment (GeoIP, user agent) works from the request later.
+ *    the request's and are only validated here: the record carries them as transient fields
+ *    (never encoded) for enrichment (src/enrich.h), which runs before the log append.
  *
  *  - Properties. "properties" and "user_properties" are objects, flattened to dotted keys
  *    ({"cart":{"total":5}} → "cart.total"). Numbers → TL_PV_NUM; strings → TL_PV_STR;
@@ -619,6 +619,8 @@ static int finish(tl_arena *a, evin *e, int64_t batch_sent_ms, const tl_ingest_c
     out->n_props = e->n_props;
     out->uprops = e->uprops;
     out->n_uprops = e->n_uprops;
+    out->ip = e->s[S_IP].len ? e->s[S_IP] : ctx->ip;
+    out->user_agent = e->s[S_UA].len ? e->s[S_UA] : ctx->user_agent;
     out->event_id = e->s[S_EVENT_ID].len
                         ? e->s[S_EVENT_ID]
                         : derive_id(a, out, e->has_ts, e->has_ts ? e->ts_ms : recv);

@@ -73,6 +73,10 @@ typedef struct tl_record {
     uint32_t n_props;
     tl_prop *uprops;
     uint32_t n_uprops;
+    /* Transient, never encoded: the event's client address and user agent (its own or the
+     * request's), set by ingest for enrichment (src/enrich.h) and empty after decoding. */
+    tl_str ip;
+    tl_str user_agent;
 } tl_record;
 
 /* Appends the encoding of r to out. */

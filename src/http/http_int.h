@@ -18,6 +18,7 @@
 
 #include <microhttpd.h>
 
+#include "enrich.h"
 #include "http.h"
 #include "ingest.h"
 #include "util/arena.h"
@@ -32,6 +33,8 @@ struct tl_http {
     tl_index *ix;
     tl_store *st;
     tl_realtime *rt; /* live counters fed by every stored batch (reads.c) */
+    /* GeoIP, user agent and bot filter (src/enrich.h), built at start. */
+    tl_enrich *enrich;
     struct MHD_Daemon *d;
     uint16_t port;
     tl_ingest_limits lim;
@@ -67,12 +70,15 @@ const tl_project_conf *tl_http_read_auth(tl_http *h, struct MHD_Connection *c,
                                          enum MHD_Result *ret);
 /* The client's address as text ("" when unknown). */
 void tl_http_client_ip(struct MHD_Connection *c, char *out, size_t cap);
-/* The ingest context of a request: now, client address (ip, cap ≥ 64) and User-Agent. */
+/* The ingest context of a request: now, client address (ip, cap ≥ 64: the peer, or behind a
+ * trusted proxy the address its X-Forwarded-For / Forwarded names) and User-Agent. */
 tl_ingest_ctx tl_http_ingest_ctx(struct MHD_Connection *c, char *ip, size_t cap);
 
-/* Stores a parsed batch for project p: drops repeats (inside the batch and already indexed),
- * appends the rest to the log, waits until durable and feeds the realtime counters. *dups
- * gets the repeats dropped. Returns 0 or a log error (TL_E2BIG: batch too large). */
+/* Stores a parsed batch for project p: enriches every record (src/enrich.h) and leaves out
+ * the ones the bot filter or deny lists drop (they still count as accepted in the answer: the
+ * client is not told), drops repeats (inside the batch and already indexed), appends the rest
+ * to the log, waits until durable and feeds the realtime counters. *dups gets the repeats
+ * dropped. Returns 0 or a log error (TL_E2BIG: batch too large). */
 int tl_http_store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_ingest_batch *b,
                         uint32_t *dups);
 /* Counts a stored batch in the metrics and queues the native answer

@@ -1,0 +1,286 @@
+/* The enricher: built once from the configuration at server start, then called on the request
+ * path for every accepted event before it is appended to the log (so what is stored, and the
+ * dedup id computed by ingest, never depend on a later lookup). Order of the work per event:
+ *
+ *   1. deny lists of the project (IP ranges, referrer hosts)  → filtered "ip" / "referrer"
+ *   2. user agent → cache or uap-core; crawler / headless     → filtered "bot" / "headless"
+ *      (HTTP client libraries are neither, and get no browser/os/device_type)
+ *   3. country (+ $geo_region, $geo_city) from the IP, unless the event has a country
+ *   4. browser, os, device_type, each unless the event has it
+ *   5. the IP: dropped, or stored truncated / kept as "$ip" (project setting `ip`)
+ *
+ * Filtered events are counted per reason in relaxed atomics (read by /metrics). */
+#include "enrich.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "enrich/enrich_int.h"
+#include "util/diag.h"
+#include "util/hash.h"
+
+#define UA_CACHE_ENTRIES 16384
+#define UAP_DEFAULT      "/usr/share/uap-core/regexes.yaml"
+
+typedef struct proj {
+    tl_cidr *deny_ips;
+    uint32_t n_deny_ips;
+    tl_str *deny_refs; /* hosts, lower case, in refs_mem */
+    uint32_t n_deny_refs;
+    char *refs_mem;
+} proj;
+
+struct tl_enrich {
+    const tl_config *cfg;
+    bool on;
+    tl_geo *geo;
+    tl_uap *uap;
+    tl_ua_cache *cache;
+    tl_cidr *trusted;
+    uint32_t n_trusted;
+    proj *projs; /* one per cfg->projects */
+    _Atomic uint64_t filtered[TL_FILTER_COUNT];
+};
+
+const char *tl_enrich_reason_name(int reason)
+{
+    static const char *const names[TL_FILTER_COUNT] = {"", "bot", "headless", "ip", "referrer"};
+    return reason >= 0 && reason < TL_FILTER_COUNT ? names[reason] : "";
+}
+
+/* Splits a referrer deny list into lower-case hosts. */
+static void parse_refs(proj *pj, const char *list)
+{
+    size_t n = strlen(list);
+    pj->refs_mem = tl_xmalloc(n + 1);
+    for (size_t i = 0; i <= n; i++) {
+        char c = list[i];
+        pj->refs_mem[i] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+    }
+    uint32_t cap = 0;
+    char *p = pj->refs_mem;
+    while (*p) {
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        char *s = p;
+        while (*p && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        if (p == s) continue;
+        if (pj->n_deny_refs == cap) {
+            cap = cap ? cap * 2 : 8;
+            pj->deny_refs = tl_xrealloc(pj->deny_refs, cap * sizeof *pj->deny_refs);
+        }
+        pj->deny_refs[pj->n_deny_refs++] = (tl_str){s, (size_t)(p - s)};
+    }
+}
+
+int tl_enrich_new(const tl_config *c, tl_enrich **out, tl_err *err)
+{
+    tl_enrich *e = tl_xcalloc(1, sizeof *e);
+    e->cfg = c;
+    e->on = c->enrich;
+    tl_err why = {0};
+    int rc = tl_cidr_parse_list(c->trusted_proxies, &e->trusted, &e->n_trusted, &why);
+    if (rc) {
+        tl_err_set(err, rc, "trusted_proxies: %s", why.msg);
+        goto fail;
+    }
+    e->projs = tl_xcalloc(c->n_projects ? c->n_projects : 1, sizeof *e->projs);
+    for (uint32_t i = 0; i < c->n_projects; i++) {
+        const tl_project_conf *p = &c->projects[i];
+        rc = tl_cidr_parse_list(p->deny_ips, &e->projs[i].deny_ips, &e->projs[i].n_deny_ips, &why);
+        if (rc) {
+            tl_err_set(err, rc, "project %s: deny_ips: %s", p->name, why.msg);
+            goto fail;
+        }
+        parse_refs(&e->projs[i], p->deny_referrers);
+    }
+    if (e->on) {
+        e->geo = c->geoip_db[0] ? tl_enrich__geo_open(c->geoip_db) : NULL;
+        if (!c->geoip_db[0]) TL_INFO("enrich", "geoip_db is empty: country is not derived");
+        const char *uap = getenv("TALLY_UAP_REGEXES");
+        e->uap = tl_enrich__uap_load(uap && *uap ? uap : UAP_DEFAULT);
+        e->cache = tl_enrich__cache_new(UA_CACHE_ENTRIES);
+    }
+    *out = e;
+    return 0;
+fail:
+    tl_enrich_free(e);
+    *out = NULL;
+    return rc;
+}
+
+void tl_enrich_free(tl_enrich *e)
+{
+    if (!e) return;
+    for (uint32_t i = 0; e->projs && i < e->cfg->n_projects; i++) {
+        free(e->projs[i].deny_ips);
+        free(e->projs[i].deny_refs);
+        free(e->projs[i].refs_mem);
+    }
+    free(e->projs);
+    free(e->trusted);
+    tl_enrich__geo_free(e->geo);
+    tl_enrich__uap_free(e->uap);
+    tl_enrich__cache_free(e->cache);
+    free(e);
+}
+
+void tl_enrich_client_ip(const tl_enrich *e, const char *peer, tl_str forwarded, tl_str xff,
+                         char *out, size_t cap)
+{
+    tl_enrich__client_ip(e ? e->trusted : NULL, e ? e->n_trusted : 0, peer, forwarded, xff, out,
+                         cap);
+}
+
+void tl_enrich_filtered(const tl_enrich *e, uint64_t out[TL_FILTER_COUNT])
+{
+    for (int i = 0; i < TL_FILTER_COUNT; i++)
+        out[i] = e ? atomic_load_explicit(&e->filtered[i], memory_order_relaxed) : 0;
+}
+
+void tl_enrich_parse_ua(const tl_enrich *e, tl_str ua, tl_ua_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->device_type = "";
+    if (!ua.len || tl_enrich__http_library(ua)) return;
+    char buf[513];
+    size_t n = ua.len < sizeof buf - 1 ? ua.len : sizeof buf - 1;
+    memcpy(buf, ua.p, n);
+    buf[n] = 0;
+    tl_uap_result r;
+    tl_enrich__uap_parse(e ? e->uap : NULL, buf, n, &r);
+    memcpy(out->browser, r.family, sizeof out->browser);
+    memcpy(out->os, r.os, sizeof out->os);
+    out->bot = tl_enrich__bot_by_list(ua);
+    if (!out->bot && !strcmp(r.device, "Spider")) out->bot = TL_FILTER_BOT;
+    out->device_type = out->bot ? "bot" : tl_enrich__device_type(&r, ua);
+}
+
+/* The host of a referrer URL ("https://a.b.example:8080/x" → "a.b.example"). */
+static tl_str ref_host(tl_str u)
+{
+    const char *p = u.p, *end = u.p + u.len;
+    const char *sep = u.len >= 3 ? memmem(u.p, u.len, "://", 3) : NULL;
+    if (sep) p = sep + 3;
+    const char *h = p;
+    while (p < end && *p != '/' && *p != ':' && *p != '?' && *p != '#')
+        p++;
+    const char *at = memchr(h, '@', (size_t)(p - h)); /* user:pass@host */
+    if (at) h = at + 1;
+    return (tl_str){h, (size_t)(p - h)};
+}
+
+/* True when host equals d or ends with "." + d (case-insensitive; d is lower case). */
+static bool host_in(tl_str host, tl_str d)
+{
+    if (host.len < d.len) return false;
+    const char *tail = host.p + host.len - d.len;
+    for (size_t i = 0; i < d.len; i++) {
+        char c = tail[i];
+        if (c >= 'A' && c <= 'Z') c = (char)(c + 32);
+        if (c != d.p[i]) return false;
+    }
+    return host.len == d.len || tail[-1] == '.';
+}
+
+static int filtered(tl_enrich *e, int reason)
+{
+    atomic_fetch_add_explicit(&e->filtered[reason], 1, memory_order_relaxed);
+    return reason;
+}
+
+/* Adds the properties add[0..n) (sorted keys) to r's sorted properties; a key the event
+ * already has keeps the event's value. */
+static void add_props(tl_arena *a, tl_record *r, const tl_prop *add, uint32_t n)
+{
+    if (!n) return;
+    tl_prop *all = tl_arena_alloc(a, ((size_t)r->n_props + n) * sizeof *all);
+    uint32_t i = 0, j = 0, k = 0;
+    while (i < r->n_props || j < n) {
+        int c = i == r->n_props ? 1 : j == n ? -1 : tl_str_cmp(r->props[i].key, add[j].key);
+        if (c <= 0) {
+            all[k++] = r->props[i++];
+            if (!c) j++;
+        } else {
+            all[k++] = add[j++];
+        }
+    }
+    r->props = all;
+    r->n_props = k;
+}
+
+static tl_prop str_prop(const char *key, tl_str v)
+{
+    return (tl_prop){tl_str_c(key), TL_PV_STR, 0, v};
+}
+
+int tl_enrich_record(tl_enrich *e, const tl_project_conf *p, tl_arena *a, tl_record *r)
+{
+    if (!e || r->kind != TL_REC_EVENT) return TL_FILTER_NONE;
+    const proj *pj = NULL;
+    if (p >= e->cfg->projects && p < e->cfg->projects + e->cfg->n_projects)
+        pj = &e->projs[p - e->cfg->projects];
+    tl_cidr ip;
+    bool has_ip = r->ip.len && !tl_enrich__ip(r->ip, &ip);
+
+    /* 1. Deny lists: explicit, so they apply with bot_filter off too. */
+    if (pj && has_ip && tl_enrich__in_list(pj->deny_ips, pj->n_deny_ips, &ip))
+        return filtered(e, TL_FILTER_IP);
+    if (pj && pj->n_deny_refs && r->field[TL_F_REFERRER].len) {
+        tl_str host = ref_host(r->field[TL_F_REFERRER]);
+        for (uint32_t i = 0; i < pj->n_deny_refs; i++)
+            if (host_in(host, pj->deny_refs[i])) return filtered(e, TL_FILTER_REFERRER);
+    }
+
+    /* 2. The user agent, through the cache. */
+    tl_ua_info ua;
+    bool has_ua = false;
+    if (e->on && r->user_agent.len && !tl_enrich__http_library(r->user_agent)) {
+        uint64_t hv = tl_hash_str(r->user_agent);
+        if (!tl_enrich__cache_get(e->cache, r->user_agent, hv, &ua)) {
+            tl_enrich_parse_ua(e, r->user_agent, &ua);
+            if (r->user_agent.len <= 1024) tl_enrich__cache_put(e->cache, r->user_agent, hv, &ua);
+        }
+        has_ua = true;
+        if (ua.bot && !p->keep_bots) return filtered(e, ua.bot);
+    }
+
+    tl_prop add[3];
+    uint32_t n_add = 0;
+    /* 3. Geography (the event's own country wins, and then no region/city is guessed). */
+    tl_geo_info gi;
+    if (e->on && has_ip && !r->field[TL_F_COUNTRY].len && tl_enrich__geo_lookup(e->geo, &ip, &gi) &&
+        gi.country.len == 2) {
+        char *cc = tl_arena_alloc(a, 2);
+        for (int i = 0; i < 2; i++) {
+            char c = gi.country.p[i];
+            cc[i] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+        }
+        r->field[TL_F_COUNTRY] = (tl_str){cc, 2};
+        if (gi.city.len) add[n_add++] = str_prop("$geo_city", gi.city);
+        if (gi.region.len) add[n_add++] = str_prop("$geo_region", gi.region);
+    }
+    /* 4. Browser, OS, device type. */
+    if (has_ua) {
+        if (!r->field[TL_F_BROWSER].len && ua.browser[0])
+            r->field[TL_F_BROWSER] = tl_arena_strdup(a, tl_str_c(ua.browser));
+        if (!r->field[TL_F_OS].len && ua.os[0])
+            r->field[TL_F_OS] = tl_arena_strdup(a, tl_str_c(ua.os));
+        if (!r->field[TL_F_DEVICE_TYPE].len && ua.device_type[0])
+            r->field[TL_F_DEVICE_TYPE] = tl_str_c(ua.device_type);
+    }
+    /* 5. The IP itself: stored only when the project asks. */
+    if (has_ip && p->ip_mode != TL_IP_DROP) {
+        char *txt = tl_arena_alloc(a, 64);
+        if (p->ip_mode == TL_IP_KEEP)
+            tl_enrich__ip_text(&ip, txt, 64);
+        else if (tl_ip_truncate(r->ip, txt, 64))
+            txt[0] = 0;
+        if (txt[0]) add[n_add++] = str_prop("$ip", tl_str_c(txt));
+    }
+    /* add[] is in key order: "$geo_city" < "$geo_region" < "$ip". */
+    add_props(a, r, add, n_add);
+    return TL_FILTER_NONE;
+}

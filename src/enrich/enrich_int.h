@@ -1,0 +1,71 @@
+/* Private to the enrichment module (src/enrich/): the parts that enrich.c puts together.
+ *
+ *   net.c    addresses: CIDR lists, truncation, X-Forwarded-For / Forwarded
+ *   geo.c    country/region/city from mmdb files (libmaxminddb)
+ *   ua.c     uap-core's regexes (libyaml + PCRE2 JIT) and the user-agent cache
+ *   bots.c   crawler, headless and HTTP-library lists; device type from uap's answer
+ *   enrich.c the enricher: configuration, per-record work, counters */
+#ifndef TL_ENRICH_INT_H
+#define TL_ENRICH_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "enrich.h"
+
+/* ---- net.c ---- */
+/* Parses an address (no prefix) given as text; 0 or TL_EINVAL. */
+int tl_enrich__ip(tl_str s, tl_cidr *out);
+bool tl_enrich__in_list(const tl_cidr *list, uint32_t n, const tl_cidr *a);
+/* Writes a as text (IPv4-mapped addresses as IPv4) into out (cap ≥ 46). */
+void tl_enrich__ip_text(const tl_cidr *a, char *out, size_t cap);
+/* tl_enrich_client_ip with the trusted list. */
+void tl_enrich__client_ip(const tl_cidr *trusted, uint32_t n_trusted, const char *peer,
+                          tl_str forwarded, tl_str xff, char *out, size_t cap);
+
+/* ---- geo.c ---- */
+typedef struct tl_geo tl_geo;
+typedef struct tl_geo_info {
+    tl_str country, region, city; /* borrow the database's memory; empty when unknown */
+} tl_geo_info;
+/* Opens the comma-separated mmdb files of `paths` that exist; NULL (after one warning) when
+ * none does. */
+tl_geo *tl_enrich__geo_open(const char *paths);
+void tl_enrich__geo_free(tl_geo *g);
+/* Looks a up; false when no database knows it. */
+bool tl_enrich__geo_lookup(const tl_geo *g, const tl_cidr *a, tl_geo_info *out);
+
+/* ---- ua.c ---- */
+typedef struct tl_uap tl_uap;
+/* What uap-core says of a user agent (NUL-terminated, "" for uap's "Other"). */
+typedef struct tl_uap_result {
+    char family[64]; /* browser */
+    char os[64];     /* operating system */
+    char device[64]; /* device family ("iPhone", "Spider", ...) */
+    char brand[32];  /* device brand */
+} tl_uap_result;
+/* Loads and compiles the regexes of a uap-core regexes.yaml; NULL (after one warning) when
+ * the file is missing or unreadable. */
+tl_uap *tl_enrich__uap_load(const char *path);
+void tl_enrich__uap_free(tl_uap *u);
+/* Matches ua (NUL-terminated, bounded by the caller) against every list. */
+void tl_enrich__uap_parse(const tl_uap *u, const char *ua, size_t len, tl_uap_result *out);
+
+/* The bounded user-agent cache (UA string → tl_ua_info), thread-safe. */
+typedef struct tl_ua_cache tl_ua_cache;
+tl_ua_cache *tl_enrich__cache_new(uint32_t n_entries);
+void tl_enrich__cache_free(tl_ua_cache *c);
+/* Copies the cached answer of ua into *out; false when absent. */
+bool tl_enrich__cache_get(tl_ua_cache *c, tl_str ua, uint64_t hash, tl_ua_info *out);
+void tl_enrich__cache_put(tl_ua_cache *c, tl_str ua, uint64_t hash, const tl_ua_info *in);
+
+/* ---- bots.c ---- */
+/* TL_FILTER_BOT, TL_FILTER_HEADLESS or TL_FILTER_NONE from the user agent alone (the lists). */
+int tl_enrich__bot_by_list(tl_str ua);
+/* True for plain HTTP client libraries (python-urllib, curl, Java/, ...): uap calls them
+ * spiders, but server-side SDKs and backends send their events with them. */
+bool tl_enrich__http_library(tl_str ua);
+/* desktop / mobile / tablet / bot from uap's answer and the user agent. */
+const char *tl_enrich__device_type(const tl_uap_result *r, tl_str ua);
+
+#endif

