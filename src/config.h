@@ -36,7 +36,7 @@ typedef struct tl_project_conf {
     char report_webhook[512];
     /* Enrichment (src/enrich.h). Zero values are the defaults. */
     uint8_t ip_mode;            /* TL_IP_DROP (default), TL_IP_TRUNCATE, TL_IP_KEEP */
-    bool keep_bots;             /* bot_filter = off */
+    uint8_t bot_filter;         /* TL_BOTS_DEFAULT (the global bot_filter), _ON, _OFF */
     char deny_ips[1024];        /* CIDRs, separated by commas or spaces: filtered */
     char deny_referrers[1024];  /* hosts (and their subdomains), likewise: filtered */
     uint32_t session_timeout_s; /* sessions query: inactivity that ends a session (0: 1800) */
@@ -45,6 +45,7 @@ typedef struct tl_project_conf {
 /* What happens to a client IP after enrichment: dropped, truncated to its /24 (IPv4) or /48
  * (IPv6) network, or kept; truncated and kept IPs are stored as the property "$ip". */
 enum { TL_IP_DROP = 0, TL_IP_TRUNCATE = 1, TL_IP_KEEP = 2 };
+enum { TL_BOTS_DEFAULT = 0, TL_BOTS_ON = 1, TL_BOTS_OFF = 2 };
 
 typedef struct tl_config {
     char data_dir[1024];
@@ -66,6 +67,7 @@ typedef struct tl_config {
     uint32_t session_gap_s;    /* default for projects */
     uint32_t retention_days;   /* default for projects */
     bool enrich;               /* GeoIP, user agent and bot filter at ingest (src/enrich.h) */
+    bool bot_filter;           /* default of projects: drop bots and headless browsers */
     /* mmdb files, comma-separated (the first that knows an IP wins); CIDRs of the proxies
      * whose X-Forwarded-For / Forwarded is believed. */
     char geoip_db[1024];

@@ -244,7 +244,8 @@ int tl_enrich_record(tl_enrich *e, const tl_project_conf *p, tl_arena *a, tl_rec
             if (r->user_agent.len <= 1024) tl_enrich__cache_put(e->cache, r->user_agent, hv, &ua);
         }
         has_ua = true;
-        if (ua.bot && !p->keep_bots) return filtered(e, ua.bot);
+        bool drop = p->bot_filter ? p->bot_filter == TL_BOTS_ON : e->cfg->bot_filter;
+        if (ua.bot && drop) return filtered(e, ua.bot);
     }
 
     tl_prop add[3];

@@ -78,6 +78,7 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     f->cfg.enrich = true;
+    f->cfg.bot_filter = true;
     snprintf(f->cfg.geoip_db, sizeof f->cfg.geoip_db, "%s,%s", GEO4, GEO6);
     snprintf(f->cfg.trusted_proxies, sizeof f->cfg.trusted_proxies, "10.0.0.0/8, ::1");
     tl_project_conf p[2];
@@ -85,7 +86,7 @@ static int setup(void **state)
     snprintf(p[0].name, sizeof p[0].name, "p");
     snprintf(p[1].name, sizeof p[1].name, "q");
     p[1].ip_mode = TL_IP_KEEP;
-    p[1].keep_bots = true;
+    p[1].bot_filter = TL_BOTS_OFF;
     snprintf(p[1].deny_ips, sizeof p[1].deny_ips, "198.51.100.0/24 2001:db8::/32");
     snprintf(p[1].deny_referrers, sizeof p[1].deny_referrers, "Spam.example,bad.test");
     tl_config_add_project(&f->cfg, &p[0]);
