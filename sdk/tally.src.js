@@ -74,7 +74,7 @@
   /* ---- state ---- */
   let key, url, opts;
   let qkey; /* storage key of this write key's queue */
-  let memq = []; /* the queue when localStorage cannot hold it */
+  let memq = []; /* the queue (a copy of the stored one, or the only one without storage) */
   let inflight = {}; /* event_id → true while a fetch carries it */
   let sending = false;
   let attempt = 0; /* consecutive failures */
@@ -84,23 +84,32 @@
   let maxBatch = 100; /* halved on 413 */
   const early = []; /* calls made before init */
 
+  /* The stored text last read or written, and its parse: parsed again only when another
+   * tab has changed it. */
+  let qtext;
   const qload = () => {
     try {
       const s = ls && ls.getItem(qkey);
-      if (s) return JSON.parse(s);
+      if (s && s !== qtext) memq = JSON.parse((qtext = s));
     } catch (e) {}
-    return memq;
+    return memq.slice();
   };
   const qsave = (q) => {
     memq = q;
     try {
-      ls && ls.setItem(qkey, stringify(q));
-    } catch (e) {}
+      ls && ls.setItem(qkey, (qtext = stringify(q)));
+    } catch (e) {
+      /* Full: keep the queue in memory (qload falls back to it when nothing is stored). */
+      try {
+        ls.removeItem(qkey);
+      } catch (e) {}
+    }
   };
   const qadd = (ev) => {
     const q = qload();
     q.push(ev);
     qsave(q.slice(-MAX_QUEUE));
+    return Math.min(q.length, MAX_QUEUE);
   };
   const qremove = (ids) => qsave(qload().filter((e) => !ids[e.event_id]));
 
@@ -238,9 +247,7 @@
     };
     const u = get('tally_uid');
     if (u) ev.user_id = u;
-    qadd(ev);
-    const n = qload().length;
-    if (n >= opts.flushAt) flush();
+    if (qadd(ev) >= opts.flushAt) flush();
     else if (!timer) schedule(opts.flushInterval);
   };
 

@@ -9,6 +9,7 @@
  *
  * The Access-Control-Allow-Origin header of /collect's own answers is added by
  * tl_http_send_buf (http.c), which every native answer goes through. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ extern const char tl_sdk_js_etag[];
 static pthread_once_t g_gz_once = PTHREAD_ONCE_INIT;
 static unsigned char *g_gz;
 static size_t g_gz_len;
+static char g_gz_etag[64]; /* the gzip representation's own tag: "<hash>-gz" */
 
 static void make_gzip(void)
 {
@@ -42,6 +44,8 @@ static void make_gzip(void)
         if (deflate(&z, Z_FINISH) == Z_STREAM_END) {
             g_gz = out; /* kept for the life of the process */
             g_gz_len = z.total_out;
+            snprintf(g_gz_etag, sizeof g_gz_etag, "%.*s-gz\"", (int)strlen(tl_sdk_js_etag) - 1,
+                     tl_sdk_js_etag);
         } else {
             free(out);
         }
@@ -93,23 +97,24 @@ static bool accepts_gzip(tl_str ae)
 
 static enum MHD_Result serve_js(tl_http *h, struct MHD_Connection *c)
 {
-    bool fresh = etag_listed(tl_http_header(c, "If-None-Match"), tl_sdk_js_etag);
     const void *p = tl_sdk_js;
     size_t len = tl_sdk_js_len;
+    const char *etag = tl_sdk_js_etag;
     bool gz = false;
-    if (!fresh && accepts_gzip(tl_http_header(c, "Accept-Encoding"))) {
-        pthread_once(&g_gz_once, make_gzip);
-        if (g_gz) {
-            p = g_gz;
-            len = g_gz_len;
-            gz = true;
-        }
+    pthread_once(&g_gz_once, make_gzip); /* g_gz is only read after this */
+    if (g_gz && accepts_gzip(tl_http_header(c, "Accept-Encoding"))) {
+        p = g_gz;
+        len = g_gz_len;
+        etag = g_gz_etag;
+        gz = true;
     }
+    tl_str inm = tl_http_header(c, "If-None-Match");
+    bool fresh = etag_listed(inm, tl_sdk_js_etag) || (g_gz && etag_listed(inm, g_gz_etag));
     struct MHD_Response *r = MHD_create_response_from_buffer(
         fresh ? 0 : len, fresh ? NULL : (void *)p, MHD_RESPMEM_PERSISTENT);
     if (!fresh) MHD_add_response_header(r, "Content-Type", "application/javascript; charset=utf-8");
-    if (gz) MHD_add_response_header(r, "Content-Encoding", "gzip");
-    MHD_add_response_header(r, "ETag", tl_sdk_js_etag);
+    if (gz && !fresh) MHD_add_response_header(r, "Content-Encoding", "gzip");
+    MHD_add_response_header(r, "ETag", etag);
     MHD_add_response_header(r, "Cache-Control", "public, max-age=3600");
     MHD_add_response_header(r, "Vary", "Accept-Encoding");
     MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");

@@ -63,6 +63,12 @@ def test_sdk_served():
         r3 = s.request("GET", "/tally.js", headers={"Accept-Encoding": "gzip, deflate"})
         check_eq(r3.header("Content-Encoding"), "gzip", "gzip when accepted")
         check_eq(gzip.decompress(r3.body), r.body, "gzip body")
+        etag_gz = r3.header("ETag")
+        check(etag_gz not in (None, etag), "the gzip representation's ETag: %r" % etag_gz)
+        for inm in (etag, etag_gz):
+            r4 = s.request("GET", "/tally.js", headers={"If-None-Match": inm,
+                                                         "Accept-Encoding": "gzip"})
+            check_eq(r4.status, 304, "gzip If-None-Match %s" % inm)
         r3 = s.request("GET", "/tally.js", headers={"Accept-Encoding": "gzip;q=0, br"})
         check_eq(r3.header("Content-Encoding"), None, "gzip;q=0 refuses gzip")
         check_eq(s.request("HEAD", "/tally.js").status, 200, "HEAD")
@@ -178,7 +184,7 @@ def make_proxy(target, n_fail):
 
         def forward(self, body):
             req = urllib.request.Request(target + self.path, data=body, method=self.command)
-            for k in ("Content-Type", "Authorization", "Origin", "Content-Encoding"):
+            for k in ("Content-Type", "Authorization", "Origin", "Content-Encoding", "User-Agent"):
                 if self.headers.get(k):
                     req.add_header(k, self.headers[k])
             try:
@@ -306,3 +312,17 @@ def test_sdk_browser():
     check_eq(after[0].get("user_properties"), None, "no user properties on a plain event")
     reset = [x for x in rows if x["event"] == "after_reset"]
     check_eq([x.get("user_id") for x in reset], [None], "no user id after reset()")
+
+
+# ---------------------------------------------------------------- node unit test
+
+
+def test_sdk_queue_unit():
+    """sdk/test/queue.test.js: the queue, batching, backoff, beacon and page-view logic of
+    tally.src.js in node with stubbed browser objects and a fake clock."""
+    p = subprocess.run(["node", "--test", os.path.join(SDK, "test", "queue.test.js")],
+                       capture_output=True, timeout=120, cwd=SDK)
+    out = p.stdout.decode("utf-8", "replace")
+    check(p.returncode == 0, "node --test sdk/test/queue.test.js failed:\n%s\n%s"
+          % (out[-6000:], p.stderr[-2000:]))
+    check("# fail 0" in out, "node test output: %s" % out[-2000:])

@@ -1,0 +1,325 @@
+// Unit tests of tally.js's queue, batching and backoff, in node (node --test), with stubbed
+// browser objects and a fake clock: `cd sdk && npm test`. The browser test
+// (tests/integration/test_sdk_browser.py) covers the same paths in chromium against tally.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('fs');
+const path = require('path');
+const vm = require('vm');
+
+const SRC = fs.readFileSync(path.join(__dirname, '..', 'tally.src.js'), 'utf8');
+
+// A page: window, document, storage, history, fetch and sendBeacon stubs, a fake clock.
+function page(opts = {}) {
+  const store = new Map();
+  const timers = [];
+  const listeners = {};
+  const requests = []; // {body, resolve(status, headers)}
+  const beacons = [];
+  const clock = { t: 1_700_000_000_000 };
+  let href = 'https://site.test/a';
+  const w = {
+    localStorage: {
+      getItem: (k) => (store.has(k) ? store.get(k) : null),
+      setItem: (k, v) => store.set(k, String(v)),
+      removeItem: (k) => store.delete(k),
+    },
+    addEventListener: (e, f) => (listeners[e] = listeners[e] || []).push(f),
+    innerWidth: 800,
+    innerHeight: 600,
+    screen: { width: 1920, height: 1080 },
+    console: { warn() {} },
+  };
+  const ctx = {
+    window: w,
+    document: {
+      cookie: '',
+      title: 'T',
+      referrer: '',
+      visibilityState: 'visible',
+      currentScript: { src: 'https://tally.test/tally.js' },
+      addEventListener: w.addEventListener,
+    },
+    navigator: {
+      onLine: true,
+      language: 'en-GB',
+      sendBeacon: (url, body) => {
+        if (opts.beaconRefuses) return false;
+        beacons.push({ url, body: JSON.parse(body) });
+        return true;
+      },
+    },
+    location: {
+      get href() {
+        return href;
+      },
+      get host() {
+        return 'site.test';
+      },
+      get pathname() {
+        return new URL(href).pathname;
+      },
+      origin: 'https://site.test',
+    },
+    history: {
+      pushState: (s, t, u) => (href = new URL(u, href).href),
+      replaceState: (s, t, u) => u && (href = new URL(u, href).href),
+    },
+    crypto: require('crypto').webcrypto,
+    setTimeout: (f, ms) => {
+      timers.push({ f, at: clock.t + (ms || 0), id: timers.length + 1 });
+      return timers.length;
+    },
+    clearTimeout: (id) => {
+      if (id && timers[id - 1]) timers[id - 1].f = null;
+    },
+    fetch: (url, init) =>
+      new Promise((resolve, reject) => {
+        requests.push({
+          url,
+          init,
+          body: JSON.parse(init.body),
+          answer: (status, headers = {}) =>
+            resolve({ status, headers: { get: (k) => (k in headers ? headers[k] : null) } }),
+          fail: () => reject(new TypeError('Failed to fetch')),
+        });
+      }),
+    URL,
+    Intl,
+    Math,
+    JSON,
+    Object,
+    Array,
+    String,
+    Uint8Array,
+    parseFloat,
+  };
+  ctx.window.tally = opts.queued;
+  vm.createContext(ctx);
+  vm.runInContext('Date.now = () => __clock.t', Object.assign(ctx, { __clock: clock }));
+  vm.runInContext(SRC, ctx);
+  const tick = () => new Promise((r) => setImmediate(r));
+  const p = {
+    tally: ctx.window.tally,
+    ctx,
+    store,
+    requests,
+    beacons,
+    clock,
+    queue: () => JSON.parse(store.get('tally_q_wk') || '[]'),
+    // Moves the clock, running due timers in order; then lets promises settle.
+    async advance(ms) {
+      const end = clock.t + ms;
+      for (;;) {
+        await tick();
+        const due = timers.filter((t) => t.f && t.at <= end).sort((a, b) => a.at - b.at)[0];
+        if (!due) break;
+        clock.t = Math.max(clock.t, due.at);
+        const f = due.f;
+        due.f = null;
+        f();
+      }
+      clock.t = end;
+      await tick();
+    },
+    fire: (name) => (listeners[name] || []).forEach((f) => f()),
+  };
+  return p;
+}
+
+test('events are queued, batched and removed once the server answers 200', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushInterval: 1000, flushAt: 50 });
+  p.tally.track('a', { x: 1 });
+  p.tally.track('b');
+  assert.strictEqual(p.queue().length, 2);
+  await p.advance(999);
+  assert.strictEqual(p.requests.length, 0);
+  await p.advance(1);
+  assert.strictEqual(p.requests.length, 1);
+  const r = p.requests[0];
+  assert.strictEqual(r.url, 'https://tally.test/collect');
+  assert.strictEqual(r.body.api_key, 'wk');
+  assert.strictEqual(r.body.sent_at, p.clock.t);
+  assert.deepStrictEqual(r.body.events.map((e) => e.event), ['a', 'b']);
+  const e = r.body.events[0];
+  assert.match(e.event_id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.strictEqual(e.platform, 'web');
+  assert.strictEqual(e.properties.x, 1);
+  assert.strictEqual(e.properties.$screen_width, 1920);
+  assert.strictEqual(p.queue().length, 2, 'kept until answered');
+  r.answer(200);
+  await p.advance(0);
+  assert.strictEqual(p.queue().length, 0);
+});
+
+test('flushAt sends at once', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushAt: 3 });
+  p.tally.track('a');
+  p.tally.track('b');
+  assert.strictEqual(p.requests.length, 0);
+  p.tally.track('c');
+  assert.strictEqual(p.requests.length, 1);
+});
+
+test('503 with Retry-After: retried no sooner, with the same event ids, then drained', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushInterval: 10 });
+  p.tally.track('a');
+  await p.advance(10);
+  const first = p.requests[0];
+  first.answer(503, { 'Retry-After': '7' });
+  await p.advance(0);
+  p.tally.track('b'); // does not jump the backoff
+  await p.advance(6900);
+  assert.strictEqual(p.requests.length, 1, 'waited for Retry-After');
+  await p.advance(200);
+  assert.strictEqual(p.requests.length, 2);
+  const second = p.requests[1];
+  assert.strictEqual(second.body.events[0].event_id, first.body.events[0].event_id);
+  assert.strictEqual(second.body.events.length, 2);
+  assert.ok(second.body.sent_at > first.body.sent_at, 'each send sets sent_at');
+  second.answer(200);
+  await p.advance(0);
+  assert.strictEqual(p.queue().length, 0);
+});
+
+test('network errors back off exponentially with jitter', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushInterval: 10 });
+  p.tally.track('a');
+  await p.advance(10);
+  const times = [];
+  for (let i = 0; i < 6; i++) {
+    const n = p.requests.length;
+    times.push(p.clock.t);
+    p.requests[n - 1].fail();
+    // Step until the next attempt.
+    let waited = 0;
+    while (p.requests.length === n && waited < 400000) {
+      await p.advance(50);
+      waited += 50;
+    }
+    const delay = waited;
+    const base = 1000 * 2 ** i;
+    assert.ok(delay >= base * 0.5 - 50 && delay <= base + 50, `attempt ${i}: ${delay} ms vs ${base}`);
+  }
+  p.requests[p.requests.length - 1].answer(200);
+  await p.advance(0);
+  assert.strictEqual(p.queue().length, 0);
+});
+
+test('400 and 401 drop the batch; 413 halves it', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushInterval: 10, flushAt: 100 });
+  p.tally.track('bad');
+  await p.advance(10);
+  p.requests[0].answer(400);
+  await p.advance(0);
+  assert.strictEqual(p.queue().length, 0, '400 dropped');
+  for (let i = 0; i < 4; i++) p.tally.track('e' + i);
+  await p.advance(10);
+  assert.strictEqual(p.requests[1].body.events.length, 4);
+  p.requests[1].answer(413);
+  await p.advance(0);
+  assert.strictEqual(p.requests.length, 3);
+  assert.strictEqual(p.requests[2].body.events.length, 2, 'halved');
+  p.requests[2].answer(200);
+  await p.advance(0);
+  assert.strictEqual(p.requests[3].body.events.length, 2);
+  p.requests[3].answer(401);
+  await p.advance(0);
+  assert.strictEqual(p.queue().length, 0);
+});
+
+test('offline: nothing sent; online sends at once', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushInterval: 10 });
+  p.ctx.navigator.onLine = false;
+  p.tally.track('a');
+  await p.advance(60000);
+  assert.strictEqual(p.requests.length, 0);
+  assert.strictEqual(p.queue().length, 1);
+  p.ctx.navigator.onLine = true;
+  p.fire('online');
+  assert.strictEqual(p.requests.length, 1);
+});
+
+test('pagehide hands the queue to sendBeacon, including events in flight', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushInterval: 10 });
+  p.tally.track('a');
+  await p.advance(10); // 'a' in flight
+  p.tally.track('b');
+  p.fire('pagehide');
+  assert.strictEqual(p.beacons.length, 1);
+  assert.strictEqual(p.beacons[0].body.api_key, 'wk');
+  assert.deepStrictEqual(p.beacons[0].body.events.map((e) => e.event), ['a', 'b']);
+  assert.strictEqual(p.queue().length, 0);
+});
+
+test('a refused beacon keeps the events for the next page', async () => {
+  const p = page({ beaconRefuses: true });
+  p.tally.init('wk', { autocapture: false, flushInterval: 100000 });
+  p.tally.track('a');
+  p.ctx.document.visibilityState = 'hidden';
+  p.fire('visibilitychange');
+  assert.strictEqual(p.queue().length, 1);
+});
+
+test('page views: init, pushState to new URLs only, popstate', async () => {
+  const p = page();
+  p.tally.init('wk', { flushInterval: 100000, flushAt: 100 });
+  await p.advance(0);
+  p.ctx.history.pushState({}, '', '/b');
+  await p.advance(0);
+  p.ctx.history.pushState({}, '', '/b');
+  p.ctx.history.replaceState({}, '', '/b');
+  await p.advance(0);
+  p.ctx.history.pushState({}, '', '/a');
+  await p.advance(0);
+  const pv = p.queue().filter((e) => e.event === '$pageview').map((e) => e.url);
+  assert.deepStrictEqual(pv, ['https://site.test/a', 'https://site.test/b', 'https://site.test/a']);
+});
+
+test('identify and reset', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushInterval: 100000, flushAt: 100 });
+  p.tally.track('before');
+  p.tally.identify('u1', { plan: 'pro' });
+  p.tally.identify('u1'); // same user, nothing new
+  p.tally.track('after');
+  const anon = p.store.get('tally_aid');
+  p.tally.reset();
+  p.tally.track('later');
+  const q = p.queue();
+  assert.deepStrictEqual(q.map((e) => e.event), ['before', '$identify', 'after', 'later']);
+  assert.strictEqual(q[0].user_id, undefined);
+  assert.strictEqual(q[1].user_id, 'u1');
+  assert.strictEqual(q[1].anonymous_id, anon);
+  assert.deepStrictEqual(q[1].user_properties, { plan: 'pro' });
+  assert.strictEqual(q[2].user_id, 'u1');
+  assert.strictEqual(q[3].user_id, undefined);
+  assert.notStrictEqual(q[3].anonymous_id, anon);
+});
+
+test('the queued snippet: calls before load are replayed, init first', async () => {
+  const queued = [];
+  queued.push(['track', 'early', { a: 1 }]);
+  queued.push(['init', 'wk', { autocapture: false, flushInterval: 100000 }]);
+  const p = page({ queued });
+  assert.strictEqual(typeof p.tally.track, 'function');
+  assert.deepStrictEqual(p.queue().map((e) => e.event), ['early']);
+});
+
+test('the queue is bounded', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushInterval: 100000, flushAt: 100000 });
+  p.ctx.navigator.onLine = false;
+  for (let i = 0; i < 1005; i++) p.tally.track('e' + i);
+  const q = p.queue();
+  assert.strictEqual(q.length, 1000);
+  assert.strictEqual(q[0].event, 'e5');
+});
