@@ -131,8 +131,8 @@ static int opts_parse(const tl_json *q, popts *o, tl_err *err)
     }
     v = tl_json_get(q, "depth");
     if (v && v->type != TL_JNULL) {
-        if (v->type != TL_JNUM || v->num != (double)(int64_t)v->num || v->num < 1 ||
-            v->num > TL_Q_PATH_DEPTH_MAX)
+        if (v->type != TL_JNUM || !(v->num >= 1 && v->num <= TL_Q_PATH_DEPTH_MAX) ||
+            v->num != (double)(int64_t)v->num)
             return tl_err_set(err, TL_EINVAL, "depth: expected a whole number from 1 to %d",
                               TL_Q_PATH_DEPTH_MAX);
         o->depth = (uint32_t)v->num;

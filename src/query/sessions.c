@@ -72,7 +72,8 @@ static int timeout_parse(tl_qctx *c, const tl_json *q, int64_t *gap_ms, tl_err *
         c->proj && c->proj->session_timeout_s ? c->proj->session_timeout_s : DEFAULT_TIMEOUT;
     const tl_json *v = tl_json_get(q, "session_timeout_s");
     if (v && v->type != TL_JNULL) {
-        if (v->type != TL_JNUM || v->num != (double)(int64_t)v->num || v->num < 1 || v->num > 86400)
+        if (v->type != TL_JNUM || !(v->num >= 1 && v->num <= 86400) ||
+            v->num != (double)(int64_t)v->num)
             return tl_err_set(err, TL_EINVAL,
                               "session_timeout_s: expected a whole number of seconds, 1 to 86400");
         s = (uint32_t)v->num;

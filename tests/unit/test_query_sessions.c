@@ -295,6 +295,10 @@ static void test_sessions_errors(void **state)
                "session_timeout_s:");
     expect_err(f, S("'from':'2026-01-01','to':'2026-01-02','session_timeout_s':'30'"),
                "session_timeout_s:");
+    expect_err(f, S("'from':'2026-01-01','to':'2026-01-02','session_timeout_s':1e300"),
+               "session_timeout_s:");
+    expect_err(f, S("'from':'2026-01-01','to':'2026-01-02','session_timeout_s':90.5"),
+               "session_timeout_s:");
     expect(f, S("'from':'2026-01-01','to':'2026-01-01'"),
            "{" SCOLS ",'rows':[['2026-01-01',0,0,0,0,0]],'entry_pages':[],'exit_pages':[],"
            "'session_timeout_s':1800");
@@ -375,6 +379,8 @@ static void test_paths_errors(void **state)
     fx *f = *state;
     expect_err(f, P("'from':'2026-01-02','to':'2026-01-03','depth':11"), "depth:");
     expect_err(f, P("'from':'2026-01-02','to':'2026-01-03','depth':0"), "depth:");
+    expect_err(f, P("'from':'2026-01-02','to':'2026-01-03','depth':-1e300"), "depth:");
+    expect_err(f, P("'from':'2026-01-02','to':'2026-01-03','direction':'up'"), "direction:");
     expect_err(f, P("'from':'2026-01-02','to':'2026-01-03','by':'page'"), "by:");
     expect_err(f, P("'from':'2026-01-02','to':'2026-01-03','start_event':'a','end_event':'b'"),
                "end_event:");
