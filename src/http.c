@@ -205,7 +205,7 @@ int tl_http_store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_in
         size_t k = 0;
         for (uint32_t i = 0; i < b->n && k < n; i++)
             if (stored[i]) kept[k++] = b->recs[i];
-        tl_realtime_feed(h->rt, p, kept, (uint32_t)k, tl_now_ms());
+        tl_realtime_feed(h->rt, (uint32_t)(p - h->cfg->projects), kept, (uint32_t)k, tl_now_ms());
     }
     return rc;
 }
@@ -556,7 +556,7 @@ int tl_http_start(const tl_config *cfg, tl_log *log, tl_index *ix, tl_store *st,
         free(h);
         return erc;
     }
-    h->rt = tl_realtime_new();
+    h->rt = tl_realtime_new(cfg->n_projects);
     h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                                 MHD_USE_POLL | MHD_USE_ERROR_LOG,
                             (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,

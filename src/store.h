@@ -84,6 +84,8 @@ uint32_t tl_snap_n_dids(const tl_snap *sn);
 const uint32_t *tl_snap_persons(const tl_snap *sn);
 tl_str tl_snap_did_str(const tl_snap *sn, uint32_t did);
 uint32_t tl_snap_did_find(const tl_snap *sn, tl_str distinct_id); /* or TL_DID_NONE */
+/* The dids of did's person: fills up to cap, returns how many there are (0 when erased). */
+uint32_t tl_snap_person_members(const tl_snap *sn, uint32_t did, uint32_t *out, uint32_t cap);
 
 /* Dictionary of event names, field values, property keys and property string values. Id 0
  * is "absent" and never a string. */
@@ -132,7 +134,9 @@ bool tl_snap_did_is_user(const tl_snap *sn, uint32_t did);
 /* The event_id string of a row (for export and timelines). */
 int tl_snap_event_id(tl_snap *sn, size_t part, uint32_t row, tl_str *out) TL_MUST_USE;
 
-/* Person properties of a person: calls fn for each (key, value). */
+/* Person properties of a person (any of its dids): calls fn for each key once, with the value
+ * that wins ($set: latest event time; else $set_once: earliest; value->type may carry
+ * TL_PV_ONCE). */
 typedef void (*tl_person_prop_fn)(void *ctx, tl_str key, const tl_prop *value);
 void tl_snap_person_props(tl_snap *sn, uint32_t person, tl_person_prop_fn fn, void *ctx);
 

@@ -21,18 +21,17 @@
 #include "enrich.h"
 #include "http.h"
 #include "ingest.h"
+#include "realtime.h"
 #include "util/arena.h"
 #include "util/buf.h"
 #include "util/str.h"
-
-typedef struct tl_realtime tl_realtime;
 
 struct tl_http {
     const tl_config *cfg;
     tl_log *log;
     tl_index *ix;
     tl_store *st;
-    tl_realtime *rt; /* live counters fed by every stored batch (reads.c) */
+    tl_realtime *rt; /* live counters fed by every stored batch (realtime.h) */
     /* GeoIP, user agent and bot filter (src/enrich.h), built at start. */
     tl_enrich *enrich;
     struct MHD_Daemon *d;
@@ -97,11 +96,5 @@ bool tl_http_route_sdk(tl_http *h, struct MHD_Connection *c, tl_http_req *rq, co
                        const char *method, enum MHD_Result *ret);
 bool tl_http_route_web(tl_http *h, struct MHD_Connection *c, tl_http_req *rq, const char *url,
                        const char *method, enum MHD_Result *ret);
-
-/* Realtime counters (reads.c): created at start, fed by tl_http_store_batch. */
-tl_realtime *tl_realtime_new(void);
-void tl_realtime_free(tl_realtime *rt);
-void tl_realtime_feed(tl_realtime *rt, const tl_project_conf *p, const tl_record *recs, uint32_t n,
-                      int64_t now_ms);
 
 #endif

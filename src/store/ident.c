@@ -7,9 +7,15 @@
  * retroactive without rewriting any event. user[root] is the identified user of the set; a
  * merge of two sets with different users is refused (PostHog's rule) and counted.
  *
+ * Person properties ($set / $set_once from user_properties) are kept per did, one entry per
+ * (did, key) updated in place, and combined over the person's dids when read, so they follow
+ * merges like everything else here.
+ *
  * Files: ids.dat is a dictionary file (tl_dict) whose entries are a flag byte ('u' user,
  * 'a' anonymous) followed by the id, so did = entry - 1. ident.ops holds 9-byte records
- * (u8 op: 'M' merge / 'E' erase, u32 a, u32 b) replayed in order at load. */
+ * (u8 op, 8 bytes) replayed in order at load: 'M' merge (u32 a, u32 b), 'E' erase (u32 did),
+ * and a property as three records: 'S' ($set) or 'O' ($set_once) with u32 did, u32 key; 'T'
+ * with i64 ts; 'N' with an f64 or 'V' with a u32 string id. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +40,8 @@ void tl_ident__fini(tl_ident *id)
     free(id->size);
     free(id->user);
     free(id->is_user);
+    free(id->props);
+    free(id->phead);
     tl_buf_fini(&id->ops);
     memset(id, 0, sizeof *id);
 }
@@ -47,6 +55,7 @@ static void add_did(tl_ident *id, bool user)
         id->size = tl_xrealloc(id->size, id->cap * sizeof *id->size);
         id->user = tl_xrealloc(id->user, id->cap * sizeof *id->user);
         id->is_user = tl_xrealloc(id->is_user, id->cap);
+        id->phead = tl_xrealloc(id->phead, id->cap * sizeof *id->phead);
     }
     uint32_t d = id->n++;
     id->person[d] = d;
@@ -54,6 +63,7 @@ static void add_did(tl_ident *id, bool user)
     id->size[d] = 1;
     id->user[d] = user ? d : TL_DID_NONE;
     id->is_user[d] = user;
+    id->phead[d] = 0;
 }
 
 uint32_t tl_ident__did(tl_ident *id, tl_str s, bool user, bool create)
@@ -119,9 +129,89 @@ void tl_ident__erase(tl_ident *id, uint32_t did, bool log)
     uint32_t r = id->person[did], m = r;
     do {
         id->person[m] = TL_PERSON_ERASED;
+        id->phead[m] = 0; /* the properties are forgotten with the person */
         m = id->next[m];
     } while (m != r);
     if (log) log_op(id, 'E', did, 0);
+}
+
+static void log_u64(tl_ident *id, char op, uint64_t v)
+{
+    tl_buf_addc(&id->ops, op);
+    tl_buf_u64(&id->ops, v);
+}
+
+void tl_ident__set_prop(tl_ident *id, uint32_t did, uint32_t key, uint8_t type, int64_t ts,
+                        double num, uint32_t str, bool log)
+{
+    if (did >= id->n || id->person[did] == TL_PERSON_ERASED) return;
+    if (log) {
+        log_op(id, type & TL_PV_ONCE ? 'O' : 'S', did, key);
+        log_u64(id, 'T', (uint64_t)ts);
+        uint64_t bits;
+        memcpy(&bits, &num, 8);
+        if (TL_PV_TYPE(type) == TL_PV_NUM)
+            log_u64(id, 'N', bits);
+        else
+            log_op(id, 'V', str, 0);
+    }
+    bool once = type & TL_PV_ONCE;
+    tl_pprop *p = NULL;
+    for (uint32_t i = id->phead[did]; i; i = id->props[i - 1].next) {
+        tl_pprop *q = &id->props[i - 1];
+        if (q->key == key && !(q->type & TL_PV_ONCE) == !once) {
+            p = q;
+            break;
+        }
+    }
+    if (p) {
+        if (once ? ts >= p->ts : ts < p->ts) return; /* the kept value wins */
+    } else {
+        if (id->n_props == id->cap_props) {
+            id->cap_props = id->cap_props ? id->cap_props * 2 : 256;
+            id->props = tl_xrealloc(id->props, id->cap_props * sizeof *id->props);
+        }
+        p = &id->props[id->n_props++];
+        p->did = did;
+        p->key = key;
+        p->next = id->phead[did];
+        id->phead[did] = id->n_props;
+    }
+    p->type = type;
+    p->ts = ts;
+    p->num = TL_PV_TYPE(type) == TL_PV_NUM ? num : 0;
+    p->str = TL_PV_TYPE(type) == TL_PV_NUM ? 0 : str;
+}
+
+static int pp_cmp(const void *a, const void *b)
+{
+    const tl_pprop *x = *(const tl_pprop *const *)a, *y = *(const tl_pprop *const *)b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    bool ox = x->type & TL_PV_ONCE, oy = y->type & TL_PV_ONCE;
+    if (ox != oy) return ox ? 1 : -1;                           /* $set before $set_once */
+    if (x->ts != y->ts) return (x->ts > y->ts) == !ox ? -1 : 1; /* the winner first */
+    return x < y ? 1 : -1;                                      /* the later entry first */
+}
+
+void tl_ident__person_props(const tl_ident *id, uint32_t did, tl_ident_prop_fn fn, void *ctx)
+{
+    if (did >= id->n || id->person[did] == TL_PERSON_ERASED) return;
+    uint32_t r = id->person[did], m = r, n = 0, cap = 16;
+    const tl_pprop **all = tl_xmalloc(cap * sizeof *all);
+    do {
+        for (uint32_t i = id->phead[m]; i; i = id->props[i - 1].next) {
+            if (n == cap) {
+                cap *= 2;
+                all = tl_xrealloc(all, cap * sizeof *all);
+            }
+            all[n++] = &id->props[i - 1];
+        }
+        m = id->next[m];
+    } while (m != r);
+    qsort(all, n, sizeof *all, pp_cmp);
+    for (uint32_t i = 0; i < n; i++)
+        if (!i || all[i]->key != all[i - 1]->key) fn(ctx, all[i]);
+    free(all);
 }
 
 int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops_len, tl_err *err)
@@ -141,16 +231,51 @@ int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops
     rc = tl_read_file(path, &b);
     if (rc == TL_ENOENT && ops_len == 0) rc = 0;
     if (!rc && b.len < ops_len) rc = TL_EBADMSG;
+    uint32_t pdid = 0, pkey = 0;
+    uint8_t ptype = 0;
+    int64_t pts = 0;
+    int pstate = 0; /* 1 after 'S'/'O', 2 after 'T' */
     for (uint64_t off = 0; !rc && off + 9 <= ops_len; off += 9) {
         const char *r = b.p + off;
         uint32_t a = tl_le32(r + 1), c = tl_le32(r + 5);
-        if (r[0] == 'M')
-            (void)tl_ident__merge(id, a, c, false);
-        else if (r[0] == 'E')
-            tl_ident__erase(id, a, false);
-        else
-            rc = TL_EBADMSG;
+        if (pstate == 1 && r[0] != 'T') rc = TL_EBADMSG;
+        if (pstate == 2 && r[0] != 'N' && r[0] != 'V') rc = TL_EBADMSG;
+        if (rc) break;
+        switch (r[0]) {
+        case 'M': (void)tl_ident__merge(id, a, c, false); break;
+        case 'E': tl_ident__erase(id, a, false); break;
+        case 'S':
+        case 'O':
+            pdid = a;
+            pkey = c;
+            ptype = r[0] == 'O' ? TL_PV_ONCE : 0;
+            pstate = 1;
+            break;
+        case 'T':
+            if (pstate != 1) rc = TL_EBADMSG;
+            pts = (int64_t)tl_le64(r + 1);
+            pstate = 2;
+            break;
+        case 'N':
+        case 'V': {
+            if (pstate != 2) {
+                rc = TL_EBADMSG;
+                break;
+            }
+            uint64_t bits = tl_le64(r + 1);
+            double num;
+            memcpy(&num, &bits, 8);
+            if (r[0] == 'N')
+                tl_ident__set_prop(id, pdid, pkey, ptype | TL_PV_NUM, pts, num, 0, false);
+            else
+                tl_ident__set_prop(id, pdid, pkey, ptype | TL_PV_STR, pts, 0, a, false);
+            pstate = 0;
+            break;
+        }
+        default: rc = TL_EBADMSG;
+        }
     }
+    if (!rc && pstate) ops_len -= (uint64_t)pstate * 9; /* a property cut by a crash */
     tl_buf_fini(&b);
     if (rc) return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
     if (truncate(path, (off_t)ops_len) < 0 && ops_len > 0)

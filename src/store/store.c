@@ -383,9 +383,14 @@ void tl_store_w_erase(tl_store *s, uint32_t pid, uint32_t did)
 void tl_store_w_person_props(tl_store *s, uint32_t pid, uint32_t did, int64_t ts_ms,
                              const tl_prop *props, uint32_t n)
 {
-    /* Person properties are kept with the person timeline work (issue 3); until then they
-     * are accepted and ignored here (they remain in the log and in exported events). */
-    (void)s, (void)pid, (void)did, (void)ts_ms, (void)props, (void)n;
+    project *p = s->projects[pid];
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t key = tl_dict__intern(&p->dict, props[i].key);
+        bool num = TL_PV_TYPE(props[i].type) == TL_PV_NUM;
+        uint32_t str = num ? 0 : tl_dict__intern(&p->dict, props[i].str);
+        tl_ident__set_prop(&p->ident, did, key, props[i].type, ts_ms, num ? props[i].num : 0, str,
+                           true);
+    }
 }
 
 void tl_store_w_append(tl_store *s, uint32_t pid, const tl_record *r, uint32_t did)
@@ -708,6 +713,19 @@ uint32_t tl_snap_did_find(const tl_snap *sn, tl_str distinct_id)
     return d != TL_DID_NONE ? d : tl_ident__did(id, distinct_id, false, false);
 }
 
+uint32_t tl_snap_person_members(const tl_snap *sn, uint32_t did, uint32_t *out, uint32_t cap)
+{
+    const tl_ident *id = &sn->p->ident;
+    if (did >= id->n || id->person[did] == TL_PERSON_ERASED) return 0;
+    uint32_t r = id->person[did], m = r, n = 0;
+    do {
+        if (n < cap) out[n] = m;
+        n++;
+        m = id->next[m];
+    } while (m != r);
+    return n;
+}
+
 int tl_snap_dict_find(const tl_snap *sn, tl_str s, uint32_t *id)
 {
     uint32_t v = tl_dict__find(&sn->p->dict, s);
@@ -835,9 +853,30 @@ bool tl_snap_did_is_user(const tl_snap *sn, uint32_t did)
     return did < sn->p->ident.n && sn->p->ident.is_user[did];
 }
 
+typedef struct pp_ctx {
+    tl_snap *sn;
+    tl_person_prop_fn fn;
+    void *ctx;
+} pp_ctx;
+
+static void pp_one(void *arg, const tl_pprop *pp)
+{
+    pp_ctx *x = arg;
+    tl_prop v;
+    memset(&v, 0, sizeof v);
+    v.key = tl_dict__str(&x->sn->p->dict, pp->key);
+    v.type = pp->type;
+    if (TL_PV_TYPE(pp->type) == TL_PV_NUM)
+        v.num = pp->num;
+    else
+        v.str = tl_dict__str(&x->sn->p->dict, pp->str);
+    x->fn(x->ctx, v.key, &v);
+}
+
 void tl_snap_person_props(tl_snap *sn, uint32_t person, tl_person_prop_fn fn, void *ctx)
 {
-    (void)sn, (void)person, (void)fn, (void)ctx; /* see tl_store_w_person_props */
+    pp_ctx x = {sn, fn, ctx};
+    tl_ident__person_props(&sn->p->ident, person, pp_one, &x);
 }
 
 void tl_store_get_stats(tl_store *s, tl_store_stats *out)

@@ -42,6 +42,16 @@ int tl_dict__sync(tl_dict *d, const char *path, tl_err *err);
 
 /* ---- identity ---- */
 
+/* A person property as set on one did: the latest $set (or the first $set_once) by event time.
+ * Keys and string values are ids of the project dictionary. */
+typedef struct tl_pprop {
+    uint32_t did, key, next; /* next: index + 1 of the did's next property, 0 at the end */
+    uint8_t type;            /* TL_PV_NUM / TL_PV_STR, | TL_PV_ONCE for $set_once */
+    int64_t ts;
+    double num;
+    uint32_t str;
+} tl_pprop;
+
 typedef struct tl_ident {
     tl_dict ids;      /* distinct id string -> did + 1 */
     uint32_t n, cap;  /* dids */
@@ -53,6 +63,9 @@ typedef struct tl_ident {
     tl_buf ops;       /* operations not yet in the file */
     uint64_t ops_len; /* bytes of the ops file */
     uint64_t merges, refused;
+    tl_pprop *props; /* person properties, per did through phead/next */
+    uint32_t n_props, cap_props;
+    uint32_t *phead; /* did -> index + 1 of its first property, 0: none (cap entries) */
 } tl_ident;
 
 void tl_ident__init(tl_ident *id);
@@ -60,6 +73,16 @@ void tl_ident__fini(tl_ident *id);
 uint32_t tl_ident__did(tl_ident *id, tl_str s, bool user, bool create);
 int tl_ident__merge(tl_ident *id, uint32_t a, uint32_t b, bool log_op);
 void tl_ident__erase(tl_ident *id, uint32_t did, bool log_op);
+/* Sets a property on did ($set: the latest ts wins, ties the later call; $set_once, type |
+ * TL_PV_ONCE: the earliest ts wins). Logged as three ops: 'S'/'O' did key, 'T' ts,
+ * 'N' number or 'V' string id. */
+void tl_ident__set_prop(tl_ident *id, uint32_t did, uint32_t key, uint8_t type, int64_t ts,
+                        double num, uint32_t str, bool log_op);
+/* Calls fn for each property of the person of did (all its dids): per key, the $set value
+ * with the latest ts (ties: the did set last), or else the $set_once value with the
+ * earliest ts. */
+typedef void (*tl_ident_prop_fn)(void *ctx, const tl_pprop *p);
+void tl_ident__person_props(const tl_ident *id, uint32_t did, tl_ident_prop_fn fn, void *ctx);
 /* Files: ids.dat (distinct ids: one flag byte 'u'/'a' + the id, as dict entries) and
  * ident.ops (u8 op, u32 a, u32 b records). */
 int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops_len, tl_err *err);

@@ -1,0 +1,159 @@
+"""Person timelines, person properties, realtime (JSON and server-sent events) and the report
+form, against a real server."""
+
+import json
+import time
+import urllib.parse
+import urllib.request
+
+from tally import Server, check, check_eq
+
+AUTH = {"Authorization": "Bearer rk_demo"}
+
+
+def get(s, path, headers=AUTH):
+    return s.request("GET", path, headers=headers)
+
+
+def timeline(s, did, **args):
+    q = urllib.parse.urlencode(dict({"project": "demo"}, **args))
+    r = get(s, "/api/v1/persons/%s/events?%s" % (urllib.parse.quote(did, safe=""), q))
+    return r
+
+
+def test_timeline_all_ids_in_time_order_with_paging():
+    with Server() as s:
+        T = int(time.time() * 1000) - 3600_000
+        evs = [
+            {"event": "b", "anonymous_id": "dev1", "timestamp": T + 5000, "event_id": "e2"},
+            {"event": "a", "anonymous_id": "dev1", "timestamp": T, "event_id": "e1",
+             "url": "https://x/a", "properties": {"n": 1, "s": "x"}},
+            {"event": "c", "anonymous_id": "dev2", "timestamp": T + 7000, "event_id": "e4"},
+            {"event": "login", "anonymous_id": "dev1", "user_id": "ü@x", "timestamp": T + 6000,
+             "event_id": "e3"},
+            {"event": "d", "user_id": "ü@x", "anonymous_id": "dev2", "timestamp": T + 6000,
+             "event_id": "e0"},  # same instant as e3: ties by event_id
+            {"event": "other", "anonymous_id": "stranger", "timestamp": T + 1},
+        ]
+        s.collect_ok(evs)
+        r = timeline(s, "dev2")
+        check_eq(r.status, 200, "status %r" % r.body)
+        j = r.json()
+        check_eq(sorted(j["person"]["distinct_ids"]), sorted(["dev1", "dev2", "ü@x"]), "ids")
+        check_eq([e["event_id"] for e in j["events"]], ["e1", "e2", "e0", "e3", "e4"], "order")
+        check_eq(j["events"][0]["properties"], {"n": 1, "s": "x"}, "properties")
+        check_eq(j["events"][0]["url"], "https://x/a", "built-in field")
+        check_eq(j["total"], 5, "total")
+        # paging
+        p1 = timeline(s, "ü@x", limit=2).json()
+        check_eq([e["event_id"] for e in p1["events"]], ["e1", "e2"], "page 1")
+        check_eq(p1["next_offset"], 2, "next_offset")
+        p2 = timeline(s, "ü@x", limit=2, offset=2).json()
+        p3 = timeline(s, "ü@x", limit=2, offset=4).json()
+        check_eq([e["event_id"] for e in p2["events"] + p3["events"]], ["e0", "e3", "e4"], "pages")
+        check(p3["next_offset"] is None, "last page")
+        # a range
+        j = timeline(s, "dev1", **{"from": str(T + 1000), "to": str(T + 6000)}).json()
+        check_eq([e["event_id"] for e in j["events"]], ["e2", "e0", "e3"], "range (to inclusive)")
+        # errors
+        check_eq(timeline(s, "nobody").status, 404, "unknown id")
+        check_eq(timeline(s, "dev1", limit=0).status, 400, "limit 0")
+        check_eq(get(s, "/api/v1/persons/dev1/events", headers={}).status, 401, "no key")
+        check_eq(get(s, "/api/v1/persons/dev1/events", headers={"Authorization": "Bearer wk_demo"}).status,
+                 401, "write key")
+        # erased
+        r = s.request("DELETE", "/api/v1/persons/dev2?project=demo", headers=AUTH)
+        check_eq(r.status, 200, "erase")
+        check_eq(timeline(s, "ü@x").status, 404, "erased person")
+        check_eq(timeline(s, "stranger").status, 200, "others stay")
+
+
+def test_person_properties_set_and_set_once_across_merges_and_restarts():
+    with Server() as s:
+        T = int(time.time() * 1000) - 3600_000
+        s.collect_ok([
+            {"event": "a", "anonymous_id": "d1", "timestamp": T,
+             "user_properties": {"plan": "free", "seen": 1},
+             "user_properties_once": {"first_url": "/landing", "source": "ads"}},
+            # older $set: does not win over the newer one
+            {"event": "a", "anonymous_id": "d1", "timestamp": T - 5000,
+             "user_properties": {"plan": "ancient"}},
+            # newer $set_once: does not win over the older one
+            {"event": "a", "anonymous_id": "d1", "timestamp": T + 5000,
+             "user_properties_once": {"first_url": "/later"}},
+        ])
+        s.collect_ok([
+            {"event": "signup", "anonymous_id": "d2", "user_id": "u9", "timestamp": T + 10000,
+             "user_properties": {"plan": "pro", "nested": {"x": True}},
+             "user_properties_once": {"source": "older?"}},
+            {"event": "merge", "anonymous_id": "d1", "user_id": "u9", "timestamp": T + 20000},
+        ])
+        want = {"plan": "pro", "seen": 1, "first_url": "/landing", "source": "ads",
+                "nested.x": "true"}
+        # d2's $set_once "source" is at T+10000, d1's at T: the earliest wins
+        for did in ("d1", "d2", "u9"):
+            j = timeline(s, did).json()
+            check_eq(j["person"]["properties"], want, "properties seen from %s" % did)
+        s.restart()
+        check_eq(timeline(s, "d1").json()["person"]["properties"], want, "after a restart")
+        s.kill()
+        s.start()
+        check_eq(timeline(s, "u9").json()["person"]["properties"], want, "after kill -9")
+
+
+def test_realtime_counts_pages_and_stream():
+    with Server(projects={"demo": ("UTC", "wk_demo", "rk_demo"),
+                          "other": ("UTC", "wk_other", "rk_other")}) as s:
+        now = int(time.time() * 1000)
+        evs = [{"event": "$pageview", "anonymous_id": "a%d" % (i % 7), "url": "https://x/%d" % (i % 3),
+                "timestamp": now - 1000, "event_id": "r%d" % i} for i in range(30)]
+        evs.append({"event": "identify", "anonymous_id": "a0", "user_id": "user0", "timestamp": now})
+        s.collect_ok(evs)
+        s.collect_ok(evs[:5])  # repeats: not counted again
+        s.collect_ok([{"event": "x", "anonymous_id": "z", "timestamp": now}], key="wk_other")
+        j = get(s, "/api/v1/realtime?project=demo").json()
+        check_eq(j["active_persons_5m"], 7, "active persons (a0 and user0 are one)")
+        check_eq(sum(j["events_per_s"]), 31, "events in the last 60 s")
+        check_eq(len(j["events_per_s"]), 60, "60 seconds")
+        check_eq(j["top_pages"], [{"url": "https://x/0", "views": 10}, {"url": "https://x/1", "views": 10},
+                                  {"url": "https://x/2", "views": 10}], "top pages")
+        check_eq(j["recent"][0]["event"], "identify", "newest first")
+        o = get(s, "/api/v1/realtime?project=other", headers={"Authorization": "Bearer rk_other"}).json()
+        check_eq(o["active_persons_5m"], 1, "projects are separate")
+        check_eq(get(s, "/api/v1/realtime?project=other").status, 401, "another project's key")
+        # the stream: one message a second, with the key in the query string
+        f = urllib.request.urlopen(s.url + "/api/v1/realtime/stream?key=rk_demo", timeout=10)
+        check_eq(f.headers.get("Content-Type"), "text/event-stream", "content type")
+        msgs = []
+        t0 = time.monotonic()
+        while len(msgs) < 3:
+            line = f.readline()
+            if line.startswith(b"data: "):
+                msgs.append(json.loads(line[6:]))
+                if len(msgs) == 1:
+                    s.collect_ok([{"event": "late", "anonymous_id": "new", "timestamp": now}])
+        took = time.monotonic() - t0
+        f.close()
+        check(1.5 <= took <= 6, "3 messages about a second apart (%.2fs)" % took)
+        check_eq(msgs[0]["active_persons_5m"], 7, "first message")
+        check_eq(msgs[-1]["active_persons_5m"], 8, "the stream sees new events")
+        check_eq(s.request("GET", "/api/v1/realtime/stream?key=nope").status, 401, "bad key")
+
+
+def test_report_form_equals_trends():
+    with Server() as s:
+        T = int(time.time() * 1000) - 2 * 86400_000
+        evs = [{"event": "$pageview" if i % 3 else "click", "anonymous_id": "p%d" % (i % 4),
+                "country": ["NP", "DE"][i % 2], "timestamp": T + i * 1000} for i in range(40)]
+        s.collect_ok(evs)
+        day = time.strftime("%Y-%m-%d", time.gmtime(T / 1000))
+        for metric, q in (("pageviews", {"metric": "events", "event": "$pageview"}),
+                          ("persons", {"metric": "persons"}), ("events", {"metric": "events"})):
+            r = get(s, "/api/v1/report?project=demo&metric=%s&from=%s&to=%s&group_by=country"
+                    % (metric, day, day))
+            check_eq(r.status, 200, "report %s: %r" % (metric, r.body))
+            want = s.query_ok(dict({"project": "demo", "kind": "trends", "from": day, "to": day,
+                                    "breakdown": "country"}, **q))
+            check_eq(r.json()["rows"], want["rows"], "report %s" % metric)
+        check_eq(get(s, "/api/v1/report?project=demo&metric=bogus&from=%s&to=%s" % (day, day)).status,
+                 400, "bad metric")
