@@ -29,3 +29,5 @@ build/gen/sdk_js.c: build/gen/tally.min.js mk/sdk.mk
 
 .PHONY: sdk
 sdk: build/gen/sdk_js.c
+# Targets that compile the library sources themselves need the generated file too.
+fuzz test-tsan: build/gen/sdk_js.c

@@ -155,7 +155,8 @@
     timer = 0;
     let q = qload();
     if (beacon === true) {
-      while (q.length && nav.sendBeacon) {
+      if (!nav.sendBeacon) beacon = 0; /* then a keepalive fetch below is the best we have */
+      while (q.length && beacon) {
         const b = batch(q, maxBatch);
         if (!nav.sendBeacon(url, body(b))) break;
         const ids = {};
@@ -163,7 +164,7 @@
         qremove(ids);
         q = q.slice(b.length);
       }
-      return;
+      if (beacon) return;
     }
     q = q.filter((e) => !inflight[e.event_id]);
     if (!q.length || sending) return;
@@ -231,6 +232,17 @@
     };
   };
 
+  /* A JSON copy of a properties object: later changes by the caller do not leak in, and
+   * nothing that cannot be sent (a cycle, a BigInt) enters the queue. {} for a non-object. */
+  const copy = (o) => {
+    try {
+      o = JSON.parse(stringify(o));
+    } catch (e) {
+      o = 0;
+    }
+    return o && typeof o == 'object' && !Array.isArray(o) ? o : {};
+  };
+
   const send = (event, props, extra) => {
     if (!key) return early.push([send, event, props, extra]);
     if (!event || typeof event != 'string') return;
@@ -242,7 +254,7 @@
       platform: 'web',
       url: location.href,
       referrer: d.referrer || undefined,
-      properties: Object.assign(context(), props),
+      properties: Object.assign(context(), copy(props)),
       ...extra,
     };
     const u = get('tally_uid');
@@ -299,7 +311,7 @@
       const changed = get('tally_uid') != userId;
       if (changed) set('tally_uid', userId, 1);
       if (changed || userProps)
-        send('$identify', {}, userProps ? { user_properties: userProps } : {});
+        send('$identify', {}, userProps ? { user_properties: copy(userProps) } : {});
     },
     reset() {
       del('tally_uid');

@@ -44,7 +44,7 @@ function page(opts = {}) {
     navigator: {
       onLine: true,
       language: 'en-GB',
-      sendBeacon: (url, body) => {
+      sendBeacon: opts.noBeacon ? undefined : (url, body) => {
         if (opts.beaconRefuses) return false;
         beacons.push({ url, body: JSON.parse(body) });
         return true;
@@ -322,4 +322,31 @@ test('the queue is bounded', async () => {
   const q = p.queue();
   assert.strictEqual(q.length, 1000);
   assert.strictEqual(q[0].event, 'e5');
+});
+
+test('properties are copied; one that cannot be sent does not poison the queue', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushInterval: 10 });
+  const props = { a: 1 };
+  p.tally.track('x', props);
+  props.a = 2;
+  const cyc = {};
+  cyc.self = cyc;
+  p.tally.track('y', cyc);
+  p.tally.identify('u', cyc);
+  const q = p.queue();
+  assert.strictEqual(q[0].properties.a, 1);
+  assert.strictEqual(q[1].properties.self, undefined);
+  assert.deepStrictEqual(q[2].user_properties, {});
+  await p.advance(10);
+  assert.strictEqual(p.requests[0].body.events.length, 3);
+});
+
+test('without sendBeacon, pagehide sends by keepalive fetch', async () => {
+  const p = page({ noBeacon: true });
+  p.tally.init('wk', { autocapture: false, flushInterval: 100000 });
+  p.tally.track('a');
+  p.fire('pagehide');
+  assert.strictEqual(p.requests.length, 1);
+  assert.strictEqual(p.requests[0].init.keepalive, true);
 });
