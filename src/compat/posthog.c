@@ -42,6 +42,7 @@ static bool starts_with_nocase(tl_str s, const char *pre)
 /* The "data" and "compression" fields of a urlencoded form. */
 static int parse_form(tl_arena *a, tl_str body, tl_str *data, tl_str *comp)
 {
+    if (!body.len) return 0;
     const char *p = body.p, *end = body.p + body.len;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));

@@ -158,6 +158,13 @@ int tl_compat_snowplow(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx 
         tl_compat__obj(&ev, a, TL_STR_NULL);
         size_t extent = 0;
         for (size_t i = 0; i < in->n_args; i++) {
+            tl_str k = in->arg_k[i], v = in->arg_v[i];
+            if ((k.len && !tl_utf8_valid(k.p, k.len)) || (v.len && !tl_utf8_valid(v.p, v.len))) {
+                /* JSON bodies are validated by the parser; query strings are raw bytes. */
+                tl_compat__reject(&b, "query: parameter not valid UTF-8");
+                tl_compat__next(&b);
+                return 0;
+            }
             tl_compat__node_k(&ev, in->arg_k[i], tl_compat__jstr(a, in->arg_v[i]));
             extent += in->arg_k[i].len + in->arg_v[i].len + 2;
         }

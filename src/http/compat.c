@@ -265,6 +265,8 @@ static enum MHD_Result ingest(tl_http *h, struct MHD_Connection *c, tl_http_req 
     tl_str key = tl_http_arg(c, "key");
     if (f == TL_COMPAT_GA4) key = first_of(tl_http_arg(c, "api_secret"), key);
     if (f == TL_COMPAT_SEGMENT) key = first_of(basic_user(a, c), key);
+    if (f == TL_COMPAT_POSTHOG)
+        key = first_of(key, first_of(tl_http_arg(c, "token"), tl_http_arg(c, "api_key")));
     key = first_of(key, tl_http_bearer(c));
     if (!key.len && !rc) key = b.body_key;
     if (f == TL_COMPAT_POSTHOG && tl_str_has_prefix(key, "phx_")) {
