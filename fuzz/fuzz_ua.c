@@ -1,0 +1,101 @@
+/* Fuzz target for the untrusted text enrichment reads: user agents (uap-core regexes, the bot
+ * and library lists, the device-type rules), X-Forwarded-For and Forwarded headers, CIDRs and
+ * IP addresses. The input is split at newlines: user agent, Forwarded, X-Forwarded-For, then
+ * an address or CIDR list. Nothing may crash or over-read, and the answers must keep their
+ * promises: a known device type, "bot" exactly for bots, a client address that parses (or is
+ * the peer), truncation of every parsed address, and an enriched record whose properties stay
+ * sorted and unique. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "enrich.h"
+#include "util/diag.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static tl_config g_cfg;
+static tl_enrich *g_e;
+
+static void init(void)
+{
+    tl_diag_set_level(0);
+    g_cfg.enrich = true;
+    g_cfg.bot_filter = true;
+    snprintf(g_cfg.trusted_proxies, sizeof g_cfg.trusted_proxies, "10.0.0.0/8 ::1");
+    tl_project_conf p = {0};
+    snprintf(p.name, sizeof p.name, "p");
+    p.ip_mode = TL_IP_TRUNCATE;
+    snprintf(p.deny_ips, sizeof p.deny_ips, "203.0.113.0/24");
+    snprintf(p.deny_referrers, sizeof p.deny_referrers, "spam.example");
+    tl_config_add_project(&g_cfg, &p);
+    if (tl_enrich_new(&g_cfg, &g_e, NULL)) abort();
+}
+
+/* The next newline-separated part of [*p, end). */
+static tl_str part(const char **p, const char *end)
+{
+    const char *s = *p;
+    const char *nl = s < end ? memchr(s, '\n', (size_t)(end - s)) : NULL;
+    const char *e = nl ? nl : end;
+    *p = nl ? nl + 1 : end;
+    return (tl_str){s, (size_t)(e - s)};
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!g_e) init();
+    const char *p = (const char *)data, *end = p + size;
+    tl_str ua = part(&p, end), fwd = part(&p, end), xff = part(&p, end), addr = part(&p, end);
+
+    tl_ua_info u;
+    tl_enrich_parse_ua(g_e, ua, &u);
+    const char *dt = u.device_type;
+    if (strlen(u.browser) >= sizeof u.browser || strlen(u.os) >= sizeof u.os) abort();
+    if (strcmp(dt, "") && strcmp(dt, "desktop") && strcmp(dt, "mobile") && strcmp(dt, "tablet") &&
+        strcmp(dt, "bot"))
+        abort();
+    if (u.bot < 0 || u.bot > TL_FILTER_HEADLESS || u.bot == TL_FILTER_IP) abort();
+    if (u.bot && strcmp(dt, "bot")) abort();
+
+    char out[64];
+    tl_enrich_client_ip(g_e, "10.0.0.1", fwd, xff, out, sizeof out);
+    tl_cidr c;
+    if (strcmp(out, "10.0.0.1") && tl_cidr_parse(tl_str_c(out), &c)) abort();
+
+    if (!tl_cidr_parse(addr, &c)) {
+        tl_cidr a = c;
+        a.prefix = 128;
+        if (!tl_cidr_contains(&c, &a)) abort(); /* a network holds its own address */
+    }
+    char t[64];
+    if (!tl_ip_truncate(addr, t, sizeof t) && tl_cidr_parse(tl_str_c(t), &c)) abort();
+    char list[256];
+    size_t n = addr.len < sizeof list - 1 ? addr.len : sizeof list - 1;
+    memcpy(list, addr.p, n);
+    list[n] = 0;
+    if (!memchr(list, 0, n)) {
+        tl_cidr *l = NULL;
+        uint32_t nl = 0;
+        if (!tl_cidr_parse_list(list, &l, &nl, NULL) && nl && !l) abort();
+        free(l);
+    }
+
+    tl_arena *ar = tl_arena_new();
+    tl_record r = {0};
+    r.kind = TL_REC_EVENT;
+    r.event = TL_STR("e");
+    r.ip = addr;
+    r.user_agent = ua;
+    r.field[TL_F_REFERRER] = fwd;
+    tl_prop own = {TL_STR("$geo_region"), TL_PV_STR, 0, TL_STR("x")};
+    r.props = &own;
+    r.n_props = 1;
+    if (!tl_enrich_record(g_e, &g_cfg.projects[0], ar, &r)) {
+        for (uint32_t i = 1; i < r.n_props; i++)
+            if (tl_str_cmp(r.props[i - 1].key, r.props[i].key) >= 0) abort();
+    }
+    tl_arena_free(ar);
+    return 0;
+}
