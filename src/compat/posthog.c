@@ -7,7 +7,9 @@
  *   gzip by Content-Encoding or by magic bytes (posthog-js sends gzip-js as text/plain).
  *   base64 when ?compression=base64 (sendBeacon) or when the text is not JSON.
  *   lz64 (posthog-js before 2021) is refused with 400.
- * Then {"api_key","batch":[…],"sent_at"}, an array of events, or one event object.
+ * Then {"api_key","batch":[…],"sent_at"}, an array of events, or one event object. The
+ * envelope's sent_at, else the query's sent_at or _ (ms, as posthog-js adds them), corrects
+ * the clock skew of events that carry a timestamp.
  *
  * Identity. PostHog has one untyped distinct_id; tally types ids as anonymous or user (a
  * person is refused a second user). The mapping keeps PostHog's person semantics:
@@ -300,7 +302,9 @@ int tl_compat_posthog(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *
 
     const tl_json *events = root;
     int64_t sent = INT64_MIN;
-    tl_str q_sent = tl_compat__arg(in, "_");
+    /* posthog-js puts the send time in the query: sent_at= (POST) or _= (GET), in ms. */
+    tl_str q_sent = tl_compat__arg(in, "sent_at");
+    if (!q_sent.len) q_sent = tl_compat__arg(in, "_");
     const tl_json *s = root->type == TL_JOBJ ? obj_get(root, "sent_at") : NULL;
     if (s && tl_ingest_time(s, &sent)) sent = INT64_MIN;
     if (sent == INT64_MIN && q_sent.len) {

@@ -174,14 +174,20 @@ static bool posthog_config(tl_http *h, struct MHD_Connection *c, const char *url
     bool cfg = tl_str_eqc(u, "/decide") || tl_str_eqc(u, "/flags");
     bool js = false;
     if (!cfg && tl_str_has_prefix(u, "/array/")) {
-        js = u.len > 10 && !memcmp(u.p + u.len - 10, "/config.js", 10);
-        cfg = js || (u.len > 7 && !memcmp(u.p + u.len - 7, "/config", 7));
+        js = u.len > 17 && !memcmp(u.p + u.len - 10, "/config.js", 10);
+        cfg = js || (u.len > 14 && !memcmp(u.p + u.len - 7, "/config", 7));
     }
     if (!cfg) return false;
     if (js) {
+        /* posthog-js reads window._POSTHOG_REMOTE_CONFIG[token].config and .siteApps. */
+        tl_str token = {u.p + 7, u.len - 7 - 10};
         tl_buf b = TL_BUF_INIT;
-        tl_buf_adds(&b, "(function(){window._POSTHOG_REMOTE_CONFIG=window._POSTHOG_REMOTE_CONFIG"
-                        "||{};})();\n");
+        tl_buf_adds(&b, "(function(){var c=window._POSTHOG_REMOTE_CONFIG=window._POSTHOG_REMOTE_"
+                        "CONFIG||{};c[");
+        tl_buf_json_str(&b, token);
+        tl_buf_adds(&b, "]={config:");
+        tl_buf_add(&b, g_ph_config, sizeof g_ph_config - 1);
+        tl_buf_adds(&b, ",siteApps:[]};})();\n");
         *ret = reply_buf(h, c, 200, "application/javascript", &b);
     } else {
         *ret = reply_raw(h, c, 200, "application/json", g_ph_config, sizeof g_ph_config - 1);
