@@ -16,9 +16,14 @@
  *  - Failures back off exponentially with jitter (1 s doubling to 5 min, ×0.5–1.0), at
  *    least as long as a 429/503 Retry-After says; nothing is sent while the browser says
  *    it is offline, and coming back online sends at once.
- *  - Several tabs share the queue: each change is one synchronous read-modify-write of the
- *    stored list, adding or removing by event_id, so tabs do not lose each other's events
- *    (at worst two tabs send the same event and the server keeps one).
+ *  - Each page has its own stored queue (tally_q_<key>.<page id>) that only it writes, and a
+ *    heartbeat (tally_h_<key>.<page id>, a time, refreshed every few seconds; "0" once the
+ *    page is gone). localStorage is not transactional across tabs (Chromium syncs it between
+ *    renderer processes asynchronously), so one shared list would lose events to concurrent
+ *    writes. A page adopts, at start and then periodically, the queues of pages that are gone
+ *    (closed or navigated away with events left, or silent for 5 minutes: crashed): it copies
+ *    their events into its own queue, saves that, then deletes theirs. Two pages adopting one
+ *    queue at once send its events twice; the server keeps one.
  *  - The queued snippet (README) defines window.tally as an array of [method, ...args]
  *    before this file loads; the calls are replayed here, init first.
  */
@@ -73,8 +78,10 @@
 
   /* ---- state ---- */
   let key, url, opts;
-  let qkey; /* storage key of this write key's queue */
-  let memq = []; /* the queue (a copy of the stored one, or the only one without storage) */
+  let tab; /* this page's id */
+  let qpre, hpre; /* storage key prefixes of the queues and heartbeats of this write key */
+  let memq = []; /* this page's queue; written through to storage */
+  let qmem = !ls; /* the queue lives in memory only (no storage, or storage full) */
   let inflight = {}; /* event_id → true while a fetch carries it */
   let sending = false;
   let attempt = 0; /* consecutive failures */
@@ -84,27 +91,48 @@
   let maxBatch = 100; /* halved on 413 */
   const early = []; /* calls made before init */
 
-  /* The stored text last read or written, and its parse: parsed again only when another
-   * tab has changed it. */
-  let qtext;
-  const qload = () => {
+  const STALE = 300000; /* ms without a heartbeat after which a page is taken for gone */
+  const lsdo = (f) => {
     try {
-      const s = ls && ls.getItem(qkey);
-      if (s && s !== qtext) memq = JSON.parse((qtext = s));
+      return !qmem && f(ls);
     } catch (e) {}
-    return memq.slice();
   };
+  const qload = () => memq.slice();
   const qsave = (q) => {
     memq = q;
-    try {
-      ls && ls.setItem(qkey, (qtext = stringify(q)));
-    } catch (e) {
-      /* Full: keep the queue in memory (qload falls back to it when nothing is stored). */
-      try {
-        ls.removeItem(qkey);
-      } catch (e) {}
+    if (lsdo((s) => (s.setItem(qpre + tab, stringify(q)), 1)) !== 1) {
+      qmem = 1; /* storage full: memory from now on */
+      lsdo((s) => s.removeItem(qpre + tab));
     }
   };
+  const beat = (t) => lsdo((s) => s.setItem(hpre + tab, t));
+
+  /* Takes over the queues of pages that are gone (see the top of this file). */
+  const adopt = () =>
+    lsdo((s) => {
+      const ids = {},
+        seen = {},
+        q = qload(),
+        n = q.length;
+      for (let i = 0; i < s.length; i++) {
+        const k = s.key(i);
+        for (const p of [qpre, hpre]) if (k.startsWith(p)) ids[k.slice(p.length)] = 1;
+      }
+      delete ids[tab];
+      for (const id in ids)
+        if (now() - (s.getItem(hpre + id) || 0) < STALE) delete ids[id];
+      q.forEach((e) => (seen[e.event_id] = 1));
+      for (const id in ids)
+        (JSON.parse(s.getItem(qpre + id)) || []).forEach(
+          (e) => seen[e.event_id] || (seen[e.event_id] = q.push(e))
+        );
+      if (q.length > n) qsave(q.slice(-MAX_QUEUE));
+      for (const id in ids) {
+        s.removeItem(qpre + id);
+        s.removeItem(hpre + id);
+      }
+      if (q.length > n) schedule(0);
+    });
   const qadd = (ev) => {
     const q = qload();
     q.push(ev);
@@ -281,7 +309,15 @@
       const host = opts.host || (SRC ? new URL(SRC).origin : location.origin);
       url = host.replace(/\/+$/, '') + '/collect';
       key = writeKey;
-      qkey = 'tally_q_' + key;
+      tab = uuid();
+      qpre = 'tally_q_' + key + '.';
+      hpre = 'tally_h_' + key + '.';
+      const alive = () => {
+        beat(now());
+        adopt();
+      };
+      alive();
+      setInterval(alive, 5000);
       const h = history;
       ['pushState', 'replaceState'].forEach((m) => {
         const orig = h[m];
@@ -296,11 +332,20 @@
         attempt = until = 0;
         flush();
       });
-      on(w, 'pagehide', () => flush(true));
+      on(w, 'pagehide', () => {
+        flush(true);
+        /* Gone: nothing left to send, or left for the next page to adopt at once. */
+        if (memq.length) beat(0);
+        else lsdo((s) => [qpre, hpre].forEach((p) => s.removeItem(p + tab)));
+      });
+      on(w, 'pageshow', (e) => {
+        /* Back from the back/forward cache: another page may have adopted the queue. */
+        if (e.persisted && lsdo((s) => s.getItem(qpre + tab) == null)) memq = [];
+        beat(now());
+      });
       on(d, 'visibilitychange', () => d.visibilityState == 'hidden' && flush(true));
       early.splice(0).forEach(([f, ...a]) => f(...a));
       if (opts.autocapture) auto();
-      if (qload().length) schedule(0); /* left over from an earlier page */
     },
     track: (event, props) => send(event, props),
     page: (props) => (key ? page(props) : early.push([page, props])),

@@ -14,7 +14,7 @@
 const { chromium } = require('playwright-core');
 
 const cfg = JSON.parse(process.argv[2]);
-const QKEY = 'tally_q_' + cfg.key;
+const QPRE = 'tally_q_' + cfg.key + '.'; // one stored queue per page
 const results = {};
 const notes = [];
 
@@ -38,7 +38,14 @@ async function waitFor(fn, what, timeoutMs = 20000) {
 }
 
 const queueLen = (page) =>
-  page.evaluate((k) => JSON.parse(localStorage.getItem(k) || '[]').length, QKEY);
+  page.evaluate((pre) => {
+    let n = 0;
+    for (let i = 0; i < localStorage.length; i++) {
+      const k = localStorage.key(i);
+      if (k.startsWith(pre)) n += JSON.parse(localStorage.getItem(k)).length;
+    }
+    return n;
+  }, QPRE);
 const drained = (page, what, ms) => waitFor(async () => (await queueLen(page)) === 0, what, ms);
 const ids = (page) =>
   page.evaluate(() => ({
@@ -132,6 +139,19 @@ async function main() {
       r.events = { $pageview: 1, pending: 5 };
     });
 
+    // 2b. The same, but the browser refuses the beacon: the events stay stored, and the next
+    //     page of the site (here: the same page loaded again) adopts and sends them.
+    await scenario(browser, 'adopt', async (ctx, page, r) => {
+      await page.goto(pageUrl(cfg.tally, 600000, 1000));
+      await waitFor(async () => (await queueLen(page)) === 1, 'adopt: page view queued');
+      Object.assign(r, await ids(page));
+      for (let i = 0; i < 3; i++) await page.click('#pending2');
+      await page.evaluate(() => (navigator.sendBeacon = () => false));
+      await page.goto(pageUrl(cfg.tally, 200, 50));
+      await drained(page, 'adopt: the next page sent what the last one left');
+      r.events = { $pageview: 2, pending2: 3 };
+    });
+
     // 3. Offline for a while, then back online: the queue is kept and drains once.
     await scenario(browser, 'offline', async (ctx, page, r) => {
       await page.goto(pageUrl(cfg.tally, 200, 50));
@@ -189,7 +209,27 @@ async function main() {
       r.events = { $pageview: 1, early_evt: 1, $identify: 1 };
     });
 
-    // 7. reset(): a new anonymous id and no user id afterwards.
+    // 7. Two tabs of one site share the stored queue: neither loses the other's events.
+    await scenario(browser, 'tabs', async (ctx, page, r) => {
+      await page.goto(pageUrl(cfg.tally, 100, 5));
+      await drained(page, 'tabs: first page view sent');
+      const page2 = await ctx.newPage();
+      await page2.goto(pageUrl(cfg.tally, 100, 5));
+      Object.assign(r, await ids(page));
+      const other = await ids(page2);
+      if (other.anon !== r.anon) fail('tabs: two anonymous ids ' + JSON.stringify([r, other]));
+      for (let i = 0; i < 10; i++) {
+        await Promise.all([
+          page.evaluate((n) => tally.track('tab_evt', { tab: 1, n }), i),
+          page2.evaluate((n) => tally.track('tab_evt', { tab: 2, n }), i),
+        ]);
+      }
+      await drained(page, 'tabs: queue drained');
+      await drained(page2, 'tabs: queue drained (second tab)');
+      r.events = { $pageview: 2, tab_evt: 20 };
+    });
+
+    // 8. reset(): a new anonymous id and no user id afterwards.
     await scenario(browser, 'reset', async (ctx, page, r) => {
       await page.goto(pageUrl(cfg.tally, 200, 50));
       await drained(page, 'reset: first page view sent');

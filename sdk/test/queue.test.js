@@ -12,18 +12,26 @@ const SRC = fs.readFileSync(path.join(__dirname, '..', 'tally.src.js'), 'utf8');
 
 // A page: window, document, storage, history, fetch and sendBeacon stubs, a fake clock.
 function page(opts = {}) {
-  const store = new Map();
+  const store = opts.store || new Map();
   const timers = [];
+  const intervals = [];
   const listeners = {};
   const requests = []; // {body, resolve(status, headers)}
   const beacons = [];
-  const clock = { t: 1_700_000_000_000 };
+  const clock = opts.clock || { t: 1_700_000_000_000 };
   let href = 'https://site.test/a';
   const w = {
     localStorage: {
       getItem: (k) => (store.has(k) ? store.get(k) : null),
-      setItem: (k, v) => store.set(k, String(v)),
+      setItem: (k, v) => {
+        if (opts.full && k.startsWith('tally_q_')) throw new Error('QuotaExceededError');
+        store.set(k, String(v));
+      },
       removeItem: (k) => store.delete(k),
+      key: (i) => [...store.keys()][i],
+      get length() {
+        return store.size;
+      },
     },
     addEventListener: (e, f) => (listeners[e] = listeners[e] || []).push(f),
     innerWidth: 800,
@@ -71,6 +79,7 @@ function page(opts = {}) {
       timers.push({ f, at: clock.t + (ms || 0), id: timers.length + 1 });
       return timers.length;
     },
+    setInterval: (f, ms) => intervals.push({ f, ms }),
     clearTimeout: (id) => {
       if (id && timers[id - 1]) timers[id - 1].f = null;
     },
@@ -107,7 +116,12 @@ function page(opts = {}) {
     requests,
     beacons,
     clock,
-    queue: () => JSON.parse(store.get('tally_q_wk') || '[]'),
+    // Every stored queue of the key 'wk', concatenated (one per page).
+    queue: () =>
+      [...store.keys()]
+        .filter((k) => k.startsWith('tally_q_wk.'))
+        .flatMap((k) => JSON.parse(store.get(k))),
+    tick: () => intervals.forEach((i) => i.f()),
     // Moves the clock, running due timers in order; then lets promises settle.
     async advance(ms) {
       const end = clock.t + ms;
@@ -349,4 +363,70 @@ test('without sendBeacon, pagehide sends by keepalive fetch', async () => {
   p.fire('pagehide');
   assert.strictEqual(p.requests.length, 1);
   assert.strictEqual(p.requests[0].init.keepalive, true);
+});
+
+test('each page writes only its own queue; gone pages are adopted', async () => {
+  const store = new Map();
+  const clock = { t: 1_700_000_000_000 };
+  const a = page({ store, clock });
+  a.tally.init('wk', { autocapture: false, flushInterval: 100000, flushAt: 100 });
+  const b = page({ store, clock });
+  b.tally.init('wk', { autocapture: false, flushInterval: 100000, flushAt: 100 });
+  a.tally.track('from_a');
+  b.tally.track('from_b');
+  const keys = [...store.keys()].filter((k) => k.startsWith('tally_q_wk.'));
+  assert.strictEqual(keys.length, 2, 'one queue per page');
+  // A live page's queue is not taken.
+  b.tick();
+  assert.deepStrictEqual(b.queue().map((e) => e.event).sort(), ['from_a', 'from_b']);
+  assert.strictEqual(b.requests.length, 0);
+  // Page a goes away with its event unsent (the beacon refused): b adopts it at once.
+  a.ctx.navigator.sendBeacon = () => false;
+  a.fire('pagehide');
+  b.tick();
+  assert.deepStrictEqual(b.queue().map((e) => e.event).sort(), ['from_a', 'from_b']);
+  assert.strictEqual([...store.keys()].filter((k) => k.startsWith('tally_q_wk.')).length, 1);
+  await b.advance(0);
+  assert.strictEqual(b.requests.length, 1, 'adopted events are sent at once');
+  assert.deepStrictEqual(b.requests[0].body.events.map((e) => e.event).sort(), ['from_a', 'from_b']);
+  b.requests[0].answer(200);
+  await b.advance(0);
+  assert.deepStrictEqual(b.queue(), []);
+});
+
+test('a page that stopped beating (crashed) is adopted after 5 minutes, not before', async () => {
+  const store = new Map();
+  const clock = { t: 1_700_000_000_000 };
+  const a = page({ store, clock });
+  a.tally.init('wk', { autocapture: false, flushInterval: 100000, flushAt: 100 });
+  a.tally.track('orphan');
+  clock.t += 299000;
+  const b = page({ store, clock });
+  b.tally.init('wk', { autocapture: false, flushInterval: 100000, flushAt: 100 });
+  assert.strictEqual(b.queue().length, 1, 'still a\'s');
+  assert.strictEqual([...store.keys()].filter((k) => k.startsWith('tally_q_wk.')).length, 1);
+  clock.t += 2000;
+  b.tick();
+  assert.strictEqual([...store.keys()].filter((k) => k.startsWith('tally_q_wk.')).length, 1);
+  assert.strictEqual(JSON.parse(store.get([...store.keys()].find((k) => k.startsWith('tally_q_wk.')))).length, 1);
+  await b.advance(0);
+  assert.strictEqual(b.requests.length, 1);
+  assert.strictEqual(b.requests[0].body.events[0].event, 'orphan');
+});
+
+test('a closed page with nothing left leaves no keys behind', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushInterval: 100000 });
+  p.tally.track('a');
+  p.fire('pagehide');
+  assert.deepStrictEqual([...p.store.keys()].filter((k) => /^tally_[qh]_/.test(k)), []);
+});
+
+test('storage full: the queue goes on in memory', async () => {
+  const p = page({ full: true });
+  p.tally.init('wk', { autocapture: false, flushInterval: 10 });
+  p.tally.track('a');
+  p.tally.track('b');
+  await p.advance(10);
+  assert.deepStrictEqual(p.requests[0].body.events.map((e) => e.event), ['a', 'b']);
 });

@@ -8,8 +8,9 @@ test_sdk_browser: Debian's chromium, driven by playwright-core from sdk/node_mod
 (so every send is cross-origin, as on a real site) that use tally.js against a real tally:
 page views, a click, single-page-app navigation, identify, a page closed with events pending
 (sendBeacon), an offline period, 503s with Retry-After from a stub proxy in front of tally
-(one of them after tally stored the batch), an event the server rejects, the README's queued
-snippet, and reset(). Every event must arrive exactly once: the counts of POST /api/v1/query
+(one of them after tally stored the batch), an event the server rejects, events left by a
+page whose beacon was refused (adopted by the next page), two tabs sending at once, the
+README's queued snippet, and reset(). Every event must arrive exactly once: the counts of POST /api/v1/query
 and the rows of `tally export` equal what the browser did.
 
 The browser test skips (saying so) only when chromium cannot be installed; `make deps`
@@ -135,6 +136,7 @@ PAGE = """<!doctype html>
 <button id="nav" onclick="history.pushState({}, '', '/spa/2')">nav</button>
 <button id="replace" onclick="history.replaceState({x: 1}, '', location.href)">replace</button>
 <button id="pending" onclick="tally.track('pending', {i: 1})">pending</button>
+<button id="pending2" onclick="tally.track('pending2', {i: 2})">pending2</button>
 </body></html>
 """
 
