@@ -353,7 +353,11 @@
       if (!key) return early.push([api.identify, userId, userProps]);
       if (userId == null || userId === '') return;
       userId = String(userId);
-      const changed = get('tally_uid') != userId;
+      const prev = get('tally_uid'),
+        changed = prev != userId;
+      /* Another user on this device (no reset() at logout): a new anonymous id, so the two
+       * users are not linked through the old one. */
+      if (changed && prev) del('tally_aid');
       if (changed) set('tally_uid', userId, 1);
       if (changed || userProps)
         send('$identify', {}, userProps ? { user_properties: copy(userProps) } : {});

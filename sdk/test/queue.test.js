@@ -430,3 +430,13 @@ test('storage full: the queue goes on in memory', async () => {
   await p.advance(10);
   assert.deepStrictEqual(p.requests[0].body.events.map((e) => e.event), ['a', 'b']);
 });
+
+test('identify as another user without reset: a new anonymous id', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushInterval: 100000, flushAt: 100 });
+  p.tally.identify('u1');
+  p.tally.identify('u2');
+  const q = p.queue();
+  assert.deepStrictEqual(q.map((e) => e.user_id), ['u1', 'u2']);
+  assert.notStrictEqual(q[0].anonymous_id, q[1].anonymous_id);
+});
