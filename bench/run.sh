@@ -279,5 +279,8 @@ CH_PID=""
 # ---- report -------------------------------------------------------------------------------
 "$PY" bench/bench.py report --stats "$STATS" --queries "$WORK/queries.json" \
     --md bench/results.md --command "$CMDLINE"
+# the cost of enrichment at ingest, on its own data (appends its table to results.md)
+bash bench/enrich.sh --work "$WORK/enrich" --conns "$CONNS" --md bench/results.md ||
+    echo "run.sh: WARNING: bench/enrich.sh failed" >&2
 echo
 echo "written: bench/results.md"

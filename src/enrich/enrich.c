@@ -21,6 +21,7 @@
 #include "util/hash.h"
 
 #define UA_CACHE_ENTRIES 16384
+#define IP_CACHE_ENTRIES 65536
 #define UAP_DEFAULT      "/usr/share/uap-core/regexes.yaml"
 
 typedef struct proj {
@@ -31,12 +32,19 @@ typedef struct proj {
     char *refs_mem;
 } proj;
 
+/* What the database says of an address, as cached (strings borrow the mapped database). */
+typedef struct geo_answer {
+    bool found;
+    tl_geo_info gi;
+} geo_answer;
+
 struct tl_enrich {
     const tl_config *cfg;
     bool on;
     tl_geo *geo;
     tl_uap *uap;
-    tl_ua_cache *cache;
+    tl_ecache *ua_cache; /* user agent → tl_ua_info */
+    tl_ecache *ip_cache; /* address (16 bytes) → geo_answer */
     tl_cidr *trusted;
     uint32_t n_trusted;
     proj *projs; /* one per cfg->projects */
@@ -101,7 +109,8 @@ int tl_enrich_new(const tl_config *c, tl_enrich **out, tl_err *err)
         if (!c->geoip_db[0]) TL_INFO("enrich", "geoip_db is empty: country is not derived");
         const char *uap = getenv("TALLY_UAP_REGEXES");
         e->uap = tl_enrich__uap_load(uap && *uap ? uap : UAP_DEFAULT);
-        e->cache = tl_enrich__cache_new(UA_CACHE_ENTRIES);
+        e->ua_cache = tl_enrich__cache_new(UA_CACHE_ENTRIES, sizeof(tl_ua_info));
+        if (e->geo) e->ip_cache = tl_enrich__cache_new(IP_CACHE_ENTRIES, sizeof(geo_answer));
     }
     *out = e;
     return 0;
@@ -123,7 +132,8 @@ void tl_enrich_free(tl_enrich *e)
     free(e->trusted);
     tl_enrich__geo_free(e->geo);
     tl_enrich__uap_free(e->uap);
-    tl_enrich__cache_free(e->cache);
+    tl_enrich__cache_free(e->ua_cache);
+    tl_enrich__cache_free(e->ip_cache);
     free(e);
 }
 
@@ -185,6 +195,20 @@ static bool host_in(tl_str host, tl_str d)
     return host.len == d.len || tail[-1] == '.';
 }
 
+/* The database's answer for a, through the IP cache (visitors send many events each). */
+static bool geo(tl_enrich *e, const tl_cidr *a, tl_geo_info *gi)
+{
+    if (!e->geo) return false;
+    geo_answer g;
+    uint64_t hv = tl_hash64(a->addr, 16, 0);
+    if (!tl_enrich__cache_get(e->ip_cache, a->addr, 16, hv, &g)) {
+        g.found = tl_enrich__geo_lookup(e->geo, a, &g.gi);
+        tl_enrich__cache_put(e->ip_cache, a->addr, 16, hv, &g);
+    }
+    *gi = g.gi;
+    return g.found;
+}
+
 static int filtered(tl_enrich *e, int reason)
 {
     atomic_fetch_add_explicit(&e->filtered[reason], 1, memory_order_relaxed);
@@ -239,9 +263,10 @@ int tl_enrich_record(tl_enrich *e, const tl_project_conf *p, tl_arena *a, tl_rec
     bool has_ua = false;
     if (e->on && r->user_agent.len && !tl_enrich__http_library(r->user_agent)) {
         uint64_t hv = tl_hash_str(r->user_agent);
-        if (!tl_enrich__cache_get(e->cache, r->user_agent, hv, &ua)) {
+        if (!tl_enrich__cache_get(e->ua_cache, r->user_agent.p, r->user_agent.len, hv, &ua)) {
             tl_enrich_parse_ua(e, r->user_agent, &ua);
-            if (r->user_agent.len <= 1024) tl_enrich__cache_put(e->cache, r->user_agent, hv, &ua);
+            if (r->user_agent.len <= 1024)
+                tl_enrich__cache_put(e->ua_cache, r->user_agent.p, r->user_agent.len, hv, &ua);
         }
         has_ua = true;
         bool drop = p->bot_filter ? p->bot_filter == TL_BOTS_ON : e->cfg->bot_filter;
@@ -252,8 +277,7 @@ int tl_enrich_record(tl_enrich *e, const tl_project_conf *p, tl_arena *a, tl_rec
     uint32_t n_add = 0;
     /* 3. Geography (the event's own country wins, and then no region/city is guessed). */
     tl_geo_info gi;
-    if (e->on && has_ip && !r->field[TL_F_COUNTRY].len && tl_enrich__geo_lookup(e->geo, &ip, &gi) &&
-        gi.country.len == 2) {
+    if (e->on && has_ip && !r->field[TL_F_COUNTRY].len && geo(e, &ip, &gi) && gi.country.len == 2) {
         char *cc = tl_arena_alloc(a, 2);
         for (int i = 0; i < 2; i++) {
             char c = gi.country.p[i];

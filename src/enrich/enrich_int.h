@@ -2,7 +2,8 @@
  *
  *   net.c    addresses: CIDR lists, truncation, X-Forwarded-For / Forwarded
  *   geo.c    country/region/city from mmdb files (libmaxminddb)
- *   ua.c     uap-core's regexes (libyaml + PCRE2 JIT) and the user-agent cache
+ *   ua.c     uap-core's regexes (libyaml + PCRE2 JIT)
+ *   cache.c  the bounded caches of user-agent and IP answers
  *   bots.c   crawler, headless and HTTP-library lists; device type from uap's answer
  *   enrich.c the enricher: configuration, per-record work, counters */
 #ifndef TL_ENRICH_INT_H
@@ -51,13 +52,16 @@ void tl_enrich__uap_free(tl_uap *u);
 /* Matches ua (NUL-terminated, bounded by the caller) against every list. */
 void tl_enrich__uap_parse(const tl_uap *u, const char *ua, size_t len, tl_uap_result *out);
 
-/* The bounded user-agent cache (UA string → tl_ua_info), thread-safe. */
-typedef struct tl_ua_cache tl_ua_cache;
-tl_ua_cache *tl_enrich__cache_new(uint32_t n_entries);
-void tl_enrich__cache_free(tl_ua_cache *c);
-/* Copies the cached answer of ua into *out; false when absent. */
-bool tl_enrich__cache_get(tl_ua_cache *c, tl_str ua, uint64_t hash, tl_ua_info *out);
-void tl_enrich__cache_put(tl_ua_cache *c, tl_str ua, uint64_t hash, const tl_ua_info *in);
+/* ---- cache.c ---- */
+/* A bounded, thread-safe map from keys (bytes) to fixed-size values: shards of direct-mapped
+ * slots, each shard under its own mutex; a colliding key replaces the old entry. */
+typedef struct tl_ecache tl_ecache;
+tl_ecache *tl_enrich__cache_new(uint32_t n_entries, size_t val_size);
+void tl_enrich__cache_free(tl_ecache *c);
+/* Copies the value of key (hash: any good hash of it) into val; false when absent. */
+bool tl_enrich__cache_get(tl_ecache *c, const void *key, size_t klen, uint64_t hash, void *val);
+void tl_enrich__cache_put(tl_ecache *c, const void *key, size_t klen, uint64_t hash,
+                          const void *val);
 
 /* ---- bots.c ---- */
 /* TL_FILTER_BOT, TL_FILTER_HEADLESS or TL_FILTER_NONE from the user agent alone (the lists). */

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# bench/enrich.sh — the cost of enrichment at ingest (docs/enrichment.md): the same events,
+# carrying real browser user agents and varied client IPs, sent to tally with enrichment on
+# (GeoIP + user agent + bot filter, the default) and off (--enrich=false), each on a fresh
+# data dir, alternating, RUNS times. Reports the median ingest rate of each and the ratio
+# on/off (the goal: within 20 %, a ratio ≥ 0.80). A benchmark, never a test.
+#
+#   bash bench/enrich.sh [--events N] [--runs N] [--conns N] [--work DIR] [--md FILE]
+#   (`make bench` runs it after bench/run.sh and appends the table to bench/results.md)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+EVENTS=300000
+RUNS=5
+CONNS=4
+WORK=""
+MD=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --events) EVENTS="$2"; shift 2 ;;
+    --runs) RUNS="$2"; shift 2 ;;
+    --conns) CONNS="$2"; shift 2 ;;
+    --work) WORK="$2"; shift 2 ;;
+    --md) MD="$2"; shift 2 ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "enrich.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+OWN_WORK=0
+if [ -z "$WORK" ]; then WORK="$(mktemp -d /tmp/tally-bench-enrich.XXXXXX)"; OWN_WORK=1; fi
+mkdir -p "$WORK"
+PID=""
+cleanup() {
+    [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+    [ "$OWN_WORK" = 1 ] && rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+make -s build/tally build/geo/.installed >&2
+cc -O2 -pthread -o "$WORK/load" bench/load.c
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY="$(command -v python3)"
+
+# Events of visitors, each with one browser (user agents as browsers send them since Chrome's
+# user-agent reduction, over 15 versions: a few hundred distinct strings) and one random
+# public IPv4 (85 %) or IPv6 address; 1-12 events per visitor.
+"$PY" - "$EVENTS" "$WORK/events.ndjson" <<'PYEOF'
+import json, random, sys, time
+n, out = int(sys.argv[1]), sys.argv[2]
+rnd = random.Random(7)
+UA = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Safari/537.36 Edg/{v}.0.0.0",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 12; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0",
+    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:{v}.0) Gecko/20100101 Firefox/{v}.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_{m} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.{m} Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPad; CPU OS 16_{m} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.{m} Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.{m} Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_{m} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/{v}.0.6099.119 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 13; SAMSUNG SM-A536B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/23.0 Chrome/{v}.0.0.0 Mobile Safari/537.36",
+]
+def ua():
+    return rnd.choice(UA).format(v=rnd.randint(110, 124), m=rnd.randint(0, 6))
+def ip():
+    if rnd.random() < 0.15:
+        return "2a0%d:%x:%x::%x" % (rnd.randint(0, 9), rnd.randint(0, 0xffff), rnd.randint(0, 0xffff),
+                                    rnd.randint(1, 0xffff))
+    while True:
+        a = rnd.randint(1, 223)
+        if a not in (10, 100, 127, 169, 172, 192):
+            return "%d.%d.%d.%d" % (a, rnd.randint(0, 255), rnd.randint(0, 255), rnd.randint(1, 254))
+now = int(time.time() * 1000)
+with open(out, "w") as f:
+    i = 0
+    while i < n:
+        anon, who_ua, who_ip = "v%08x" % rnd.getrandbits(32), ua(), ip()
+        for _ in range(min(rnd.randint(1, 12), n - i)):
+            e = {"event": rnd.choice(["page_view", "page_view", "click", "search"]),
+                 "event_id": "e%09d" % i, "anonymous_id": anon,
+                 "timestamp": now - rnd.randint(0, 86400000),
+                 "url": "https://shop.example/p/%d" % rnd.randint(1, 500),
+                 "ip": who_ip, "user_agent": who_ua}
+            f.write(json.dumps(e, separators=(",", ":")) + "\n")
+            i += 1
+PYEOF
+
+PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$WORK/tally.conf" <<CONF
+[project bench]
+write_key = wk_bench
+read_key  = rk_bench
+CONF
+one_run() { # mode (on|off) → prints events/s
+    rm -rf "$WORK/data"
+    local flag=--enrich=true
+    [ "$1" = off ] && flag=--enrich=false
+    ./build/tally serve --config "$WORK/tally.conf" --data "$WORK/data" \
+        --listen "127.0.0.1:$PORT" $flag >>"$WORK/serve-$1.log" 2>&1 &
+    PID=$!
+    for _ in $(seq 600); do
+        curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    "$WORK/load" --port "$PORT" --key wk_bench --file "$WORK/events.ndjson" --conns "$CONNS" \
+        >"$WORK/load-$1.env"
+    kill -TERM "$PID"
+    wait "$PID" 2>/dev/null || true
+    PID=""
+    awk -F= '$1 == "events_per_s" { print $2 }' "$WORK/load-$1.env"
+}
+ON=()
+OFF=()
+for r in $(seq "$RUNS"); do # alternate, so drift on the machine hits both alike
+    ON+=("$(one_run on)")
+    OFF+=("$(one_run off)")
+    echo "run $r: enrichment on ${ON[-1]} ev/s, off ${OFF[-1]} ev/s" >&2
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+MON=$(median "${ON[@]}")
+MOFF=$(median "${OFF[@]}")
+RATIO=$(awk -v a="$MON" -v b="$MOFF" 'BEGIN { printf "%.2f", a / b }')
+TABLE="## Enrichment cost at ingest (bench/enrich.sh)
+
+$EVENTS events with real browser user agents and varied IPv4/IPv6 addresses, $CONNS connections,
+median of $RUNS runs each (alternating), fresh data dir per run; commit \`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`.
+
+| enrichment | ingest (events / s) | runs |
+|---|---:|---|
+| on (GeoIP, user agent, bot filter) | $MON | ${ON[*]} |
+| off (\`--enrich=false\`) | $MOFF | ${OFF[*]} |
+| **on / off** | **$RATIO** | goal ≥ 0.80 |
+"
+echo "$TABLE"
+if [ -n "$MD" ]; then printf '\n%s' "$TABLE" >>"$MD"; fi
