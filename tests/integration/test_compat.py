@@ -300,6 +300,48 @@ def compare_answers_small(s, project, twin):
         check_eq(a["rows"], b["rows"], "answer of %s: %s vs %s" % (json.dumps(q), project, twin))
 
 
+def test_compat_posthog_js_in_chromium():
+    """posthog-js itself, in Debian's chromium, on a page of another origin (CORS): remote
+    config, /flags, batched gzip requests, identify, and a last event sent as the page is
+    left. Its events, persons and merges must equal the native twin's."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    check(chromium is not None, "chromium is not installed (mk/compat.mk adds it to DEB_DEPS)")
+    node = node_bin()
+    with Server(projects=PROJECTS) as s:
+        p = subprocess.run([node, "browser.mjs", s.url, "wk_posthog", chromium], cwd=COMPAT,
+                           capture_output=True, timeout=120)
+        check(p.returncode == 0, "node browser.mjs exited %d:\n%s\n%s"
+              % (p.returncode, p.stdout.decode()[-2000:], p.stderr.decode()[-4000:]))
+        out = json.loads(p.stdout.decode().strip().splitlines()[-1])
+        check_eq(out["failed"], [], "failed requests from posthog-js")
+        bad = [r for r in out["requests"] if r["status"] >= 400]
+        check_eq(bad, [], "requests answered with an error")
+        paths = {r["path"] for r in out["requests"]}
+        check("/e/" in paths, "posthog-js sent no events: %r" % out["requests"])
+        check("/flags/" in paths or "/decide/" in paths, "no /flags call: %r" % out["requests"])
+        anon, url = out["anon"], out["page"]
+        s.collect_ok([
+            {"event": "pageview", "anonymous_id": anon, "url": url},
+            {"event": "signup", "anonymous_id": anon, "url": url, "properties": {"plan": "pro"}},
+            {"event": "purchase", "user_id": "u1", "anonymous_id": anon, "url": url,
+             "properties": {"amount": 9.5}, "user_properties": {"email": "u1@x.io"}}],
+            key="wk_posthog_native")
+        ours = {"prop": "event", "op": "in", "value": ["pageview", "signup", "purchase"]}
+        f, t = days_ago(1), days_ago(0)
+        s.wait_count("posthog", f, t, "rk_posthog", 3, where=[ours])
+        base = {"kind": "trends", "interval": "day", "from": f, "to": t}
+        for q in (dict(metric="events", breakdown="event", where=[ours]),
+                  dict(metric="persons"), dict(metric="events", breakdown="url", where=[ours]),
+                  dict(metric="persons", where=[{"prop": "properties.plan", "op": "=",
+                                                 "value": "pro"}]),
+                  dict(metric="sum:properties.amount")):
+            a = s.query_ok(dict(base, project="posthog", **q), key="rk_posthog")
+            b = s.query_ok(dict(base, project="posthog_native", **q), key="rk_posthog_native")
+            check_eq(a["rows"], b["rows"], "answer of %s: posthog-js vs native" % json.dumps(q))
+        j = s.query_ok(dict(base, project="posthog", metric="persons"), key="rk_posthog")
+        check_eq(sum(r[-1] for r in j["rows"]), 1, "posthog-js: one person after identify")
+
+
 # ---------------------------------------------------------------- wire details
 
 
