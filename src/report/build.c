@@ -173,7 +173,7 @@ static int series(tl_report *r, const tl_report_src *src, tl_buf *q, int k, int6
     q_open(q, r->project, "persons", iv, from, to);
     rc = run(r, src, q, &pp, err);
     if (rc) return rc;
-    uint32_t n = ev->n;
+    uint32_t n = ev->n < 31 ? ev->n : 31; /* a calendar period has ≤ 31 days, ≤ 25 hours */
     if (k == 0)
         r->n_cur = n;
     else
@@ -182,10 +182,7 @@ static int series(tl_report *r, const tl_report_src *src, tl_buf *q, int k, int6
     uint32_t i = 0;
     for (const tl_json *w = ev->child; w && i < 31; w = w->next, i++) {
         r->events[k][i] = row_value(w);
-        tl_str lab = w->child && w->child->type == TL_JSTR ? w->child->str : TL_STR("");
-        /* hours: "2026-01-05T13:00" → "13:00" */
-        if (r->per == TL_REPORT_DAY && lab.len == 16) lab = (tl_str){lab.p + 11, 5};
-        r->labels[k][i] = lab;
+        r->labels[k][i] = w->child && w->child->type == TL_JSTR ? w->child->str : TL_STR("");
     }
     i = 0;
     for (const tl_json *w = pp->child; w && i < 31; w = w->next, i++)
@@ -220,7 +217,7 @@ static void table_add(tl_report *r, tl_report_table *t, uint32_t *cap, const tl_
         else if (bd->type == TL_JSTR || bd->type == TL_JNUM)
             name = bd->str;
         else
-            name = TL_STR("true");
+            name = bd->type == TL_JFALSE ? TL_STR("false") : TL_STR("true");
         double v = row_value(w);
         uint32_t i = 0;
         while (i < t->n && !(t->rows[i].kind == kind && tl_str_eq(t->rows[i].name, name)))

@@ -418,11 +418,12 @@ void tl_report_html(const tl_report *r, tl_buf *b)
     snprintf(pn, sizeof pn, "previous %s", pw);
     tl_report_series s1[2] = {{cn, r->events[0], false}, {pn, r->events[1], true}};
     tl_report_series s2[2] = {{cn, r->persons[0], false}, {pn, r->persons[1], true}};
-    /* x labels: "11-16" for days (the year is in the header), "13:00" for hours */
+    /* x labels without the date parts the header already gives */
     tl_str lab[32];
     for (uint32_t i = 0; i < r->n_pts && i < 32; i++) {
         lab[i] = r->labels[0][i];
-        if (lab[i].len == 10) lab[i] = (tl_str){lab[i].p + 5, 5};
+        if (lab[i].len == 10) lab[i] = (tl_str){lab[i].p + 5, 5};  /* 2026-11-16 → 11-16 */
+        if (lab[i].len == 16) lab[i] = (tl_str){lab[i].p + 11, 5}; /* …T13:00 → 13:00 */
     }
     uint32_t np = r->n_pts < 32 ? r->n_pts : 32;
     tl_buf_printf(b, "<div><h2>%s</h2>", t1);

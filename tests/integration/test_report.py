@@ -192,6 +192,13 @@ def check_report_dir(out, srv, project, per, first, last):
             check_eq(pct, "", "%s change_pct with previous 0" % m)
         check_close(summary["metrics"][m]["value"], cur[m], "summary.json %s" % m)
     check(cur["events"] > 0 and prev["events"] > 0, "the test data covers both periods")
+    series = read_csv(os.path.join(out, "series.csv"))
+    iv = "hour" if per == "day" else "day"
+    for k, (f, l) in enumerate(((first, last), (pfirst, plast))):
+        ev, pp = q(srv, project, "events", iv, f, l), q(srv, project, "persons", iv, f, l)
+        got = [(r[3 * k], float(r[3 * k + 1]), float(r[3 * k + 2])) for r in series[1:]
+               if r[3 * k] != ""]
+        check_eq(got, [(e[0], e[1], p[1]) for e, p in zip(ev, pp)], "series.csv side %d" % k)
     for name in TABLES:
         rows = read_csv(os.path.join(out, name + ".csv"))
         check_eq(rows[0], [TABLES[name][0], "value", "previous", "change", "change_pct"],
