@@ -22,6 +22,7 @@
  *
  * Cost: one sequence build (query/seq.c), one linear pass over the events, and sorts of the
  * sessions (by breakdown value, by cell for the medians, by url) — O(E + S log S). */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,16 +83,47 @@ static int timeout_parse(tl_qctx *c, const tl_json *q, int64_t *gap_ms, tl_err *
     return 0;
 }
 
-static int cmp_u32(const void *a, const void *b)
+/* The k-th smallest of d[0..n) (k < n), with every smaller one moved before it: quickselect
+ * (Hoare partition, median-of-three pivot). */
+static int64_t select_kth(int64_t *d, size_t n, size_t k)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
+    ptrdiff_t lo = 0, hi = (ptrdiff_t)n - 1, kk = (ptrdiff_t)k;
+    while (lo < hi) {
+        int64_t a = d[lo], b = d[lo + (hi - lo) / 2], c = d[hi];
+        int64_t piv = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
+        ptrdiff_t i = lo, j = hi;
+        while (i <= j) {
+            while (d[i] < piv)
+                i++;
+            while (d[j] > piv)
+                j--;
+            if (i <= j) {
+                int64_t t = d[i];
+                d[i++] = d[j];
+                d[j--] = t;
+            }
+        }
+        /* d[lo..j] <= piv, d[j+1..i-1] == piv, d[i..hi] >= piv */
+        if (kk <= j)
+            hi = j;
+        else if (kk >= i)
+            lo = i;
+        else
+            return d[kk];
+    }
+    return d[kk];
 }
 
-static int cmp_i64(const void *a, const void *b)
+/* The median of d[0..n) (n > 0; the mean of the two middle values when n is even); reorders
+ * d. */
+static double median(int64_t *d, size_t n)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
+    int64_t hi = select_kth(d, n, n / 2);
+    if (n % 2) return (double)hi;
+    int64_t lo = d[0];
+    for (size_t i = 1; i < n / 2; i++)
+        if (d[i] > lo) lo = d[i];
+    return ((double)lo + (double)hi) / 2;
 }
 
 /* A value with its count, for ranking. */
@@ -114,42 +146,73 @@ static int rank_cmp(const void *a, const void *b, void *arg)
     return tl_query__seq_aux_cmp(r->c, r->sq, x->v, y->v);
 }
 
-static int value_cmp(const void *a, const void *b, void *arg)
+/* Dense indexes (vcount.v) of a vidx, compared through their values. */
+typedef struct vctx {
+    tl_qctx *c;
+    const tl_qseq *sq;
+    const vcount *val;
+} vctx;
+
+static int dense_rank_cmp(const void *a, const void *b, void *arg)
 {
     const vcount *x = a, *y = b;
-    const rankctx *r = arg;
-    return tl_query__seq_aux_cmp(r->c, r->sq, x->v, y->v);
+    const vctx *r = arg;
+    if (x->n != y->n) return x->n > y->n ? -1 : 1;
+    return tl_query__seq_aux_cmp(r->c, r->sq, r->val[x->v].v, r->val[y->v].v);
 }
 
-/* Distinct values of vals[0..n) (sorted in place) with their counts; returns the count of
- * distinct values, written to *out (freed by the caller). Zero values are skipped when
- * skip_zero. */
-static uint32_t count_values(uint32_t *vals, size_t n, bool skip_zero, vcount **out)
+static int dense_value_cmp(const void *a, const void *b, void *arg)
 {
-    qsort(vals, n, sizeof *vals, cmp_u32);
-    vcount *vc = tl_xmalloc((n ? n : 1) * sizeof *vc);
-    uint32_t k = 0;
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        while (j < n && vals[j] == vals[i])
-            j++;
-        if (!(skip_zero && !vals[i])) vc[k++] = (vcount){vals[i], j - i};
-        i = j;
+    const vcount *x = a, *y = b;
+    const vctx *r = arg;
+    return tl_query__seq_aux_cmp(r->c, r->sq, r->val[x->v].v, r->val[y->v].v);
+}
+
+/* Distinct aux values numbered densely in order of first sight, with counts: the maps from
+ * dict id and from number index are calloc'd scratch (pages touched only where used), so
+ * counting is O(1) per value. */
+typedef struct vidx {
+    uint32_t *by_id, *by_num; /* value -> dense index + 1 */
+    vcount *v;
+    uint32_t n, cap;
+} vidx;
+
+static void vidx_init(vidx *x, tl_qctx *c, const tl_qseq *sq)
+{
+    memset(x, 0, sizeof *x);
+    x->by_id = tl_query__scratch(c, (size_t)c->dict_n + 1, sizeof *x->by_id);
+    x->by_num = tl_query__scratch(c, (size_t)sq->n_nums + 1, sizeof *x->by_num);
+}
+
+/* Counts one v; returns its dense index. */
+static uint32_t vidx_add(vidx *x, uint32_t v)
+{
+    uint32_t *slot = v & TL_QSEQ_NUM ? &x->by_num[v & ~TL_QSEQ_NUM] : &x->by_id[v];
+    if (!*slot) {
+        if (x->n == x->cap) {
+            x->cap = x->cap ? x->cap * 2 : 64;
+            x->v = tl_xrealloc(x->v, x->cap * sizeof *x->v);
+        }
+        x->v[x->n++] = (vcount){v, 0};
+        *slot = x->n;
     }
-    *out = vc;
-    return k;
+    x->v[*slot - 1].n++;
+    return *slot - 1;
 }
 
 static void put_pages(tl_buf *out, tl_qctx *c, const tl_qseq *sq, const char *name, const sess *ss,
                       size_t ns, bool entry)
 {
-    uint32_t *v = tl_xmalloc((ns ? ns : 1) * sizeof *v);
-    for (size_t i = 0; i < ns; i++)
-        v[i] = entry ? ss[i].entry : ss[i].exit;
-    vcount *vc;
-    uint32_t k = count_values(v, ns, true, &vc);
+    vidx x;
+    vidx_init(&x, c, sq);
+    for (size_t i = 0; i < ns; i++) {
+        uint32_t u = entry ? ss[i].entry : ss[i].exit;
+        if (u) vidx_add(&x, u);
+    }
+    vcount *vc = x.v;
+    uint32_t k = x.n;
     rankctx rc = {c, sq};
-    qsort_r(vc, k, sizeof *vc, rank_cmp, &rc);
+    if (k) qsort_r(vc, k, sizeof *vc, rank_cmp, &rc);
     tl_buf_printf(out, ",\"%s\":[", name);
     for (uint32_t i = 0; i < k && i < TL_Q_MAX_PAGES; i++) {
         tl_buf_adds(out, i ? ",{\"url\":" : "{\"url\":");
@@ -158,7 +221,6 @@ static void put_pages(tl_buf *out, tl_qctx *c, const tl_qseq *sq, const char *na
     }
     tl_buf_addc(out, ']');
     free(vc);
-    free(v);
 }
 
 /* Cuts one person's events into sessions and appends those with a matching event. */
@@ -230,36 +292,31 @@ int tl_query__sessions(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_
      * (ties in value order) in value order, then "$other". */
     uint32_t nslot = 1, nkept = 0;
     vcount *slots = NULL; /* kept values in display order */
-    uint32_t *dist = NULL, ndist = 0, *dslot = NULL;
-    bool other = false;
     if (req->has_bd) {
-        uint32_t *v = tl_xmalloc((ns ? ns : 1) * sizeof *v);
+        vidx x;
+        vidx_init(&x, c, &sq);
         for (size_t i = 0; i < ns; i++)
-            v[i] = ss[i].bdv;
-        vcount *vc;
-        ndist = count_values(v, ns, false, &vc);
-        free(v);
-        dist = tl_xmalloc((ndist ? ndist : 1) * sizeof *dist);
+            ss[i].bdv = vidx_add(&x, ss[i].bdv);
+        uint32_t ndist = x.n;
+        slots = tl_xmalloc((ndist ? ndist : 1) * sizeof *slots);
         for (uint32_t i = 0; i < ndist; i++)
-            dist[i] = vc[i].v; /* ascending ids: binary search below */
-        rankctx rx = {c, &sq};
-        qsort_r(vc, ndist, sizeof *vc, rank_cmp, &rx);
+            slots[i] = (vcount){i, x.v[i].n}; /* dense indexes, ranked by their values */
+        vctx vx = {c, &sq, x.v};
+        qsort_r(slots, ndist, sizeof *slots, dense_rank_cmp, &vx);
         nkept = ndist < TL_Q_MAX_BREAKDOWN ? ndist : TL_Q_MAX_BREAKDOWN;
-        other = ndist > nkept;
-        qsort_r(vc, nkept, sizeof *vc, value_cmp, &rx);
-        slots = vc;
-        nslot = nkept + other;
-        dslot = tl_xmalloc((ndist ? ndist : 1) * sizeof *dslot);
+        qsort_r(slots, nkept, sizeof *slots, dense_value_cmp, &vx);
+        nslot = nkept + (ndist > nkept);
+        uint32_t *dslot = tl_xmalloc((ndist ? ndist : 1) * sizeof *dslot);
         for (uint32_t i = 0; i < ndist; i++)
             dslot[i] = nkept; /* "$other" unless kept */
         for (uint32_t s = 0; s < nkept; s++) {
-            uint32_t *hit = bsearch(&slots[s].v, dist, ndist, sizeof *dist, cmp_u32);
-            dslot[hit - dist] = s;
+            dslot[slots[s].v] = s;
+            slots[s].v = x.v[slots[s].v].v; /* the value itself, for the answer */
         }
-        for (size_t i = 0; i < ns; i++) {
-            uint32_t *hit = bsearch(&ss[i].bdv, dist, ndist, sizeof *dist, cmp_u32);
-            ss[i].bdv = dslot[hit - dist];
-        }
+        for (size_t i = 0; i < ns; i++)
+            ss[i].bdv = dslot[ss[i].bdv];
+        free(dslot);
+        free(x.v);
     } else {
         for (size_t i = 0; i < ns; i++)
             ss[i].bdv = 0;
@@ -312,12 +369,7 @@ int tl_query__sessions(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_
                     tl_buf_adds(out, "\"$other\"");
                 tl_buf_addc(out, ',');
             }
-            double med = 0;
-            if (n) {
-                int64_t *d = durs + cnt[k];
-                qsort(d, n, sizeof *d, cmp_i64);
-                med = n % 2 ? (double)d[n / 2] : ((double)d[n / 2 - 1] + (double)d[n / 2]) / 2;
-            }
+            double med = n ? median(durs + cnt[k], n) : 0;
             tl_buf_printf(out, "%llu,", (unsigned long long)n);
             tl_buf_json_num(out, n ? dsum[k] / (double)n / 1000 : 0);
             tl_buf_addc(out, ',');
@@ -339,8 +391,6 @@ int tl_query__sessions(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_
     free(nev);
     free(dsum);
     free(slots);
-    free(dist);
-    free(dslot);
     free(ss);
     return 0;
 }
