@@ -229,7 +229,28 @@ async function main() {
       r.events = { $pageview: 2, tab_evt: 20 };
     });
 
-    // 8. reset(): a new anonymous id and no user id afterwards.
+    // 8. Other browser code posting JSON with an Authorization header: a CORS preflight
+    //    (OPTIONS /collect) first, then the POST, whose answer the page can read.
+    await scenario(browser, 'preflight', async (ctx, page, r) => {
+      await page.goto(pageUrl(cfg.tally, 200, 50));
+      await drained(page, 'preflight: first page view sent');
+      Object.assign(r, await ids(page));
+      const res = await page.evaluate(
+        async ([url, key, anon]) => {
+          const resp = await fetch(url + '/collect', {
+            method: 'POST',
+            headers: { Authorization: 'Bearer ' + key, 'Content-Type': 'application/json' },
+            body: JSON.stringify({ events: [{ event: 'preflight_evt', anonymous_id: anon }] }),
+          });
+          return [resp.status, await resp.json()];
+        },
+        [cfg.tally, cfg.key, r.anon]
+      );
+      if (res[0] !== 200 || res[1].accepted !== 1) fail('preflight: ' + JSON.stringify(res));
+      r.events = { $pageview: 1, preflight_evt: 1 };
+    });
+
+    // 9. reset(): a new anonymous id and no user id afterwards.
     await scenario(browser, 'reset', async (ctx, page, r) => {
       await page.goto(pageUrl(cfg.tally, 200, 50));
       await drained(page, 'reset: first page view sent');
