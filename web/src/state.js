@@ -7,8 +7,9 @@ export function params() {
   return Object.fromEntries(new URLSearchParams(location.search));
 }
 
-// Replaces the query string with p (empty values dropped). push: a new history entry.
-export function setParams(p, { push = false, render = true } = {}) {
+// Sets the query string to p (empty values dropped): a new history entry (Back undoes a
+// change) unless push is false.
+export function setParams(p, { push = true, render = true } = {}) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(p)) if (v !== undefined && v !== null && v !== "") q.set(k, v);
   const s = q.toString();

@@ -99,7 +99,7 @@ const scenarios = {
     await page.click("button[type=submit]");
     await page.waitForURL("**/overview");
     out.pages = {};
-    const paths = ARGS.paths || ["/overview", "/realtime", "/trends", "/funnels", "/retention", "/sessions", "/paths", "/persons", "/dashboards"];
+    const paths = ARGS.paths || ["/overview", "/realtime", "/trends", "/funnels", "/retention", "/sessions", "/paths", "/persons", "/persons?id=anon-1", "/dashboards"];
     for (const p of paths) {
       await page.goto(URL0 + p);
       if (p.startsWith("/realtime")) await page.waitForTimeout(2500);

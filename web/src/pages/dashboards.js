@@ -99,7 +99,7 @@ export default async function dashboards(main, ctx) {
     if (e.name !== "AbortError") clear(area, errorState(e, "Dashboards"));
     return;
   }
-  const rerender = () => setParams({ ...p, t: String(Date.now() % 100000) }, { render: true });
+  const rerender = () => dispatchEvent(new PopStateEvent("popstate"));
   clear(area);
   if (!doc.dashboards.length) {
     area.append(empty("No dashboard yet.", "Open Trends (or any analysis), set it up, and press “Pin to dashboard”."));

@@ -39,7 +39,7 @@ function topCard(title, testid, col, unit, promise, tz, what) {
     const t = totals(ans);
     if (!t.length) return clear(body, empty("Nothing in the last 30 days."));
     const all = t.reduce((s, x) => s + x[1], 0);
-    clear(body, table([col, unit, "share"], t.slice(0, 10).map(([v, n]) => [v === null || v === "" ? "(none)" : v, n, n / all]), { filename: `tally-${testid}.csv`, format: { 2: pct } }));
+    clear(body, table([col, unit, "share"], t.slice(0, 10).map(([v, n]) => [v, n, n / all]), { filename: `tally-${testid}.csv`, format: { 0: (v) => (v === null || v === "" ? "(none)" : v), 2: pct } }));
   }, (e) => clear(body, errorState(e)));
   return card;
 }

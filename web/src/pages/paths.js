@@ -19,6 +19,16 @@ const num = (o) => o.persons ?? o.count ?? o.sessions ?? o.n ?? o.value ?? 0;
 
 // Columns of {event, n} per step, from whichever form the answer has.
 function levels(ans) {
+  if (Array.isArray(ans.edges) && ans.edges.length) {
+    // {depth, from, to, persons}: column 0 holds the starts, column d the ends of depth d.
+    const cols = [new Map()];
+    for (const e of ans.edges) {
+      if (e.depth === 1) cols[0].set(e.from, (cols[0].get(e.from) || 0) + e.persons);
+      (cols[e.depth] = cols[e.depth] || new Map()).set(e.to, (cols[e.depth].get(e.to) || 0) + e.persons);
+    }
+    if (ans.paths && ans.persons && cols[0].size === 1) cols[0].set([...cols[0].keys()][0], ans.persons);
+    return cols.filter(Boolean).map((m) => [...m.entries()].map(([event, n]) => ({ event, n })));
+  }
   if (Array.isArray(ans.paths)) {
     const cols = [];
     for (const pth of ans.paths) {
@@ -54,7 +64,7 @@ export function renderPaths(area, p, ans, { compact = false } = {}) {
       return node;
     })))));
   if (compact) return;
-  if (Array.isArray(ans.paths)) area.append(table(["path", "count"], ans.paths.map((x) => [(x.path || x.events || x.steps || []).join(" → "), num(x)]), { filename: "tally-paths.csv" }));
+  if (Array.isArray(ans.paths)) area.append(table(["path", "persons"], ans.paths.map((x) => [(x.path || x.events || x.steps || []).join(" → "), num(x)]), { filename: "tally-paths.csv" }));
   else area.append(table(["step", "event", "count"], lv.flatMap((col, d) => col.map((x) => [d + 1, x.event, x.n])), { filename: "tally-paths.csv" }));
 }
 

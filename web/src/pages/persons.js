@@ -56,7 +56,10 @@ export default async function persons(main, ctx) {
     h("section.card", h("h2", "Properties"), Object.keys(props).length
       ? h("dl.props", Object.entries(props).flatMap(([k, v]) => [h("dt", k), h("dd", typeof v === "object" ? JSON.stringify(v) : String(v))]))
       : h("p.muted", "No properties set."))));
-  const tl = h("section.card.wide", h("header", h("h2", `Timeline · ${events.length} event${events.length === 1 ? "" : "s"}`)), h("p.caption", `Oldest first; times in ${tz}${events.length >= +limit ? ` · the first ${limit} events` : ""}`));
+  const more = ans.total > events.length
+    ? [` · the first ${events.length} of ${ans.total} events (`, h("a", { href: `/persons?id=${encodeURIComponent(id)}&limit=${Math.min(10000, +limit * 4)}`, "data-nav": "" }, "show more"), ")"]
+    : [];
+  const tl = h("section.card.wide", h("header", h("h2", `Timeline · ${ans.total ?? events.length} event${(ans.total ?? events.length) === 1 ? "" : "s"}`)), h("p.caption", `Oldest first; times in ${tz}`, ...more));
   if (!events.length) tl.append(empty("No events in this range."));
   else {
     tl.append(h("ol.timeline", { dataset: { testid: "timeline" } }, events.map((e) => h("li", h("time", when(e.timestamp ?? e.ts ?? e.time, tz)), h("div", h("div.ev", e.event), h("div.meta", evMeta(e)))))));

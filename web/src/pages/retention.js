@@ -5,6 +5,13 @@ import { query } from "../api.js";
 import { params, setParams } from "../state.js";
 import { rangeFields, tzField, suggestInput } from "../controls.js";
 import { header, run, range, tzOf, pinButton } from "./common.js";
+import { todayIn, addDays } from "../dates.js";
+
+function addMonths(day, k) {
+  const d = new Date(day + "T00:00:00Z");
+  d.setUTCMonth(d.getUTCMonth() + k);
+  return d.toISOString().slice(0, 10);
+}
 
 const PERIODS = [["day", "Day"], ["week", "Week"], ["month", "Month"]];
 
@@ -27,7 +34,10 @@ export function renderRetention(area, p, ans) {
   if (!cohorts.length) return area.append(empty("No cohort starts in this range."));
   const n = Math.max(q.periods, ...cohorts.map((c) => c.retained.length));
   const cols = ["cohort", "persons", ...Array.from({ length: n }, (_, k) => `${q.period} ${k}`)];
-  const rows = cohorts.map((c) => [c.cohort, c.persons, ...Array.from({ length: n }, (_, k) => (c.retained[k] === undefined ? null : c.retained[k]))]);
+  // Periods that have not started yet (cohort + k after today) are blank, not 0%.
+  const today = todayIn(q.tz);
+  const startOf = (cohort, k) => (q.period === "day" ? addDays(cohort, k) : q.period === "week" ? addDays(cohort, 7 * k) : addMonths(cohort, k));
+  const rows = cohorts.map((c) => [c.cohort, c.persons, ...Array.from({ length: n }, (_, k) => (c.retained[k] === undefined || startOf(c.cohort, k) > today ? null : c.retained[k]))]);
   const t = table(cols, rows, {
     filename: "tally-retention.csv",
     format: Object.fromEntries(Array.from({ length: n }, (_, k) => [k + 2, (v, r) => (v === null ? "" : r[1] ? pct(v / r[1]) : "–")])),
