@@ -169,8 +169,9 @@
   const fail = (retryAfter) => {
     attempt++;
     let ms = Math.min(300000, 1000 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-    const ra = parseFloat(retryAfter);
-    if (ra > 0) ms = Math.max(ms, ra * 1000);
+    /* Retry-After: seconds, or an HTTP date. */
+    const ra = +retryAfter >= 0 ? retryAfter * 1000 : Date.parse(retryAfter) - now();
+    if (ra > 0) ms = Math.max(ms, ra);
     until = now() + ms;
     schedule(ms);
   };

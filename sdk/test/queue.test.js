@@ -102,7 +102,6 @@ function page(opts = {}) {
     Array,
     String,
     Uint8Array,
-    parseFloat,
   };
   ctx.window.tally = opts.queued;
   vm.createContext(ctx);
@@ -439,4 +438,17 @@ test('identify as another user without reset: a new anonymous id', async () => {
   const q = p.queue();
   assert.deepStrictEqual(q.map((e) => e.user_id), ['u1', 'u2']);
   assert.notStrictEqual(q[0].anonymous_id, q[1].anonymous_id);
+});
+
+test('Retry-After as an HTTP date', async () => {
+  const p = page();
+  p.tally.init('wk', { autocapture: false, flushInterval: 10 });
+  p.tally.track('a');
+  await p.advance(10);
+  const at = new Date(p.clock.t + 20000).toUTCString();
+  p.requests[0].answer(429, { 'Retry-After': at });
+  await p.advance(18000);
+  assert.strictEqual(p.requests.length, 1, 'waited for the date');
+  await p.advance(3000);
+  assert.strictEqual(p.requests.length, 2);
 });
