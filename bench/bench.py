@@ -73,6 +73,7 @@ def ch_query(conn, sql):
 
 FUNNEL = ["view_item", "add_to_cart", "checkout", "purchase"]
 FUNNEL_WINDOW_S = 86400
+RET_PERIODS = 12
 
 
 def queries(meta):
@@ -131,6 +132,19 @@ def queries(meta):
                   f"GROUP BY person) GROUP BY level ORDER BY level",
             "shape": "funnel",
         },
+        {
+            "name": "retention",
+            "title": "weekly retention, 12 weeks (cohort: first event ever)",
+            "tally": dict(base, kind="retention", period="week", periods=RET_PERIODS),
+            "ch": f"SELECT cohort, toRelativeWeekNum(toDate(time, 'UTC')) - cw AS k, "
+                  f"uniqExact(person) FROM events ANY INNER JOIN (SELECT person, "
+                  f"toMonday(toDate(min(time), 'UTC')) AS cohort, "
+                  f"toRelativeWeekNum(toDate(min(time), 'UTC')) AS cw FROM events "
+                  f"GROUP BY person) USING person WHERE cohort >= toDate('{frm}') AND "
+                  f"cohort <= toDate('{to}') AND k >= 0 AND k < {RET_PERIODS} "
+                  f"GROUP BY cohort, k ORDER BY cohort, k",
+            "shape": "retention",
+        },
     ]
 
 
@@ -144,6 +158,11 @@ def norm_tally(q, body):
             key = (key[0][:10],) + key[1:]
             if row[-1]:
                 out[key] = float(row[-1])
+    elif q["shape"] == "retention":
+        for c in j["cohorts"]:
+            for k, n in enumerate(c["retained"]):
+                if n:
+                    out[(c["cohort"], str(k))] = float(n)
     else:
         for i, s in enumerate(j["steps"]):
             out[(str(i + 1),)] = float(s["persons"])
@@ -153,7 +172,7 @@ def norm_tally(q, body):
 def norm_ch(q, body):
     out = {}
     rows = [line.split("\t") for line in body.splitlines() if line]
-    if q["shape"] == "series":
+    if q["shape"] in ("series", "retention"):
         for r in rows:
             if float(r[-1]):
                 out[tuple(r[:-1])] = float(r[-1])

@@ -5,10 +5,11 @@
  * filters (and whose person is not erased) form a selection vector, as in trends; each
  * condition narrows its own copy of it with the same filter code, and its survivors set
  * their bit in a per-row mask (a merge walk, both lists being in row order). Rows with a
- * mask (or every row, with keep_all) are emitted as (person, event). Then a counting sort
- * by person (persons are dense dids) groups them, and each person's events, which arrive
- * almost in time order because parts are visited by time, are put in order with an
- * insertion sort (qsort past a small size when they are not already in order). */
+ * mask (or every row, with keep_all) are emitted as (person, event); when every condition is
+ * just an event name, one pass over the event column with a short table replaces the filter
+ * passes. Then a radix sort on the person number groups them, and each person's events,
+ * which arrive almost in time order because parts are visited by time, are put in order with
+ * an insertion sort (qsort past a small size when they are not already in order). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,7 +148,44 @@ static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
     if (!k) goto out;
     tmp = tl_xmalloc((size_t)k * sizeof *tmp);
     mask = tl_xcalloc(k, sizeof *mask);
-    for (uint32_t ci = 0; ci < sp->n_conds; ci++) {
+    /* The common case: every condition is "event = E" (or nothing): one pass over the event
+     * column with a short table instead of one filter pass per condition. */
+    uint32_t fid[TL_Q_MAX_CONDS], fmask[TL_Q_MAX_CONDS], nf = 0, all_bits = 0;
+    bool fast = true;
+    for (uint32_t ci = 0; ci < sp->n_conds && fast; ci++) {
+        const tl_qcond *cd = &sp->conds[ci];
+        if (cd->never) continue;
+        if (!cd->n_preds) {
+            all_bits |= 1u << ci;
+        } else if (cd->n_preds == 1 && cd->preds[0].prop.col == TL_COL_EVENT && !cd->preds[0].neg &&
+                   cd->preds[0].smode == TL_QS_ID1) {
+            uint32_t f = 0;
+            while (f < nf && fid[f] != cd->preds[0].sid1)
+                f++;
+            if (f == nf) {
+                fid[nf] = cd->preds[0].sid1;
+                fmask[nf++] = 0;
+            }
+            fmask[f] |= 1u << ci;
+        } else {
+            fast = false;
+        }
+    }
+    if (fast) {
+        const uint32_t *evc;
+        rc = tl_snap_col_u32(c->sn, part, TL_COL_EVENT, &evc);
+        if (rc) {
+            tl_err_set(err, rc, "store: event column: %s", tl_strerror(rc));
+            goto out;
+        }
+        for (uint32_t j = 0; j < k; j++) {
+            uint32_t e = evc[sel[j]], m = all_bits;
+            for (uint32_t f = 0; f < nf; f++)
+                m |= e == fid[f] ? fmask[f] : 0;
+            mask[j] = m;
+        }
+    }
+    for (uint32_t ci = 0; ci < sp->n_conds && !fast; ci++) {
         const tl_qcond *cd = &sp->conds[ci];
         if (cd->never) continue;
         uint32_t bit = 1u << ci;
@@ -244,6 +282,61 @@ static void sort_events(tl_qctx *c, const tl_qseq *sq, tl_qseq_ev *e, size_t n)
     }
 }
 
+/* Groups the gathered events by person: an LSD radix sort on the person number, in passes of
+ * up to 11 bits, so every pass reads and writes in streams (a direct scatter to one bucket
+ * per person misses the cache on nearly every event). Stable, so each person's events keep
+ * their gathered order, which is nearly time order. */
+static void group_persons(tl_qctx *c, gather *g, tl_qseq *out)
+{
+    uint32_t nd = c->n_dids, bits = 1;
+    while (bits < 32 && (1u << bits) < nd)
+        bits++;
+    uint32_t *who = g->who, *who2 = tl_xmalloc(g->n * sizeof *who2);
+    tl_qseq_ev *ev = g->ev, *ev2 = tl_xmalloc(g->n * sizeof *ev2);
+    size_t cnt[2048];
+    for (uint32_t shift = 0; shift < bits; shift += 11) {
+        uint32_t w = bits - shift < 11 ? bits - shift : 11, mask = (1u << w) - 1;
+        memset(cnt, 0, sizeof cnt);
+        for (size_t i = 0; i < g->n; i++)
+            cnt[who[i] >> shift & mask]++;
+        size_t sum = 0;
+        for (uint32_t b = 0; b <= mask; b++) {
+            size_t x = cnt[b];
+            cnt[b] = sum;
+            sum += x;
+        }
+        for (size_t i = 0; i < g->n; i++) {
+            size_t d = cnt[who[i] >> shift & mask]++;
+            who2[d] = who[i];
+            ev2[d] = ev[i];
+        }
+        uint32_t *tw = who;
+        who = who2;
+        who2 = tw;
+        tl_qseq_ev *te = ev;
+        ev = ev2;
+        ev2 = te;
+    }
+    uint32_t np = 0;
+    for (size_t i = 0; i < g->n; i++)
+        np += !i || who[i] != who[i - 1];
+    out->n_persons = np;
+    out->person = tl_query__scratch(c, np, sizeof *out->person);
+    out->off = tl_query__scratch(c, (size_t)np + 1, sizeof *out->off);
+    out->ev = tl_query__scratch(c, g->n, sizeof *out->ev);
+    memcpy(out->ev, ev, g->n * sizeof *ev);
+    uint32_t pi = 0;
+    for (size_t i = 0; i < g->n; i++)
+        if (!i || who[i] != who[i - 1]) {
+            out->person[pi] = who[i];
+            out->off[pi++] = i;
+        }
+    out->off[np] = g->n;
+    /* g's arrays may now be the temporaries: free whichever two are not g's originals. */
+    free(who2 == g->who ? who : who2);
+    free(ev2 == g->ev ? ev : ev2);
+}
+
 int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qseq *out,
                         tl_err *err)
 {
@@ -261,32 +354,7 @@ int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, 
     size_t np = tl_snap_n_parts(c->sn);
     for (size_t p = 0; p < np && !rc; p++)
         rc = gather_part(c, req, sp, p, &g, err);
-    if (!rc && g.n) {
-        /* Counting sort by person. */
-        uint32_t nd = c->n_dids;
-        size_t *pos = tl_xcalloc((size_t)nd + 1, sizeof *pos);
-        for (size_t i = 0; i < g.n; i++)
-            pos[g.who[i] + 1]++;
-        uint32_t np2 = 0;
-        for (uint32_t d = 0; d < nd; d++) {
-            np2 += pos[d + 1] != 0;
-            pos[d + 1] += pos[d];
-        }
-        out->n_persons = np2;
-        out->person = tl_query__scratch(c, np2, sizeof *out->person);
-        out->off = tl_query__scratch(c, (size_t)np2 + 1, sizeof *out->off);
-        out->ev = tl_query__scratch(c, g.n, sizeof *out->ev);
-        uint32_t pi = 0;
-        for (uint32_t d = 0; d < nd; d++)
-            if (pos[d + 1] != pos[d]) {
-                out->person[pi] = d;
-                out->off[pi++] = pos[d];
-            }
-        out->off[np2] = g.n;
-        for (size_t i = 0; i < g.n; i++)
-            out->ev[pos[g.who[i]]++] = g.ev[i];
-        free(pos);
-    }
+    if (!rc && g.n) group_persons(c, &g, out);
     if (g.n_nums) {
         out->nums = tl_query__scratch(c, g.n_nums, sizeof *out->nums);
         memcpy(out->nums, g.nums, g.n_nums * sizeof *g.nums);
