@@ -119,32 +119,39 @@ static tl_str distinct_id(tl_arena *a, const tl_json *e, const tl_json *props)
 /* Properties that become built-in fields or identity, and so are not kept as properties. */
 static bool mapped_prop(tl_str k)
 {
-    static const char *const keys[] = {
-        "$set",
-        "$set_once",
-        "$unset",
-        "token",
-        "$token",
-        "distinct_id",
-        "$distinct_id",
-        "$anon_distinct_id",
-        "$user_state",
-        "$is_identified",
-        "$current_url",
-        "$referrer",
-        "$os",
-        "$browser",
-        "$device_type",
-        "$app_version",
-        "$lib",
-        "$ip",
-        "$raw_user_agent",
-        "$session_id",
-        "$geoip_country_code",
-        "alias",
+    /* Lengths precomputed: this runs for every property of every event. */
+#define K(lit)                                                                                     \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+    static const tl_str keys[] = {
+        K("$set"),
+        K("$set_once"),
+        K("$unset"),
+        K("token"),
+        K("$token"),
+        K("distinct_id"),
+        K("$distinct_id"),
+        K("$anon_distinct_id"),
+        K("$user_state"),
+        K("$is_identified"),
+        K("$current_url"),
+        K("$referrer"),
+        K("$os"),
+        K("$browser"),
+        K("$device_type"),
+        K("$app_version"),
+        K("$lib"),
+        K("$ip"),
+        K("$raw_user_agent"),
+        K("$session_id"),
+        K("$geoip_country_code"),
+        K("alias"),
     };
+#undef K
+    if (!k.len || (k.p[0] != '$' && k.p[0] != 't' && k.p[0] != 'd' && k.p[0] != 'a')) return false;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (tl_str_eqc(k, keys[i])) return true;
+        if (k.len == keys[i].len && !memcmp(k.p, keys[i].p, k.len)) return true;
     return false;
 }
 

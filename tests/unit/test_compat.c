@@ -438,6 +438,44 @@ static void test_posthog_single(void **state)
     assert_int_equal(f->b.recs[0].anonymous_id.len, 200);
 }
 
+/* What posthog-js 1.449 sends: distinct_id inside properties, $is_identified, $set at the top
+ * level of $identify, the send time in the query. */
+static void test_posthog_js_shapes(void **state)
+{
+    fx *f = *state;
+    arg(f, "sent_at", "1750000010000");
+    assert_int_equal(
+        parse(f, TL_COMPAT_POSTHOG, "/e/",
+              "{\"api_key\":\"phc\",\"batch\":[{\"uuid\":\"u-1\",\"event\":\"signup\","
+              "\"properties\":{\"distinct_id\":\"anon-9\",\"$device_id\":\"anon-9\","
+              "\"$is_identified\":false,\"token\":\"phc\",\"plan\":\"pro\"},"
+              "\"timestamp\":\"2025-06-15T15:06:40Z\"},"
+              "{\"uuid\":\"u-2\",\"event\":\"$identify\",\"properties\":{\"distinct_id\":"
+              "\"u1\",\"$anon_distinct_id\":\"anon-9\",\"$is_identified\":true},\"$set\":{"
+              "\"email\":\"e\"},\"$set_once\":{\"first\":\"f\",\"n\":null}},"
+              "{\"uuid\":\"u-3\",\"event\":\"purchase\",\"properties\":{\"distinct_id\":"
+              "\"u1\",\"$is_identified\":true}}]}"),
+        0);
+    assert_int_equal(f->b.n, 4);
+    const tl_record *r = f->b.recs;
+    assert_str(r[0].anonymous_id, "anon-9");
+    assert_int_equal(r[0].user_id.len, 0);
+    assert_int_equal(r[0].ts_ms, RECV - 10000); /* sent_at from the query */
+    assert_sprop(&r[0], "$device_id", "anon-9");
+    assert_null(prop(r[0].props, r[0].n_props, "token"));
+    assert_null(prop(r[0].props, r[0].n_props, "distinct_id"));
+    assert_int_equal(r[1].kind, TL_REC_IDENTIFY);
+    assert_str(r[1].anonymous_id, "anon-9");
+    assert_str(r[1].user_id, "u1");
+    assert_str(r[1].event_id, "u-2");
+    assert_uprop(&r[1], "email", "e", false);
+    assert_uprop(&r[1], "first", "f", true);
+    assert_int_equal(r[1].n_uprops, 2);
+    assert_int_equal(r[2].kind, TL_REC_IDENTIFY);
+    assert_str(r[3].user_id, "u1");
+    assert_int_equal(r[3].anonymous_id.len, 0);
+}
+
 /* ---- Snowplow --------------------------------------------------------------------------- */
 
 static void test_snowplow_post(void **state)
@@ -632,6 +670,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_posthog_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_posthog_encodings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_posthog_single, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_posthog_js_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snowplow_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snowplow_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plausible, setup, teardown),
