@@ -146,6 +146,7 @@ static bool mapped_prop(tl_str k)
         K("$raw_user_agent"),
         K("$session_id"),
         K("$geoip_country_code"),
+        K("$geoip_disable"),
         K("alias"),
     };
 #undef K
@@ -285,7 +286,13 @@ static void map_event(tl_cbatch *b, const tl_json *e, int64_t sent)
         name = TL_STR("screen");
     tl_compat__node(&o, "event", name.p ? tl_compat__jstr(a, name) : obj_get(e, "event"));
     tl_compat__node(&o, "properties", kept_props(a, props));
-    tl_compat__add(b, o.node, sent, TL_REC_EVENT);
+    tl_record *r = tl_compat__add(b, o.node, sent, TL_REC_EVENT);
+    const tl_json *nogeo = obj_get(props, "$geoip_disable");
+    if (r && nogeo && nogeo->type == TL_JTRUE) {
+        /* posthog-node sets it by default: the request comes from the app's server, whose
+         * address says nothing about the user. No address: no GeoIP, none stored. */
+        r->ip = TL_STR_NULL;
+    }
     tl_compat__next(b);
 }
 

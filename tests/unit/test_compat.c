@@ -474,6 +474,15 @@ static void test_posthog_js_shapes(void **state)
     assert_int_equal(r[2].kind, TL_REC_IDENTIFY);
     assert_str(r[3].user_id, "u1");
     assert_int_equal(r[3].anonymous_id.len, 0);
+    assert_str(r[3].ip, "203.0.113.7"); /* the request's */
+    /* posthog-node's $geoip_disable: no address for enrichment, and no such property */
+    assert_int_equal(parse(f, TL_COMPAT_POSTHOG, "/batch/",
+                           "{\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\",\"properties\":{"
+                           "\"$geoip_disable\":true,\"$lib\":\"posthog-node\"}}]}"),
+                     0);
+    assert_int_equal(f->b.recs[0].ip.len, 0);
+    assert_int_equal(f->b.recs[0].n_props, 0);
+    assert_str(f->b.recs[0].user_agent, "Mozilla/5.0 test");
 }
 
 /* ---- Snowplow --------------------------------------------------------------------------- */
