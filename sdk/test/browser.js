@@ -250,7 +250,21 @@ async function main() {
       r.events = { $pageview: 1, preflight_evt: 1 };
     });
 
-    // 9. reset(): a new anonymous id and no user id afterwards.
+    // 9. A client clock 2 hours fast: the server corrects each event's time by sent_at.
+    await scenario(browser, 'skew', async (ctx, page, r) => {
+      await ctx.addInitScript(() => {
+        const real = Date.now;
+        Date.now = () => real() + 7200e3;
+      });
+      await page.goto(pageUrl(cfg.tally, 200, 50));
+      await drained(page, 'skew: first page view sent');
+      Object.assign(r, await ids(page));
+      await page.evaluate(() => tally.track('skew_evt'));
+      await drained(page, 'skew: queue drained');
+      r.events = { $pageview: 1, skew_evt: 1 };
+    });
+
+    // 10. reset(): a new anonymous id and no user id afterwards.
     await scenario(browser, 'reset', async (ctx, page, r) => {
       await page.goto(pageUrl(cfg.tally, 200, 50));
       await drained(page, 'reset: first page view sent');

@@ -10,9 +10,10 @@ page views, a click, single-page-app navigation, identify, a page closed with ev
 (sendBeacon), an offline period, 503s with Retry-After from a stub proxy in front of tally
 (one of them after tally stored the batch), an event the server rejects, events left by a
 page whose beacon was refused (adopted by the next page), two tabs sending at once, the
-README's queued snippet, reset(), and a page's own fetch with an Authorization header (the
-CORS preflight of /collect). Every event must arrive exactly once: the counts of POST /api/v1/query
-and the rows of `tally export` equal what the browser did.
+README's queued snippet, reset(), a client clock 2 hours fast, and a page's own fetch with an
+Authorization header (the CORS preflight of /collect). Every event must arrive exactly once:
+the counts of POST /api/v1/query and the rows of `tally export` equal what the browser did,
+and every stored time lies within the test's run.
 
 The browser test skips (saying so) only when chromium cannot be installed; `make deps`
 installs it (mk/sdk.mk adds it to DEB_DEPS)."""
@@ -247,8 +248,10 @@ def test_sdk_browser():
         try:
             cfg = {"chromium": CHROMIUM, "pages": "http://127.0.0.1:%d" % static.server_port,
                    "tally": s.url, "proxy": "http://127.0.0.1:%d" % proxy.server_port, "key": WK}
+            t_start = tally.now_ms()
             p = subprocess.run(["node", os.path.join(SDK, "test", "browser.js"), json.dumps(cfg)],
                                capture_output=True, timeout=240, cwd=ROOT)
+            t_end = tally.now_ms()
             out = p.stdout.decode("utf-8", "replace").strip().splitlines()
             res = json.loads(out[-1]) if out else {}
             for n in res.get("notes", []):
@@ -303,6 +306,13 @@ def test_sdk_browser():
         props = r.get("properties", {})
         for k in ("$lib", "$screen_width", "$viewport_width", "$locale", "$timezone"):
             check(k in props, "%s missing from %s's properties: %r" % (k, r["event"], props))
+    for r in rows:
+        ts = r["timestamp"]
+        ts = tally.parse_time(ts) if isinstance(ts, str) else ts
+        check(t_start - 1000 <= ts <= t_end + 1000,
+              "%s of %s at %s, outside the test's run (%s..%s): clock skew not corrected?"
+              % (r["event"], r.get("anonymous_id"), tally.iso(ts), tally.iso(t_start),
+                 tally.iso(t_end)))
     spa = sc["spa"]
     urls = [r["url"] for r in rows if r.get("anonymous_id") == spa["anon"]
             and r["event"] == "$pageview"]
