@@ -160,70 +160,98 @@ static void keep_best(presult *pr, int level, const int64_t *chain, uint32_t bd)
     pr->bd = bd;
 }
 
-/* ordered and strict */
-static void person_ordered(const fspec *f, const tl_qseq_ev *ev, size_t n, presult *pr)
+/* ordered and strict: a person's state is a block of int64 (so all persons' states can sit in
+ * one array for the streaming scan): [0] best level + 1 (0: none), [1] levels held (bits),
+ * [2] the best chain's step-1 value, [3, 3+S) each level's step-1 value, [3+S, 3+2S) the best
+ * chain's times, [3+2S, 3+2S+S*S) each level's chain times (level j at j*S). */
+#define B_LEVEL 0
+#define B_HAS   1
+#define B_BD    2
+#define B_LBD   3
+
+static inline size_t block_len(uint32_t S)
+{
+    return 3 + 2 * (size_t)S + (size_t)S * S;
+}
+
+static void keep_block(int64_t *b, uint32_t S, uint32_t j, const int64_t *chain, uint32_t bd)
+{
+    b[B_LEVEL] = j + 1;
+    b[B_BD] = bd;
+    memcpy(b + 3 + S, chain, (j + 1) * sizeof *chain);
+}
+
+/* One event of the person whose state is b. */
+static void step_ordered(const fspec *f, int64_t *b, const tl_qseq_ev *e)
 {
     const uint32_t S = f->n_steps;
-    bool has[MAX_STEPS] = {0}, nhas[MAX_STEPS];
-    int64_t chain[MAX_STEPS][MAX_STEPS], nchain[MAX_STEPS][MAX_STEPS];
-    uint32_t bd[MAX_STEPS], nbd[MAX_STEPS];
-    const bool strict = f->order == STRICT;
-    pr->level = -1;
-    for (size_t e = 0; e < n; e++) {
-        const int64_t t = ev[e].ts;
-        const uint32_t m = ev[e].mask;
-        /* Exclusions break every chain that is past its from step and not yet at its to
-         * step (all of them, whatever their start, so the latest start still dominates). */
-        for (uint32_t x = 0; x < f->n_excl; x++) {
-            if (!(m >> (S + x) & 1)) continue;
+    const int64_t t = e->ts;
+    const uint32_t m = e->mask;
+    uint32_t has = (uint32_t)b[B_HAS];
+    int64_t *lbd = b + B_LBD, *chain = b + 3 + 2 * S;
+    /* Exclusions break every chain that is past its from step and not yet at its to step
+     * (all of them, whatever their start, so the latest start still dominates). */
+    for (uint32_t x = 0; x < f->n_excl; x++)
+        if (m >> (S + x) & 1)
             for (uint32_t j = f->ex[x].from; j < f->ex[x].to; j++)
-                has[j] = false;
-        }
-        if (strict) {
-            /* Chains live only from one event to the next. */
-            memset(nhas, 0, S * sizeof *nhas);
-            for (uint32_t j = S; j-- > 0;) {
-                if (!(m >> j & 1)) continue;
-                if (j == 0) {
-                    nhas[0] = true;
-                    nchain[0][0] = t;
-                    nbd[0] = ev[e].aux[0];
-                } else if (has[j - 1] && t - chain[j - 1][0] <= f->window_ms) {
-                    nhas[j] = true;
-                    memcpy(nchain[j], chain[j - 1], j * sizeof **chain);
-                    nchain[j][j] = t;
-                    nbd[j] = bd[j - 1];
-                } else {
-                    continue;
-                }
-                if ((int)j > pr->level) keep_best(pr, (int)j, nchain[j], nbd[j]);
-            }
-            memcpy(has, nhas, S * sizeof *has);
-            for (uint32_t j = 0; j < S; j++)
-                if (has[j]) {
-                    memcpy(chain[j], nchain[j], (j + 1) * sizeof **chain);
-                    bd[j] = nbd[j];
-                }
-            continue;
-        }
+                has &= ~(1u << j);
+    if (f->order == STRICT) {
+        /* Chains live only from one event to the next. */
+        uint32_t nhas = 0;
         for (uint32_t j = S; j-- > 0;) {
             if (!(m >> j & 1)) continue;
             if (j == 0) {
-                if (has[0] && chain[0][0] >= t) continue;
-                has[0] = true;
-                chain[0][0] = t;
-                bd[0] = ev[e].aux[0];
+                nhas |= 1;
+                chain[0] = t;
+                lbd[0] = e->aux[0];
+            } else if (has >> (j - 1) & 1 && t - chain[(j - 1) * S] <= f->window_ms) {
+                nhas |= 1u << j;
+                memcpy(chain + j * S, chain + (j - 1) * S, j * sizeof *chain);
+                chain[j * S + j] = t;
+                lbd[j] = lbd[j - 1];
             } else {
-                if (!has[j - 1] || t - chain[j - 1][0] > f->window_ms) continue;
-                if (has[j] && chain[j][0] >= chain[j - 1][0]) continue;
-                has[j] = true;
-                memcpy(chain[j], chain[j - 1], j * sizeof **chain);
-                chain[j][j] = t;
-                bd[j] = bd[j - 1];
+                continue;
             }
-            if ((int)j > pr->level) keep_best(pr, (int)j, chain[j], bd[j]);
+            if ((int64_t)j + 1 > b[B_LEVEL]) keep_block(b, S, j, chain + j * S, (uint32_t)lbd[j]);
         }
+        b[B_HAS] = nhas;
+        return;
     }
+    for (uint32_t j = S; j-- > 0;) {
+        if (!(m >> j & 1)) continue;
+        if (j == 0) {
+            if (has & 1 && chain[0] >= t) continue;
+            has |= 1;
+            chain[0] = t;
+            lbd[0] = e->aux[0];
+        } else {
+            int64_t *prev = chain + (j - 1) * S, *cur = chain + j * S;
+            if (!(has >> (j - 1) & 1) || t - prev[0] > f->window_ms) continue;
+            if (has >> j & 1 && cur[0] >= prev[0]) continue;
+            has |= 1u << j;
+            memcpy(cur, prev, j * sizeof *chain);
+            cur[j] = t;
+            lbd[j] = lbd[j - 1];
+        }
+        if ((int64_t)j + 1 > b[B_LEVEL]) keep_block(b, S, j, chain + j * S, (uint32_t)lbd[j]);
+    }
+    b[B_HAS] = has;
+}
+
+static void block_result(const int64_t *b, uint32_t S, presult *pr)
+{
+    pr->level = (int)b[B_LEVEL] - 1;
+    pr->bd = (uint32_t)b[B_BD];
+    if (pr->level >= 0) memcpy(pr->t, b + 3 + S, (size_t)(pr->level + 1) * sizeof *pr->t);
+}
+
+static void person_ordered(const fspec *f, const tl_qseq_ev *ev, size_t n, presult *pr)
+{
+    int64_t b[3 + 2 * MAX_STEPS + MAX_STEPS * MAX_STEPS];
+    memset(b, 0, block_len(f->n_steps) * sizeof *b);
+    for (size_t e = 0; e < n; e++)
+        step_ordered(f, b, &ev[e]);
+    block_result(b, f->n_steps, pr);
 }
 
 /* any order: windows that start at each step event. */
@@ -252,6 +280,23 @@ static void person_any(const fspec *f, const tl_qseq_ev *ev, size_t n, presult *
         if (got > pr->level) keep_best(pr, got, when, ev[i].aux[0]);
         if (pr->level == (int)S - 1) break;
     }
+}
+
+/* The streaming scan: states of all persons in one array. */
+#define STREAM_STATE_MAX (256ull << 20)
+
+typedef struct streamctx {
+    const fspec *f;
+    int64_t *st;
+    size_t L;
+} streamctx;
+
+static int stream_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size_t n)
+{
+    streamctx *x = arg;
+    for (size_t i = 0; i < n; i++)
+        step_ordered(x->f, x->st + (size_t)who[i] * x->L, &ev[i]);
+    return 0;
 }
 
 /* ---- groups (breakdown values) ---- */
@@ -426,26 +471,50 @@ int tl_query__funnel(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_js
     sp.n_conds = nc;
     sp.keep_all = f.order == STRICT;
     sp.aux[0] = req->has_bd ? &req->bd : NULL;
-    tl_qseq sq;
-    rc = tl_query__seq_build(c, req, &sp, &sq, err);
-    if (rc) return rc;
-
-    /* Persons → groups. */
+    /* Persons → groups. Ordered and strict funnels stream every person at once with a small
+     * state each (no grouping by person) when the states fit; otherwise, and for `any`, each
+     * person's sequence is built and walked. */
     group total;
     memset(&total, 0, sizeof total);
     gtab gt;
     memset(&gt, 0, sizeof gt);
-    for (uint32_t i = 0; i < sq.n_persons; i++) {
-        presult pr;
-        const tl_qseq_ev *ev = sq.ev + sq.off[i];
-        size_t n = sq.off[i + 1] - sq.off[i];
-        if (f.order == ANY)
-            person_any(&f, ev, n, &pr);
-        else
-            person_ordered(&f, ev, n, &pr);
-        if (pr.level < 0) continue;
-        group_add(&total, &pr);
-        if (req->has_bd) group_add(gtab_get(&gt, pr.bd), &pr);
+    tl_qseq sq;
+    memset(&sq, 0, sizeof sq);
+    size_t L = block_len(f.n_steps);
+    if (f.order != ANY && c->sn && (uint64_t)c->n_dids * L * 8 <= STREAM_STATE_MAX) {
+        streamctx sx = {&f, tl_xcalloc((size_t)c->n_dids * L + 1, sizeof(int64_t)), L};
+        rc = tl_query__seq_stream(c, req, &sp, stream_rows, &sx, &sq, err);
+        for (uint32_t d = 0; !rc && d < c->n_dids; d++) {
+            const int64_t *b = sx.st + (size_t)d * L;
+            if (!b[B_LEVEL]) continue;
+            presult pr;
+            block_result(b, f.n_steps, &pr);
+            group_add(&total, &pr);
+            if (req->has_bd) group_add(gtab_get(&gt, pr.bd), &pr);
+        }
+        free(sx.st);
+    } else {
+        rc = tl_query__seq_build(c, req, &sp, &sq, err);
+        for (uint32_t i = 0; !rc && i < sq.n_persons; i++) {
+            presult pr;
+            const tl_qseq_ev *ev = sq.ev + sq.off[i];
+            size_t n = sq.off[i + 1] - sq.off[i];
+            if (f.order == ANY)
+                person_any(&f, ev, n, &pr);
+            else
+                person_ordered(&f, ev, n, &pr);
+            if (pr.level < 0) continue;
+            group_add(&total, &pr);
+            if (req->has_bd) group_add(gtab_get(&gt, pr.bd), &pr);
+        }
+    }
+    if (rc) {
+        group_free(&total);
+        for (uint32_t g = 0; g < gt.n; g++)
+            group_free(&gt.g[g]);
+        free(gt.g);
+        free(gt.map);
+        return rc;
     }
     group *gs = gt.g;
     uint32_t ng = gt.n;

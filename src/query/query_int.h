@@ -235,6 +235,13 @@ void tl_query__cond_compile(tl_qctx *c, tl_qcond *cond);
  * be compiled already. */
 int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qseq *out,
                         tl_err *err);
+/* The same rows without grouping them: fn gets them in batches, in sequence order across all
+ * persons (so each person's rows arrive in its own sequence order), who[i] being the person
+ * of ev[i]. For engines that keep a small state per person: no sort by person at all. nums
+ * gets the numeric aux values. fn returns 0 or an error that stops the scan. */
+typedef int (*tl_qseq_fn)(void *ctx, const uint32_t *who, const tl_qseq_ev *ev, size_t n);
+int tl_query__seq_stream(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qseq_fn fn,
+                         void *ctx, tl_qseq *nums, tl_err *err);
 /* Writes an aux value as JSON (a string, a number, or null when absent). */
 void tl_query__seq_aux_json(tl_qctx *c, const tl_qseq *sq, uint32_t v, tl_buf *out);
 /* Compares two aux values in answer order: null, numbers ascending, strings by bytes. */

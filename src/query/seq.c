@@ -370,6 +370,93 @@ int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, 
     return rc;
 }
 
+/* ---- streaming: all persons at once, in time order ---- */
+
+typedef struct permctx {
+    tl_qctx *c;
+    const tl_qseq *sq;
+    const tl_qseq_ev *ev;
+} permctx;
+
+static int perm_cmp(const void *a, const void *b, void *arg)
+{
+    const permctx *x = arg;
+    uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+    int r = ev_cmp(x->c, x->sq, &x->ev[i], &x->ev[j]);
+    return r ? r : (i > j) - (i < j);
+}
+
+/* Hands the gathered rows of one group of parts to fn in sequence order. */
+static int flush_group(tl_qctx *c, gather *g, tl_qseq_fn fn, void *ctx)
+{
+    if (!g->n) return 0;
+    tl_qseq view;
+    memset(&view, 0, sizeof view);
+    view.nums = g->nums;
+    size_t i = 1;
+    while (i < g->n && ev_cmp(c, &view, &g->ev[i - 1], &g->ev[i]) <= 0)
+        i++;
+    int rc;
+    if (i >= g->n) {
+        rc = fn(ctx, g->who, g->ev, g->n);
+    } else {
+        uint32_t *perm = tl_xmalloc(g->n * sizeof *perm);
+        for (size_t k = 0; k < g->n; k++)
+            perm[k] = (uint32_t)k;
+        permctx x = {c, &view, g->ev};
+        qsort_r(perm, g->n, sizeof *perm, perm_cmp, &x);
+        uint32_t *who = tl_xmalloc(g->n * sizeof *who);
+        tl_qseq_ev *ev = tl_xmalloc(g->n * sizeof *ev);
+        for (size_t k = 0; k < g->n; k++) {
+            who[k] = g->who[perm[k]];
+            ev[k] = g->ev[perm[k]];
+        }
+        rc = fn(ctx, who, ev, g->n);
+        free(perm);
+        free(who);
+        free(ev);
+    }
+    g->n = 0;
+    return rc;
+}
+
+int tl_query__seq_stream(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qseq_fn fn,
+                         void *ctx, tl_qseq *nums, tl_err *err)
+{
+    memset(nums, 0, sizeof *nums);
+    if (!c->sn) return 0;
+    tl_qreq *rq = (tl_qreq *)req;
+    if (tl_query__compile(c, rq)) return 0;
+    for (int i = 0; i < 2; i++)
+        if (sp->aux[i]) tl_query__prop_resolve(c, sp->aux[i]);
+    gather g;
+    memset(&g, 0, sizeof g);
+    int rc = 0;
+    size_t np = tl_snap_n_parts(c->sn);
+    int64_t group_end = INT64_MIN;
+    for (size_t p = 0; p < np && !rc; p++) {
+        tl_part_info in = tl_snap_part_info(c->sn, p);
+        if (!in.n_rows || in.max_ts_ms < sp->from || in.min_ts_ms >= sp->to_excl) continue;
+        /* Parts come ordered by their first time: a part that starts after every row seen
+         * so far begins a new group, and the rows before it are final. */
+        if (in.min_ts_ms > group_end) rc = flush_group(c, &g, fn, ctx);
+        if (in.max_ts_ms > group_end) group_end = in.max_ts_ms;
+        if (!rc) rc = gather_part(c, req, sp, p, &g, err);
+    }
+    if (!rc) rc = flush_group(c, &g, fn, ctx);
+    if (g.n_nums) {
+        nums->nums = tl_query__scratch(c, g.n_nums, sizeof *nums->nums);
+        memcpy(nums->nums, g.nums, g.n_nums * sizeof *g.nums);
+        nums->n_nums = g.n_nums;
+    }
+    free(g.who);
+    free(g.ev);
+    free(g.nums);
+    free(g.nkeys);
+    free(g.nidx);
+    return rc;
+}
+
 void tl_query__seq_aux_json(tl_qctx *c, const tl_qseq *sq, uint32_t v, tl_buf *out)
 {
     if (!v)
