@@ -274,7 +274,8 @@ async function main() {
       await page.evaluate(() => tally.track('after_reset'));
       await drained(page, 'reset: queue drained');
       const after = await ids(page);
-      if (!after.anon || after.anon === before.anon || after.user) fail('reset: ids ' + JSON.stringify([before, after]));
+      if (!after.anon || after.anon === before.anon || after.user)
+        fail('reset: ids ' + JSON.stringify([before, after]));
       r.anon = before.anon;
       r.user = 'user-reset';
       r.after = after.anon;

@@ -320,7 +320,8 @@ def test_sdk_browser():
              ["page.html", "page.html", "spa/2"], "the SPA's page views")
     for name in ("spa", "snippet", "reset"):
         r = sc[name]
-        ident = [x for x in rows if x.get("anonymous_id") == r["anon"] and x["event"] == "$identify"]
+        ident = [x for x in rows
+                 if x.get("anonymous_id") == r["anon"] and x["event"] == "$identify"]
         check_eq([x.get("user_id") for x in ident], [r["user"]], "%s: $identify user" % name)
     after = [x for x in rows if x["event"] == "after_identify"]
     check_eq([x.get("user_id") for x in after], ["user-spa"], "user id on later events")
