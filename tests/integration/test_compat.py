@@ -5,9 +5,10 @@ official client library from the npm registry — @segment/analytics-node, posth
 @snowplow/node-tracker (tests/compat/send.mjs) — into one project, and the same scenario as
 native /collect events into another, must give the same answers: events and persons per day,
 breakdowns by event and by the built-in fields, a property filter, merges refused, and the
-`tally export` rows. Plausible and GA4 (no official Node clients) are compared the same way
-from Python. Also: the encodings and start-up calls of PostHog's browser library, CORS, keys,
-and the answers each SDK expects."""
+`tally export` rows. posthog-js and plausible-tracker run in Debian's chromium on a page of
+another origin (tests/compat/browser.mjs) and are compared with native twins too, and so are
+Plausible and GA4 bodies sent from Python. Also: the encodings and start-up calls of
+PostHog's browser library, CORS, keys, and the answers each SDK expects."""
 
 import base64
 import datetime
@@ -300,22 +301,36 @@ def compare_answers_small(s, project, twin):
         check_eq(a["rows"], b["rows"], "answer of %s: %s vs %s" % (json.dumps(q), project, twin))
 
 
+def run_browser(s, client, key):
+    """tests/compat/browser.mjs: the browser SDK in chromium on a page of another origin."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    check(chromium is not None, "chromium is not installed (mk/compat.mk adds it to DEB_DEPS)")
+    p = subprocess.run([node_bin(), "browser.mjs", client, s.url, key, chromium], cwd=COMPAT,
+                       capture_output=True, timeout=120)
+    check(p.returncode == 0, "node browser.mjs %s exited %d:\n%s\n%s"
+          % (client, p.returncode, p.stdout.decode()[-2000:], p.stderr.decode()[-4000:]))
+    out = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    check_eq(out["failed"], [], "failed requests from %s" % client)
+    bad = [r for r in out["requests"] if r["status"] >= 400]
+    check_eq(bad, [], "requests answered with an error")
+    return out
+
+
+def compare_browser(s, project, queries, f, t):
+    base = {"kind": "trends", "interval": "day", "from": f, "to": t}
+    twin = project + "_native"
+    for q in queries:
+        a = s.query_ok(dict(base, project=project, **q), key=PROJECTS[project][2])
+        b = s.query_ok(dict(base, project=twin, **q), key=PROJECTS[twin][2])
+        check_eq(a["rows"], b["rows"], "answer of %s: %s vs native" % (json.dumps(q), project))
+
+
 def test_compat_posthog_js_in_chromium():
     """posthog-js itself, in Debian's chromium, on a page of another origin (CORS): remote
     config, /flags, batched gzip requests, identify, and a last event sent as the page is
     left. Its events, persons and merges must equal the native twin's."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    check(chromium is not None, "chromium is not installed (mk/compat.mk adds it to DEB_DEPS)")
-    node = node_bin()
     with Server(projects=PROJECTS) as s:
-        p = subprocess.run([node, "browser.mjs", s.url, "wk_posthog", chromium], cwd=COMPAT,
-                           capture_output=True, timeout=120)
-        check(p.returncode == 0, "node browser.mjs exited %d:\n%s\n%s"
-              % (p.returncode, p.stdout.decode()[-2000:], p.stderr.decode()[-4000:]))
-        out = json.loads(p.stdout.decode().strip().splitlines()[-1])
-        check_eq(out["failed"], [], "failed requests from posthog-js")
-        bad = [r for r in out["requests"] if r["status"] >= 400]
-        check_eq(bad, [], "requests answered with an error")
+        out = run_browser(s, "posthog", "wk_posthog")
         paths = {r["path"] for r in out["requests"]}
         check("/e/" in paths, "posthog-js sent no events: %r" % out["requests"])
         check("/flags/" in paths or "/decide/" in paths, "no /flags call: %r" % out["requests"])
@@ -329,17 +344,34 @@ def test_compat_posthog_js_in_chromium():
         ours = {"prop": "event", "op": "in", "value": ["pageview", "signup", "purchase"]}
         f, t = days_ago(1), days_ago(0)
         s.wait_count("posthog", f, t, "rk_posthog", 3, where=[ours])
-        base = {"kind": "trends", "interval": "day", "from": f, "to": t}
-        for q in (dict(metric="events", breakdown="event", where=[ours]),
-                  dict(metric="persons"), dict(metric="events", breakdown="url", where=[ours]),
-                  dict(metric="persons", where=[{"prop": "properties.plan", "op": "=",
-                                                 "value": "pro"}]),
-                  dict(metric="sum:properties.amount")):
-            a = s.query_ok(dict(base, project="posthog", **q), key="rk_posthog")
-            b = s.query_ok(dict(base, project="posthog_native", **q), key="rk_posthog_native")
-            check_eq(a["rows"], b["rows"], "answer of %s: posthog-js vs native" % json.dumps(q))
-        j = s.query_ok(dict(base, project="posthog", metric="persons"), key="rk_posthog")
+        compare_browser(s, "posthog", (
+            dict(metric="events", breakdown="event", where=[ours]), dict(metric="persons"),
+            dict(metric="events", breakdown="url", where=[ours]),
+            dict(metric="persons", where=[{"prop": "properties.plan", "op": "=", "value": "pro"}]),
+            dict(metric="sum:properties.amount")), f, t)
+        j = s.query_ok({"project": "posthog", "kind": "trends", "metric": "persons",
+                        "interval": "day", "from": f, "to": t}, key="rk_posthog")
         check_eq(sum(r[-1] for r in j["rows"]), 1, "posthog-js: one person after identify")
+
+
+def test_compat_plausible_tracker_in_chromium():
+    """plausible-tracker (npm) in chromium: its text/plain short-key bodies with props as a
+    JSON string; one visitor, the same answers as the native twin."""
+    with Server(projects=PROJECTS) as s:
+        out = run_browser(s, "plausible", "wk_plausible")
+        check_eq([(r["method"], r["path"], r["status"]) for r in out["requests"]],
+                 [("POST", "/api/event", 202)] * 2, "plausible-tracker requests")
+        url = out["page"]
+        s.collect_ok([{"event": "pageview", "anonymous_id": "v", "url": url},
+                      {"event": "Signup", "anonymous_id": "v", "url": url,
+                       "properties": {"plan": "pro"}}], key="wk_plausible_native")
+        f, t = days_ago(1), days_ago(0)
+        s.wait_count("plausible", f, t, "rk_plausible", 2)
+        compare_browser(s, "plausible", (
+            dict(metric="events", breakdown="event"), dict(metric="persons"),
+            dict(metric="events", breakdown="url"),
+            dict(metric="persons", where=[{"prop": "properties.plan", "op": "=", "value": "pro"}])),
+            f, t)
 
 
 # ---------------------------------------------------------------- wire details
