@@ -135,6 +135,85 @@ static void put_cohorts(tl_buf *out, const uint64_t *cnt, uint32_t nc, uint32_t 
     tl_buf_addc(out, ']');
 }
 
+/* Adds one cohort person (cohort ci, breakdown value bd, hit[k]: returned in period k). */
+typedef struct radd {
+    uint64_t *tot;
+    rtab *rt;
+    uint32_t N;
+    bool unbounded, bd;
+} radd;
+
+static void add_person(radd *a, uint32_t ci, uint32_t bd, uint8_t *hit)
+{
+    const uint32_t N = a->N;
+    hit[0] = 1;
+    if (a->unbounded)
+        for (uint32_t k = N - 1; k-- > 1;)
+            hit[k] |= hit[k + 1];
+    uint64_t *row = a->tot + (size_t)ci * N;
+    for (uint32_t k = 0; k < N; k++)
+        row[k] += hit[k];
+    if (a->bd) {
+        rgroup *g = rtab_get(a->rt, bd);
+        g->total++;
+        uint64_t *gr = g->cnt + (size_t)ci * N;
+        for (uint32_t k = 0; k < N; k++)
+            gr[k] += hit[k];
+    }
+}
+
+/* The streaming scan: per person its state (0 not started, 1 in a cohort, 2 first start
+ * outside the cohorts), cohort period, returns as bits (N <= 64) and step-1 value. */
+typedef struct rstate {
+    int64_t pc;
+    uint64_t bits;
+    uint32_t bd;
+    uint8_t state;
+} rstate;
+
+typedef struct rstream {
+    rstate *st;
+    const tl_tz *tz;
+    int period;
+    uint32_t N;
+    int64_t lo_ms, hi_ms;
+    int64_t day_start, day_end, cur; /* the local day last met, and its period */
+} rstream;
+
+static inline int64_t row_period(rstream *x, int64_t ts)
+{
+    if (ts < x->day_start || ts >= x->day_end) {
+        int64_t d = tl_tz_local_day(x->tz, ts);
+        x->day_start = tl_tz_day_start(x->tz, d);
+        x->day_end = tl_tz_day_start(x->tz, d + 1);
+        x->cur = period_of(x->period, d);
+    }
+    return x->cur;
+}
+
+static int stream_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size_t n)
+{
+    rstream *x = arg;
+    for (size_t i = 0; i < n; i++) {
+        rstate *p = &x->st[who[i]];
+        if (p->state == 0) {
+            if (!(ev[i].mask & 1)) continue;
+            if (ev[i].ts < x->lo_ms || ev[i].ts >= x->hi_ms) {
+                p->state = 2;
+                continue;
+            }
+            p->state = 1;
+            p->pc = row_period(x, ev[i].ts);
+            p->bits = 1;
+            p->bd = ev[i].aux[0];
+        } else if (p->state == 1 && ev[i].mask & 2) {
+            int64_t k = row_period(x, ev[i].ts) - p->pc;
+            if (k >= 1 && k < (int64_t)x->N) p->bits |= 1ull << k;
+        }
+    }
+    return 0;
+}
+
 static int opt_event(const tl_json *q, const char *name, const tl_json **out, tl_err *err)
 {
     *out = tl_json_get(q, name);
@@ -220,8 +299,6 @@ int tl_query__retention(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl
     sp.aux[0] = req->has_bd ? &req->bd : NULL;
     tl_qseq sq;
     memset(&sq, 0, sizeof sq);
-    if (nc && (rc = tl_query__seq_build(c, &r2, &sp, &sq, err))) return rc;
-
     size_t cells = (size_t)nc * N;
     uint64_t *tot = tl_query__scratch(c, cells ? cells : 1, sizeof *tot);
     rtab rt;
@@ -232,42 +309,59 @@ int tl_query__retention(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl
      * test before the zone arithmetic. */
     int64_t lo_ms = nc ? tl_tz_day_start(req->tz, period_first_day(period, pf)) : 0;
     int64_t hi_ms = nc ? tl_tz_day_start(req->tz, period_first_day(period, pf + nc)) : 0;
-    for (uint32_t i = 0; i < sq.n_persons; i++) {
-        const tl_qseq_ev *ev = sq.ev + sq.off[i];
-        size_t n = sq.off[i + 1] - sq.off[i], e = 0;
-        while (e < n && !(ev[e].mask & 1))
-            e++;
-        if (e == n || ev[e].ts < lo_ms || ev[e].ts >= hi_ms) continue;
-        int64_t pc = period_of(period, tl_tz_local_day(req->tz, ev[e].ts));
-        uint32_t ci = (uint32_t)(pc - pf);
-        uint32_t bd = ev[e].aux[0];
-        memset(hit, 0, N);
-        hit[0] = 1;
-        int64_t day_end = INT64_MIN, cur = pc;
-        for (size_t j = e + 1; j < n; j++) {
-            if (!(ev[j].mask & 2)) continue;
-            if (ev[j].ts >= day_end) { /* a later local day: find its period */
-                int64_t d = tl_tz_local_day(req->tz, ev[j].ts);
-                cur = period_of(period, d);
-                day_end = tl_tz_day_start(req->tz, d + 1);
-            }
-            int64_t k = cur - pc;
-            if (k >= (int64_t)N) break;
-            if (k >= 1) hit[k] = 1;
-        }
-        if (unbounded)
-            for (uint32_t k = N - 1; k-- > 1;)
-                hit[k] |= hit[k + 1];
-        uint64_t *row = tot + (size_t)ci * N;
-        for (uint32_t k = 0; k < N; k++)
-            row[k] += hit[k];
-        if (req->has_bd) {
-            rgroup *g = rtab_get(&rt, bd);
-            g->total++;
-            uint64_t *gr = g->cnt + (size_t)ci * N;
+    radd ra = {tot, &rt, N, unbounded, req->has_bd};
+    if (nc && N <= 64 && c->sn) {
+        /* Stream every person at once: 24 bytes of state each, no grouping by person. */
+        rstream x;
+        memset(&x, 0, sizeof x);
+        x.st = tl_xcalloc((size_t)c->n_dids + 1, sizeof *x.st);
+        x.tz = req->tz;
+        x.period = period;
+        x.N = N;
+        x.lo_ms = lo_ms;
+        x.hi_ms = hi_ms;
+        x.day_start = x.day_end = INT64_MIN;
+        rc = tl_query__seq_stream(c, &r2, &sp, stream_rows, &x, &sq, err);
+        for (uint32_t d = 0; !rc && d < c->n_dids; d++) {
+            const rstate *p = &x.st[d];
+            if (p->state != 1) continue;
             for (uint32_t k = 0; k < N; k++)
-                gr[k] += hit[k];
+                hit[k] = p->bits >> k & 1;
+            add_person(&ra, (uint32_t)(p->pc - pf), p->bd, hit);
         }
+        free(x.st);
+    } else if (nc) {
+        rc = tl_query__seq_build(c, &r2, &sp, &sq, err);
+        for (uint32_t i = 0; !rc && i < sq.n_persons; i++) {
+            const tl_qseq_ev *ev = sq.ev + sq.off[i];
+            size_t n = sq.off[i + 1] - sq.off[i], e = 0;
+            while (e < n && !(ev[e].mask & 1))
+                e++;
+            if (e == n || ev[e].ts < lo_ms || ev[e].ts >= hi_ms) continue;
+            int64_t pc = period_of(period, tl_tz_local_day(req->tz, ev[e].ts));
+            memset(hit, 0, N);
+            hit[0] = 1;
+            int64_t day_end = INT64_MIN, cur = pc;
+            for (size_t j = e + 1; j < n; j++) {
+                if (!(ev[j].mask & 2)) continue;
+                if (ev[j].ts >= day_end) { /* a later local day: find its period */
+                    int64_t d = tl_tz_local_day(req->tz, ev[j].ts);
+                    cur = period_of(period, d);
+                    day_end = tl_tz_day_start(req->tz, d + 1);
+                }
+                int64_t k = cur - pc;
+                if (k >= (int64_t)N) break;
+                if (k >= 1) hit[k] = 1;
+            }
+            add_person(&ra, (uint32_t)(pc - pf), ev[e].aux[0], hit);
+        }
+    }
+    if (rc) {
+        for (uint32_t g = 0; g < rt.n; g++)
+            free(rt.g[g].cnt);
+        free(rt.g);
+        free(rt.map);
+        return rc;
     }
     free(rt.map);
 
