@@ -98,7 +98,8 @@ cat >"$WORK/tally.conf" <<CONF
 write_key = wk_bench
 read_key  = rk_bench
 CONF
-one_run() { # mode (on|off) → prints events/s
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # user + system, in clock ticks
+one_run() { # mode (on|off) → prints "events/s server-CPU-µs-per-event"
     rm -rf "$WORK/data"
     local flag=--enrich=true
     [ "$1" = off ] && flag=--enrich=false
@@ -109,34 +110,46 @@ one_run() { # mode (on|off) → prints events/s
         curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
         sleep 0.1
     done
+    local c0 c1
+    c0=$(cpu_ticks "$PID")
     "$WORK/load" --port "$PORT" --key wk_bench --file "$WORK/events.ndjson" --conns "$CONNS" \
         >"$WORK/load-$1.env"
+    c1=$(cpu_ticks "$PID")
     kill -TERM "$PID"
     wait "$PID" 2>/dev/null || true
     PID=""
-    awk -F= '$1 == "events_per_s" { print $2 }' "$WORK/load-$1.env"
+    awk -F= -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v n="$EVENTS" \
+        '$1 == "events_per_s" { printf "%s %.2f\n", $2, c / hz / n * 1e6 }' "$WORK/load-$1.env"
 }
-ON=()
-OFF=()
+LOAD0="$(cut -d' ' -f1-3 /proc/loadavg)"
+ON=() OFF=() CON=() COFF=()
 for r in $(seq "$RUNS"); do # alternate, so drift on the machine hits both alike
-    ON+=("$(one_run on)")
-    OFF+=("$(one_run off)")
-    echo "run $r: enrichment on ${ON[-1]} ev/s, off ${OFF[-1]} ev/s" >&2
+    read -r eps cpu < <(one_run on)
+    ON+=("$eps") CON+=("$cpu")
+    read -r eps cpu < <(one_run off)
+    OFF+=("$eps") COFF+=("$cpu")
+    echo "run $r: enrichment on ${ON[-1]} ev/s (${CON[-1]} µs CPU/event), off ${OFF[-1]} ev/s (${COFF[-1]} µs CPU/event)" >&2
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 MON=$(median "${ON[@]}")
 MOFF=$(median "${OFF[@]}")
 RATIO=$(awk -v a="$MON" -v b="$MOFF" 'BEGIN { printf "%.2f", a / b }')
+MCON=$(median "${CON[@]}")
+MCOFF=$(median "${COFF[@]}")
+CRATIO=$(awk -v a="$MCON" -v b="$MCOFF" 'BEGIN { printf "%.2f", b / a }')
 TABLE="## Enrichment cost at ingest (bench/enrich.sh)
 
 $EVENTS events with real browser user agents and varied IPv4/IPv6 addresses, $CONNS connections,
-median of $RUNS runs each (alternating), fresh data dir per run; commit \`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`.
+median of $RUNS runs each (alternating), fresh data dir per run; commit \`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`;
+load average $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end. Server CPU is
+the server process's user + system time during the load, per event (less sensitive to other
+work on the machine than the rate).
 
-| enrichment | ingest (events / s) | runs |
-|---|---:|---|
-| on (GeoIP, user agent, bot filter) | $MON | ${ON[*]} |
-| off (\`--enrich=false\`) | $MOFF | ${OFF[*]} |
-| **on / off** | **$RATIO** | goal ≥ 0.80 |
+| enrichment | ingest (events / s) | server CPU per event | runs (events / s) |
+|---|---:|---:|---|
+| on (GeoIP, user agent, bot filter) | $MON | $MCON µs | ${ON[*]} |
+| off (\`--enrich=false\`) | $MOFF | $MCOFF µs | ${OFF[*]} |
+| **on / off** | **$RATIO** | **$CRATIO** (off/on) | goal ≥ 0.80 |
 "
 echo "$TABLE"
 if [ -n "$MD" ]; then printf '\n%s' "$TABLE" >>"$MD"; fi

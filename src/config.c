@@ -159,6 +159,9 @@ void tl_config_add_project(tl_config *c, const tl_project_conf *p)
 {
     c->projects = tl_xrealloc(c->projects, (c->n_projects + 1) * sizeof *c->projects);
     c->projects[c->n_projects++] = *p;
+    /* Projects made in code (the generated `default`) get the defaults the loader gives. */
+    if (!c->projects[c->n_projects - 1].session_timeout_s)
+        c->projects[c->n_projects - 1].session_timeout_s = 1800;
 }
 
 static bool project_name_ok(const char *n)

@@ -39,7 +39,7 @@ typedef struct tl_project_conf {
     uint8_t bot_filter;         /* TL_BOTS_DEFAULT (the global bot_filter), _ON, _OFF */
     char deny_ips[1024];        /* CIDRs, separated by commas or spaces: filtered */
     char deny_referrers[1024];  /* hosts (and their subdomains), likewise: filtered */
-    uint32_t session_timeout_s; /* sessions query: inactivity that ends a session (0: 1800) */
+    uint32_t session_timeout_s; /* sessions query: inactivity that ends a session (1800) */
 } tl_project_conf;
 
 /* What happens to a client IP after enrichment: dropped, truncated to its /24 (IPv4) or /48

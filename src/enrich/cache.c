@@ -1,8 +1,8 @@
 /* The enrichment caches (user agent → browser/os/device/bot; IP → country/region/city): a
- * fixed number of entries split into shards, each a direct-mapped table under its own mutex,
- * so lookups from many request threads rarely meet. A colliding key replaces the old entry
- * (no LRU bookkeeping on the hot path). Values are copied in and out, so nothing handed out
- * can be freed under a reader. Memory: n_entries × (value + key) at most. */
+ * fixed number of entries split into shards, each a two-way set-associative table under its
+ * own mutex, so lookups from many request threads rarely meet. A key whose two slots are taken
+ * replaces one of them (no recency bookkeeping on the hot path). Values are copied in and
+ * out, so nothing handed out can be freed under a reader. Memory: n_entries × (value + key). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +34,7 @@ struct tl_ecache {
 tl_ecache *tl_enrich__cache_new(uint32_t n_entries, size_t val_size)
 {
     tl_ecache *c = tl_xcalloc(1, sizeof *c);
-    c->per_shard = n_entries / N_SHARDS ? n_entries / N_SHARDS : 1;
+    c->per_shard = n_entries / N_SHARDS >= 2 ? (n_entries / N_SHARDS) & ~1u : 2;
     c->val_size = val_size;
     c->stride = (sizeof(centry) + val_size + 15) & ~(size_t)15;
     for (int i = 0; i < N_SHARDS; i++) {
@@ -56,22 +56,32 @@ void tl_enrich__cache_free(tl_ecache *c)
     free(c);
 }
 
-static centry *slot(tl_ecache *c, uint64_t hash, cshard **sh)
+/* The two slots (ways) key `hash` may live in: the shard from the top bits, the slot pair
+ * from the low bits (the stored tag is hash | 1, so 0 marks an empty slot). */
+static centry *ways(tl_ecache *c, uint64_t hash, cshard **sh)
 {
-    *sh = &c->shard[hash % N_SHARDS];
-    return (centry *)(void *)((*sh)->slots + ((hash / N_SHARDS) % c->per_shard) * c->stride);
+    *sh = &c->shard[(hash >> 60) % N_SHARDS];
+    return (centry *)(void *)((*sh)->slots + ((hash % c->per_shard) & ~(uint64_t)1) * c->stride);
+}
+
+static centry *way(const tl_ecache *c, centry *w, int i)
+{
+    return (centry *)(void *)((unsigned char *)w + (size_t)i * c->stride);
 }
 
 bool tl_enrich__cache_get(tl_ecache *c, const void *key, size_t klen, uint64_t hash, void *val)
 {
     cshard *sh;
-    hash |= 1;
-    centry *e = slot(c, hash, &sh);
+    centry *w = ways(c, hash, &sh);
+    uint64_t tag = hash | 1;
     bool hit = false;
     pthread_mutex_lock(&sh->mu);
-    if (e->hash == hash && e->klen == klen && !memcmp(e->key, key, klen)) {
-        memcpy(val, e + 1, c->val_size);
-        hit = true;
+    for (int i = 0; i < 2 && !hit; i++) {
+        centry *e = way(c, w, i);
+        if (e->hash == tag && e->klen == klen && !memcmp(e->key, key, klen)) {
+            memcpy(val, e + 1, c->val_size);
+            hit = true;
+        }
     }
     pthread_mutex_unlock(&sh->mu);
     return hit;
@@ -81,13 +91,17 @@ void tl_enrich__cache_put(tl_ecache *c, const void *key, size_t klen, uint64_t h
                           const void *val)
 {
     cshard *sh;
-    hash |= 1;
-    centry *e = slot(c, hash, &sh);
+    centry *w = ways(c, hash, &sh);
+    uint64_t tag = hash | 1;
     char *copy = tl_xmalloc(klen ? klen : 1);
     memcpy(copy, key, klen);
     pthread_mutex_lock(&sh->mu);
+    /* An empty way, else the one a hash bit picks (no recency bookkeeping on reads). */
+    centry *e = !w->hash              ? w
+                : !way(c, w, 1)->hash ? way(c, w, 1)
+                                      : way(c, w, (int)(hash >> 32) & 1);
     char *old = e->key;
-    e->hash = hash;
+    e->hash = tag;
     e->key = copy;
     e->klen = klen;
     memcpy(e + 1, val, c->val_size);

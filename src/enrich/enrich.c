@@ -261,7 +261,7 @@ int tl_enrich_record(tl_enrich *e, const tl_project_conf *p, tl_arena *a, tl_rec
     /* 2. The user agent, through the cache. */
     tl_ua_info ua;
     bool has_ua = false;
-    if (e->on && r->user_agent.len && !tl_enrich__http_library(r->user_agent)) {
+    if (e->on && r->user_agent.len) { /* (HTTP libraries are cached with empty answers) */
         uint64_t hv = tl_hash_str(r->user_agent);
         if (!tl_enrich__cache_get(e->ua_cache, r->user_agent.p, r->user_agent.len, hv, &ua)) {
             tl_enrich_parse_ua(e, r->user_agent, &ua);
