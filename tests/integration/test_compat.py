@@ -162,6 +162,20 @@ def compare_answers(s, project, twin):
     check(total > 5, "%s: only %r events stored" % (project, total))
 
 
+def person(s, project, did):
+    """The person of a distinct id as comparable data: its distinct ids, its events (name
+    and minute) and the scenario's traits among its properties."""
+    r = s.request("GET", "/api/v1/persons/%s/events?project=%s&from=%s&to=%s&limit=1000"
+                  % (did, project, days_ago(5), days_ago(0)),
+                  headers={"Authorization": "Bearer " + PROJECTS[project][2]})
+    check_eq(r.status, 200, "person %s of %s (%r)" % (did, project, r))
+    j = r.json()
+    props = j["person"].get("properties") or {}
+    return (sorted(set(j["person"]["distinct_ids"])),
+            sorted((e["event"], minute(e["timestamp"])) for e in j["events"]),
+            {k: v for k, v in props.items() if k in ("email", "plan")})
+
+
 def minute(ts):
     t = tally.parse_time(ts) if isinstance(ts, str) else ts
     return int(round(t / 60000.0))
@@ -218,6 +232,10 @@ def check_client(client):
         # keeps ids of event rows only), so when the request the proxy failed held the refused
         # identify, the client's retry applies it again and it is counted again.
         check_eq(refused2 - refused1, 1, "merges refused natively")
+        # Person by person: the same ids merged, the same events, the same traits.
+        for did in ("a1", "u1", "a2", "a3", "u2", "a4"):
+            a, b = person(s, client, did), person(s, client + "_native", did)
+            check_eq(a, b, "%s: person of %s (ids, events, traits) vs native" % (client, did))
         check(1 <= refused1 - refused0 <= 2, "%s: merges refused through the client: %d, want 1"
               % (client, refused1 - refused0))
         s.stop()
