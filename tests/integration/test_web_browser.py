@@ -305,6 +305,11 @@ def test_web_browser_numbers():
         f = tally.day_add(t, -29)
         out = drive(s, "overview")
         k = out["view"]["kpis"]
+        perf = out["perf"]
+        print("overview: ready in %d ms (DOMContentLoaded %d ms), app %d B transferred, %d queries"
+              % (perf["ready_ms"], perf["dom_content_loaded_ms"], perf["app_transfer_bytes"],
+                 perf["api_requests"]))
+        check(perf["app_transfer_bytes"] <= 300 * 1024, "page weight over the wire: %r" % perf)
 
         def last(q):
             q = dict(q, project=P, kind="trends", tz="UTC")

@@ -45,7 +45,9 @@ async function newPage({ dark = false, signedIn = true } = {}) {
     out.bad_responses.push({ url: r.url().replace(URL0, ""), method: r.request().method(), status: r.status(), body, post: r.request().postData()?.slice(0, 300) });
   });
   page.on("pageerror", (e) => out.page_errors.push(`${page.url()}: ${e.message}`));
-  page.on("requestfailed", (r) => { if (!/realtime\/stream/.test(r.url()) || !/ABORTED/i.test(r.failure()?.errorText || "")) out.failed_requests.push(`${r.url()}: ${r.failure()?.errorText}`); });
+  // Requests cancelled on purpose (the page moved on: its AbortController, or a navigation)
+  // are not failures.
+  page.on("requestfailed", (r) => { if (!/ERR_ABORTED/.test(r.failure()?.errorText || "")) out.failed_requests.push(`${r.url()}: ${r.failure()?.errorText}`); });
   return page;
 }
 
@@ -130,6 +132,19 @@ const scenarios = {
     await page.waitForSelector("[data-testid=kpi-dau] .value[data-value]:not([data-value=''])", { timeout: 30000 });
     await settled(page);
     out.view = await describe(page);
+    // Cost of the page: ms from navigation start to every number and chart drawn, and the
+    // bytes transferred for the app itself (HTML, JS, CSS, icon; the API answers apart).
+    out.perf = await page.evaluate(() => {
+      const r = performance.getEntriesByType("resource");
+      const nav = performance.getEntriesByType("navigation")[0];
+      const app = r.filter((e) => e.name.includes("/assets/"));
+      return {
+        ready_ms: Math.round(performance.now()),
+        dom_content_loaded_ms: Math.round(nav.domContentLoadedEventEnd),
+        app_transfer_bytes: nav.transferSize + app.reduce((a, e) => a + e.transferSize, 0),
+        api_requests: r.filter((e) => e.name.includes("/api/")).length,
+      };
+    });
     out.tops = await page.evaluate(() => Object.fromEntries(["top-pages", "top-countries", "platforms", "app-versions"].map((id) => [id, [...document.querySelectorAll(`[data-testid=${id}] tbody tr`)].map((tr) => [...tr.children].map((td) => td.dataset.value))])));
     await shot(page, "overview");
   },

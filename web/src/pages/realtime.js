@@ -43,6 +43,7 @@ export default async function realtime(main, ctx) {
     h("section.card", { dataset: { testid: "rt-pages" } }, h("h2", "Top pages, last 5 minutes"), pages),
     h("section.card", h("h2", "Live feed"), feedNote, feed)));
   const fmtTime = new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  const fmtDay = new Intl.DateTimeFormat("en-CA", { timeZone: tz, month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   let lastPages = "";
   let prevTotal = null;
   const seen = new Set();
@@ -75,7 +76,9 @@ export default async function realtime(main, ctx) {
         if (seen.has(k)) continue;
         seen.add(k);
         const t = e.timestamp ?? e.ts;
-        feed.prepend(h("li", h("time", t ? fmtTime.format(new Date(t)) : now), h("strong", e.event || "event"), h("span.muted", e.url || e.distinct_id || e.anonymous_id || e.user_id || "")));
+        const d = t ? new Date(t) : null;
+        const label = !d || isNaN(d) ? now : Date.now() - d > 3600e3 ? fmtDay.format(d) : fmtTime.format(d);
+        feed.prepend(h("li", h("time", { datetime: d && !isNaN(d) ? d.toISOString() : null }, label), h("strong", e.event || "event"), h("span.muted", e.url || e.distinct_id || e.anonymous_id || e.user_id || "")));
       }
     } else if (eps.length && eps[eps.length - 1] > 0 && prevTotal !== null) {
       feed.prepend(h("li", h("time", now), h("strong", `${fmt(eps[eps.length - 1])} event${eps[eps.length - 1] === 1 ? "" : "s"}`), h("span.muted", "arrived")));
