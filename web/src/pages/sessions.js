@@ -35,7 +35,7 @@ export function renderSessions(area, p, ans, { compact = false } = {}) {
   if (!compact) {
     const fmts = {};
     if (ci("bounce_rate") >= 0) fmts[ci("bounce_rate")] = pct;
-    if (ci("avg_duration_s") >= 0) fmts[ci("avg_duration_s")] = duration;
+    for (const c of ["avg_duration_s", "median_duration_s"]) if (ci(c) >= 0) fmts[ci(c)] = duration;
     area.append(table(columns, rows, { filename: "tally-sessions.csv", format: fmts }));
     const pages = (list, name) => (Array.isArray(list) && list.length ? h("section.card", { dataset: { testid: name.replace(" ", "-") } }, h("h2", name[0].toUpperCase() + name.slice(1)), table(["url", "sessions"], list.map((x) => [x.url, x.sessions ?? x.count]), { filename: `tally-${name.replace(" ", "-")}.csv` })) : null);
     const g = h("div.grid", pages(ans.entry_pages, "entry pages"), pages(ans.exit_pages, "exit pages"));
