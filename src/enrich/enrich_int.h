@@ -34,7 +34,7 @@ typedef struct tl_geo_info {
 tl_geo *tl_enrich__geo_open(const char *paths);
 void tl_enrich__geo_free(tl_geo *g);
 /* Looks a up; false when no database knows it. */
-bool tl_enrich__geo_lookup(const tl_geo *g, const tl_cidr *a, tl_geo_info *out);
+bool tl_enrich__geo_lookup(tl_geo *g, const tl_cidr *a, tl_geo_info *out);
 
 /* ---- ua.c ---- */
 typedef struct tl_uap tl_uap;

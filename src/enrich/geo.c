@@ -14,13 +14,17 @@
 #include "enrich.h"
 #include "enrich/enrich_int.h"
 #include "util/diag.h"
+#include "util/hash.h"
 
 #define MAX_DBS 8
 
 struct tl_geo {
     MMDB_s db[MAX_DBS];
     int n;
+    tl_ecache *records; /* (database, record offset) → tl_geo_info: cities repeat */
 };
+
+#define RECORD_CACHE_ENTRIES 32768
 
 tl_geo *tl_enrich__geo_open(const char *paths)
 {
@@ -60,6 +64,7 @@ tl_geo *tl_enrich__geo_open(const char *paths)
         free(g);
         return NULL;
     }
+    g->records = tl_enrich__cache_new(RECORD_CACHE_ENTRIES, sizeof(tl_geo_info));
     return g;
 }
 
@@ -68,6 +73,7 @@ void tl_enrich__geo_free(tl_geo *g)
     if (!g) return;
     for (int i = 0; i < g->n; i++)
         MMDB_close(&g->db[i]);
+    tl_enrich__cache_free(g->records);
     free(g);
 }
 
@@ -81,7 +87,7 @@ static tl_str get_str(MMDB_entry_s *e, const char *const *path)
     return (tl_str){d.utf8_string, d.data_size};
 }
 
-bool tl_enrich__geo_lookup(const tl_geo *g, const tl_cidr *a, tl_geo_info *out)
+bool tl_enrich__geo_lookup(tl_geo *g, const tl_cidr *a, tl_geo_info *out)
 {
     memset(out, 0, sizeof *out);
     if (!g) return false;
@@ -103,8 +109,15 @@ bool tl_enrich__geo_lookup(const tl_geo *g, const tl_cidr *a, tl_geo_info *out)
     for (int i = 0; i < g->n; i++) {
         int mmdb_err = 0;
         /* The library only reads the database; the cast drops a const it does not declare. */
-        MMDB_lookup_result_s r = MMDB_lookup_sockaddr((MMDB_s *)&g->db[i], sa, &mmdb_err);
+        MMDB_lookup_result_s r = MMDB_lookup_sockaddr(&g->db[i], sa, &mmdb_err);
         if (mmdb_err != MMDB_SUCCESS || !r.found_entry) continue;
+        /* Many addresses share a record (a city): decode each record once. */
+        uint64_t key = ((uint64_t)i << 32) | r.entry.offset;
+        uint64_t hv = tl_hash64(&key, sizeof key, 0);
+        if (tl_enrich__cache_get(g->records, &key, sizeof key, hv, out)) {
+            if (out->country.len || out->region.len || out->city.len) return true;
+            continue;
+        }
         static const char *const cc[] = {"country_code", NULL};
         static const char *const st[] = {"state1", NULL};
         static const char *const ci[] = {"city", NULL};
@@ -120,7 +133,9 @@ bool tl_enrich__geo_lookup(const tl_geo *g, const tl_cidr *a, tl_geo_info *out)
             out->region = get_str(&r.entry, st2);
             out->city = get_str(&r.entry, ci2);
         }
+        tl_enrich__cache_put(g->records, &key, sizeof key, hv, out);
         if (out->country.len || out->region.len || out->city.len) return true;
     }
+    memset(out, 0, sizeof *out);
     return false;
 }
