@@ -1,9 +1,9 @@
 # SDK-compatible endpoints (src/compat/, src/http/compat.c, docs/compat.md). tests/compat is a
 # small npm project with the official Segment, PostHog and Snowplow Node clients, and
-# posthog-js and plausible-tracker driven in Debian's chromium by playwright-core, which
-# tests/integration/test_compat.py runs against a tally on loopback; `npm ci` installs them
-# from the committed lock file before the tests (and with `make deps`). node_modules is never
-# committed. (Included before the Makefile's first rule: keep `all` the default goal.)
+# analytics.js, posthog-js and plausible-tracker driven in Debian's chromium by playwright-core,
+# which tests/integration/test_compat.py runs against a tally on loopback; `npm ci` installs
+# them from the committed lock file before the tests (and with `make deps`). node_modules is
+# never committed. (Included before the Makefile's first rule: keep `all` the default goal.)
 .DEFAULT_GOAL := all
 DEB_DEPS += nodejs chromium
 

@@ -326,6 +326,15 @@ int tl_compat_by_path(tl_str path)
         {"/v1/group", TL_COMPAT_SEGMENT},
         {"/v1/batch", TL_COMPAT_SEGMENT},
         {"/v1/import", TL_COMPAT_SEGMENT},
+        /* analytics.js (analytics-next) posts to short paths: the type's first letter, and
+         * b for its batching strategy. */
+        {"/v1/t", TL_COMPAT_SEGMENT},
+        {"/v1/p", TL_COMPAT_SEGMENT},
+        {"/v1/i", TL_COMPAT_SEGMENT},
+        {"/v1/a", TL_COMPAT_SEGMENT},
+        {"/v1/g", TL_COMPAT_SEGMENT},
+        {"/v1/s", TL_COMPAT_SEGMENT},
+        {"/v1/b", TL_COMPAT_SEGMENT},
         {"/i/v0/e", TL_COMPAT_POSTHOG},
         {"/e", TL_COMPAT_POSTHOG},
         {"/capture", TL_COMPAT_POSTHOG},

@@ -158,7 +158,14 @@ int tl_compat_segment(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *
     if (type.len && type.p[type.len - 1] == '/') type.len--;
     const char *slash = type.len ? memrchr(type.p, '/', type.len) : NULL;
     if (slash) type = (tl_str){slash + 1, type.len - (size_t)(slash + 1 - type.p)};
-    if (tl_str_eqc(type, "batch") || tl_str_eqc(type, "import") || obj_get(root, "batch")) {
+    if (type.len == 1) {
+        /* analytics.js short paths: /v1/t, /p, /i, /a, /g, /s; /v1/b is a batch. */
+        static const char *const full[] = {"track", "page", "identify", "alias", "group", "screen"};
+        const char *p = strchr("tpiags", type.p[0]);
+        type = p && *p ? tl_str_c(full[p - "tpiags"]) : type;
+    }
+    if (tl_str_eqc(type, "batch") || tl_str_eqc(type, "import") || tl_str_eqc(type, "b") ||
+        obj_get(root, "batch")) {
         const tl_json *batch = obj_get(root, "batch");
         if (!batch || batch->type != TL_JARR)
             return tl_err_set(err, TL_EINVAL, "batch: required, an array of messages");

@@ -196,6 +196,48 @@ static bool posthog_config(tl_http *h, struct MHD_Connection *c, const char *url
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Segment analytics.js settings: GET /v1/projects/<write key>/settings. analytics-next loads
+ * them from its cdnURL and sends to integrations["Segment.io"].apiHost; pointing both at tally
+ * is all it needs. apiHost is this server as the request named it (Host), protocol that of
+ * X-Forwarded-Proto (a TLS proxy in front) or http. */
+
+static bool segment_settings(tl_http *h, struct MHD_Connection *c, const char *url,
+                             enum MHD_Result *ret)
+{
+    static const char pre[] = "/v1/projects/", suf[] = "/settings";
+    tl_str u = tl_str_c(url);
+    size_t np = sizeof pre - 1, ns = sizeof suf - 1;
+    if (u.len <= np + ns || !tl_str_has_prefix(u, pre) || memcmp(u.p + u.len - ns, suf, ns))
+        return false;
+    tl_str key = {u.p + np, u.len - np - ns};
+    if (!tl_http_project_by_write_key(h->cfg, key)) {
+        *ret = reply_error(h, c, 404, "unknown write key");
+        return true;
+    }
+    tl_str host = tl_http_header(c, "Host"), proto = tl_http_header(c, "X-Forwarded-Proto");
+    tl_buf b = TL_BUF_INIT;
+    tl_buf_adds(&b, "{\"integrations\":{\"Segment.io\":{\"apiKey\":");
+    tl_buf_json_str(&b, key);
+    tl_buf api = TL_BUF_INIT;
+    tl_buf_addstr(&api, host.len ? host : TL_STR("localhost"));
+    tl_buf_adds(&api, "/v1");
+    tl_buf_adds(&b, ",\"apiHost\":");
+    tl_buf_json_str(&b, tl_buf_str(&api));
+    tl_buf_fini(&api);
+    tl_buf_adds(&b, ",\"protocol\":");
+    tl_buf_json_str(&b, tl_str_eqc(proto, "https") ? TL_STR("https") : TL_STR("http"));
+    tl_buf_adds(&b, ",\"addBundledMetadata\":true,\"unbundledIntegrations\":[],"
+                    "\"maybeBundledConfigIds\":{}}},\"plan\":{\"track\":{\"__default\":{"
+                    "\"enabled\":true,\"integrations\":{}}},\"identify\":{\"__default\":{"
+                    "\"enabled\":true}},\"group\":{\"__default\":{\"enabled\":true}}},"
+                    "\"edgeFunction\":{},\"analyticsNextEnabled\":true,\"middlewareSettings\":{},"
+                    "\"enabledMiddleware\":{},\"metrics\":{\"sampleRate\":0},"
+                    "\"legacyVideoPluginsEnabled\":false,\"remotePlugins\":[]}\n");
+    *ret = reply_buf(h, c, 200, "application/json", &b);
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Ingestion */
 
 static enum MHD_Result answer(tl_http *h, struct MHD_Connection *c, tl_compat_fmt f, bool debug,
@@ -346,6 +388,13 @@ bool tl_http_route_compat(tl_http *h, struct MHD_Connection *c, tl_http_req *rq,
     int f = tl_compat_by_path(tl_str_c(url));
     if (f < 0) {
         tl_str u = tl_str_c(url);
+        if (tl_str_has_prefix(u, "/v1/projects/")) {
+            if (options) {
+                *ret = preflight(h, c);
+                return true;
+            }
+            return get && segment_settings(h, c, url, ret);
+        }
         bool ph = tl_str_has_prefix(u, "/decide") || tl_str_has_prefix(u, "/flags") ||
                   tl_str_has_prefix(u, "/array/");
         if (!ph) return false;

@@ -8,9 +8,11 @@
 //   posthog    posthog-js: remote config and /flags, the automatic $pageview, an anonymous
 //              "signup", identify("u1") and a "purchase"; the page is left right after, so
 //              the purchase goes out as the page is hidden (sendBeacon / keepalive).
+//   segment    analytics.js (@segment/analytics-next, its UMD build) with cdnURL = tally: the
+//              settings from tally, page(), an anonymous "signup", identify("u1"), "purchase".
 //   plausible  plausible-tracker (domain = the write key): trackPageview() and a "Signup"
 //              event with props.
-// Prints one JSON line: the page URL, the anonymous id the SDK generated (PostHog), the
+// Prints one JSON line: the page URL, the anonymous id the SDK generated, the
 // requests made to tally ({method, path, query, type, status}) and any failed request.
 import fs from 'node:fs';
 import http from 'node:http';
@@ -32,6 +34,14 @@ posthog.init(${JSON.stringify(writeKey)}, {
   loaded: function () { window.__loaded = true; }
 });
 </script></head><body><p>compat</p></body></html>`,
+    segment: `<!doctype html><html><head><title>compat</title>
+<script src="/analytics-next.js"></script>
+<script>
+AnalyticsNext.AnalyticsBrowser.load({ writeKey: ${JSON.stringify(writeKey)},
+                                      cdnURL: ${JSON.stringify(tally)} })
+  .then(([analytics]) => { window.analytics = analytics; window.__loaded = true; })
+  .catch((e) => { window.__error = String(e); });
+</script></head><body><p>compat</p></body></html>`,
     plausible: `<!doctype html><html><head><title>compat</title>
 <script type="module">
 import Plausible from '/pt/index.js';
@@ -49,7 +59,9 @@ window.__loaded = true;
 const site = http.createServer((req, res) => {
     const u = new URL(req.url, 'http://x');
     let file = null;
-    if (u.pathname === '/posthog.js') {
+    if (u.pathname === '/analytics-next.js') {
+        file = path.join(here, 'node_modules/@segment/analytics-next/dist/umd/index.js');
+    } else if (u.pathname === '/posthog.js') {
         file = path.join(here, 'node_modules/posthog-js/dist/array.full.js');
     } else if (u.pathname.startsWith('/pt/')) {
         // plausible-tracker's ES modules import './lib/tracker' without the extension.
@@ -106,6 +118,15 @@ try {
         // Leave at once: the queued purchase goes out as the page is hidden.
         await page.goto('about:blank');
         await page.waitForTimeout(1500);
+    } else if (client === 'segment') {
+        out.anon = await page.evaluate(() => window.analytics.user().anonymousId());
+        await page.evaluate(async () => {
+            await window.analytics.page();
+            await window.analytics.track('signup', { plan: 'pro' });
+            await window.analytics.identify('u1', { email: 'u1@x.io' });
+            await window.analytics.track('purchase', { amount: 9.5 });
+        });
+        await page.waitForTimeout(500);
     } else {
         await page.evaluate(() => window.__send());
     }

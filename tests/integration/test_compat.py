@@ -6,7 +6,8 @@ official client library from the npm registry — @segment/analytics-node, posth
 native /collect events into another, must give the same answers: events and persons per day,
 breakdowns by event and by the built-in fields, a property filter, merges refused, and the
 `tally export` rows. posthog-js and plausible-tracker run in Debian's chromium on a page of
-another origin (tests/compat/browser.mjs) and are compared with native twins too, and so are
+another origin (tests/compat/browser.mjs) and are compared with native twins too, as is
+Segment's analytics.js, which takes its settings from tally; and so are
 Plausible and GA4 bodies sent from Python. Also: the encodings and start-up calls of
 PostHog's browser library, CORS, keys, and the answers each SDK expects."""
 
@@ -370,6 +371,35 @@ def test_compat_posthog_js_in_chromium():
         j = s.query_ok({"project": "posthog", "kind": "trends", "metric": "persons",
                         "interval": "day", "from": f, "to": t}, key="rk_posthog")
         check_eq(sum(r[-1] for r in j["rows"]), 1, "posthog-js: one person after identify")
+
+
+def test_compat_analytics_js_in_chromium():
+    """Segment's analytics.js (@segment/analytics-next) in chromium with cdnURL = tally: it
+    takes its settings from tally (GET /v1/projects/<key>/settings) and then sends to tally's
+    /v1/p, /v1/t, /v1/i; the same answers as the native twin."""
+    with Server(projects=PROJECTS) as s:
+        out = run_browser(s, "segment", "wk_segment")
+        check(("GET", "/v1/projects/wk_segment/settings", 200) in
+              [(r["method"], r["path"], r["status"]) for r in out["requests"]],
+              "analytics.js loaded no settings from tally: %r" % out["requests"])
+        anon, url = out["anon"], out["page"]
+        s.collect_ok([
+            {"event": "pageview", "anonymous_id": anon, "url": url},
+            {"event": "signup", "anonymous_id": anon, "url": url, "properties": {"plan": "pro"}},
+            {"event": "purchase", "user_id": "u1", "anonymous_id": anon, "url": url,
+             "properties": {"amount": 9.5}, "user_properties": {"email": "u1@x.io"}}],
+            key="wk_segment_native")
+        f, t = days_ago(1), days_ago(0)
+        s.wait_count("segment", f, t, "rk_segment", 3)
+        compare_browser(s, "segment", (
+            dict(metric="events", breakdown="event"), dict(metric="persons"),
+            dict(metric="events", breakdown="url"),
+            dict(metric="persons", where=[{"prop": "properties.plan", "op": "=", "value": "pro"}]),
+            dict(metric="sum:properties.amount")), f, t)
+        check_eq(person(s, "segment", "u1")[0], sorted([anon, "u1"]), "analytics.js person ids")
+        check_eq(person(s, "segment", "u1")[2], {"email": "u1@x.io"}, "analytics.js traits")
+        r = s.request("GET", "/v1/projects/nope/settings")
+        check_eq(r.status, 404, "settings of an unknown key")
 
 
 def test_compat_plausible_tracker_in_chromium():

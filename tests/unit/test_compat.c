@@ -276,6 +276,19 @@ static void test_segment_bad_body(void **state)
                            "{\"event\":\"e\",\"userId\":\"u\",\"type\":\"bogus\"}"),
                      0);
     assert_int_equal(f->b.rejected, 1);
+    /* analytics.js short paths */
+    assert_int_equal(tl_compat_by_path(TL_STR("/v1/p")), TL_COMPAT_SEGMENT);
+    assert_int_equal(parse(f, TL_COMPAT_SEGMENT, "/v1/p", "{\"anonymousId\":\"a\"}"), 0);
+    assert_str(f->b.recs[0].event, "pageview");
+    assert_int_equal(
+        parse(f, TL_COMPAT_SEGMENT, "/v1/i", "{\"anonymousId\":\"a\",\"userId\":\"u\"}"), 0);
+    assert_int_equal(f->b.recs[0].kind, TL_REC_IDENTIFY);
+    assert_int_equal(parse(f, TL_COMPAT_SEGMENT, "/v1/b",
+                           "{\"batch\":[{\"type\":\"track\",\"event\":\"e\",\"userId\":\"u\"}]}"),
+                     0);
+    assert_int_equal(f->b.n, 1);
+    assert_int_equal(parse(f, TL_COMPAT_SEGMENT, "/v1/x", "{\"userId\":\"u\",\"event\":\"e\"}"), 0);
+    assert_int_equal(f->b.rejected, 1); /* unknown type */
     /* the path gives the type; a gzip body is read */
     tl_str g = gz(f->a, "{\"userId\":42,\"event\":\"e\"}");
     assert_int_equal(parse_n(f, TL_COMPAT_SEGMENT, "/v1/track/", g.p, g.len, NULL, NULL), 0);
