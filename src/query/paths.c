@@ -20,6 +20,7 @@
  *
  * Cost: one sequence build, one linear pass over each person's events, then sorts of one
  * fixed-size record per person and one per edge: O(E + P log P). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,20 +151,21 @@ static int opts_parse(const tl_json *q, popts *o, tl_err *err)
 static bool person_path(const tl_qseq_ev *e, size_t n, const popts *o, uint32_t anchor,
                         uint32_t *tmp, qpath *p)
 {
-    size_t k = 0; /* collapsed steps */
+    /* Collapsed steps, up to what the path needs: the anchor (its first occurrence) and, going
+     * forward, depth more steps. Without an anchor the path ends (previous) at the last step
+     * or starts (next) at the first. */
+    size_t k = 0, at = SIZE_MAX;
     for (size_t i = 0; i < n; i++) {
         uint32_t s = e[i].aux[0];
         if (!s || (k && tmp[k - 1] == s)) continue;
         tmp[k++] = s;
+        if (at == SIZE_MAX && (o->has_anchor ? s == anchor : !o->previous)) at = k - 1;
+        if (at != SIZE_MAX && (o->previous || k == at + o->depth + 1)) break;
     }
     if (!k) return false;
-    size_t at;
-    if (o->has_anchor) {
-        for (at = 0; at < k && tmp[at] != anchor; at++)
-            ;
-        if (at == k) return false;
-    } else {
-        at = o->previous ? k - 1 : 0;
+    if (at == SIZE_MAX) {
+        if (o->has_anchor) return false;
+        at = k - 1;
     }
     size_t lo = at, hi = at + 1;
     if (o->previous)
