@@ -282,20 +282,41 @@ static void person_any(const fspec *f, const tl_qseq_ev *ev, size_t n, presult *
     }
 }
 
-/* The streaming scan: states of all persons in one array. */
-#define STREAM_STATE_MAX (256ull << 20)
+/* The streaming scan: states of all persons in one array. Rows are first dealt into buckets
+ * of BUCKET_PERSONS consecutive persons (appending keeps each bucket in time order), then each
+ * bucket is run with its persons' states hot in the cache: stepping rows in global time order
+ * straight away misses the cache on nearly every row. */
+#define BUCKET_SHIFT 11 /* 2048 persons a bucket */
+
+typedef struct frow {
+    tl_qseq_ev ev;
+    uint32_t who;
+} frow;
+
+typedef struct fbucket {
+    frow *r;
+    size_t n, cap;
+} fbucket;
 
 typedef struct streamctx {
     const fspec *f;
     int64_t *st;
     size_t L;
+    fbucket *b;
+    uint32_t nb;
 } streamctx;
 
 static int stream_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size_t n)
 {
     streamctx *x = arg;
-    for (size_t i = 0; i < n; i++)
-        step_ordered(x->f, x->st + (size_t)who[i] * x->L, &ev[i]);
+    for (size_t i = 0; i < n; i++) {
+        fbucket *b = &x->b[who[i] >> BUCKET_SHIFT];
+        if (b->n == b->cap) {
+            b->cap = b->cap ? b->cap * 2 : 1024;
+            b->r = tl_xrealloc(b->r, b->cap * sizeof *b->r);
+        }
+        b->r[b->n++] = (frow){ev[i], who[i]};
+    }
     return 0;
 }
 
@@ -430,6 +451,31 @@ static group *gtab_get(gtab *t, uint32_t value)
     return g;
 }
 
+/* Runs each bucket with one reused block of states (no page faults for a state array the
+ * size of all persons), then adds its persons' results. */
+static void stream_run(streamctx *x, group *total, gtab *gt, bool bd)
+{
+    const size_t per = (size_t)1 << BUCKET_SHIFT;
+    for (uint32_t k = 0; k < x->nb; k++) {
+        fbucket *b = &x->b[k];
+        if (!b->n) continue;
+        memset(x->st, 0, per * x->L * sizeof *x->st);
+        const uint32_t base = k << BUCKET_SHIFT;
+        for (size_t i = 0; i < b->n; i++)
+            step_ordered(x->f, x->st + (size_t)(b->r[i].who - base) * x->L, &b->r[i].ev);
+        free(b->r);
+        b->r = NULL;
+        for (size_t p = 0; p < per; p++) {
+            const int64_t *blk = x->st + p * x->L;
+            if (!blk[B_LEVEL]) continue;
+            presult pr;
+            block_result(blk, x->f->n_steps, &pr);
+            group_add(total, &pr);
+            if (bd) group_add(gtab_get(gt, pr.bd), &pr);
+        }
+    }
+}
+
 typedef struct gsort {
     tl_qctx *c;
     const tl_qseq *sq;
@@ -481,17 +527,15 @@ int tl_query__funnel(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_js
     tl_qseq sq;
     memset(&sq, 0, sizeof sq);
     size_t L = block_len(f.n_steps);
-    if (f.order != ANY && c->sn && (uint64_t)c->n_dids * L * 8 <= STREAM_STATE_MAX) {
-        streamctx sx = {&f, tl_xcalloc((size_t)c->n_dids * L + 1, sizeof(int64_t)), L};
+    if (f.order != ANY && c->sn) {
+        uint32_t nb = (c->n_dids >> BUCKET_SHIFT) + 1;
+        streamctx sx = {&f, tl_xmalloc(((size_t)1 << BUCKET_SHIFT) * L * sizeof(int64_t)), L,
+                        tl_xcalloc(nb, sizeof(fbucket)), nb};
         rc = tl_query__seq_stream(c, req, &sp, stream_rows, &sx, &sq, err);
-        for (uint32_t d = 0; !rc && d < c->n_dids; d++) {
-            const int64_t *b = sx.st + (size_t)d * L;
-            if (!b[B_LEVEL]) continue;
-            presult pr;
-            block_result(b, f.n_steps, &pr);
-            group_add(&total, &pr);
-            if (req->has_bd) group_add(gtab_get(&gt, pr.bd), &pr);
-        }
+        if (!rc) stream_run(&sx, &total, &gt, req->has_bd);
+        for (uint32_t k = 0; k < nb; k++)
+            free(sx.b[k].r);
+        free(sx.b);
         free(sx.st);
     } else {
         rc = tl_query__seq_build(c, req, &sp, &sq, err);

@@ -372,50 +372,62 @@ int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, 
 
 /* ---- streaming: all persons at once, in time order ---- */
 
-typedef struct permctx {
-    tl_qctx *c;
-    const tl_qseq *sq;
-    const tl_qseq_ev *ev;
-} permctx;
+typedef struct rowx {
+    tl_qseq_ev ev;
+    uint32_t who;
+} rowx;
 
-static int perm_cmp(const void *a, const void *b, void *arg)
+/* Merges the sorted runs a[lo..mid) and a[mid..hi) through tmp. */
+static void merge_runs(tl_qctx *c, const tl_qseq *v, rowx *a, rowx *tmp, size_t lo, size_t mid,
+                       size_t hi)
 {
-    const permctx *x = arg;
-    uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
-    int r = ev_cmp(x->c, x->sq, &x->ev[i], &x->ev[j]);
-    return r ? r : (i > j) - (i < j);
+    size_t i = lo, j = mid, k = 0;
+    while (i < mid && j < hi)
+        tmp[k++] = ev_cmp(c, v, &a[j].ev, &a[i].ev) < 0 ? a[j++] : a[i++];
+    while (i < mid)
+        tmp[k++] = a[i++];
+    memcpy(a + lo, tmp, k * sizeof *a);
 }
 
-/* Hands the gathered rows of one group of parts to fn in sequence order. */
+/* Hands the gathered rows of one group of parts to fn in sequence order. The rows of each
+ * sealed part come in time order, so the group is a few sorted runs: a natural merge sort
+ * (runs found, then merged pairwise) costs a pass per doubling of the runs, not a full sort. */
 static int flush_group(tl_qctx *c, gather *g, tl_qseq_fn fn, void *ctx)
 {
     if (!g->n) return 0;
     tl_qseq view;
     memset(&view, 0, sizeof view);
     view.nums = g->nums;
-    size_t i = 1;
-    while (i < g->n && ev_cmp(c, &view, &g->ev[i - 1], &g->ev[i]) <= 0)
+    size_t n = g->n, i = 1;
+    while (i < n && ev_cmp(c, &view, &g->ev[i - 1], &g->ev[i]) <= 0)
         i++;
-    int rc;
-    if (i >= g->n) {
-        rc = fn(ctx, g->who, g->ev, g->n);
-    } else {
-        uint32_t *perm = tl_xmalloc(g->n * sizeof *perm);
-        for (size_t k = 0; k < g->n; k++)
-            perm[k] = (uint32_t)k;
-        permctx x = {c, &view, g->ev};
-        qsort_r(perm, g->n, sizeof *perm, perm_cmp, &x);
-        uint32_t *who = tl_xmalloc(g->n * sizeof *who);
-        tl_qseq_ev *ev = tl_xmalloc(g->n * sizeof *ev);
-        for (size_t k = 0; k < g->n; k++) {
-            who[k] = g->who[perm[k]];
-            ev[k] = g->ev[perm[k]];
+    if (i < n) {
+        rowx *a = tl_xmalloc(n * sizeof *a), *tmp = tl_xmalloc(n * sizeof *tmp);
+        size_t *run = tl_xmalloc((n + 1) * sizeof *run), nr = 0;
+        for (size_t k = 0; k < n; k++) {
+            a[k].ev = g->ev[k];
+            a[k].who = g->who[k];
+            if (!k || ev_cmp(c, &view, &a[k - 1].ev, &a[k].ev) > 0) run[nr++] = k;
         }
-        rc = fn(ctx, who, ev, g->n);
-        free(perm);
-        free(who);
-        free(ev);
+        run[nr] = n;
+        while (nr > 1) {
+            size_t w = 0;
+            for (size_t r = 0; r < nr; r += 2) {
+                if (r + 1 < nr) merge_runs(c, &view, a, tmp, run[r], run[r + 1], run[r + 2]);
+                run[w++] = run[r];
+            }
+            run[w] = n;
+            nr = w;
+        }
+        for (size_t k = 0; k < n; k++) {
+            g->ev[k] = a[k].ev;
+            g->who[k] = a[k].who;
+        }
+        free(a);
+        free(tmp);
+        free(run);
     }
+    int rc = fn(ctx, g->who, g->ev, n);
     g->n = 0;
     return rc;
 }
