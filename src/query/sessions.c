@@ -256,7 +256,7 @@ static void cut_person(const tl_qseq_ev *e, size_t n, int64_t gap_ms, const tl_q
 int tl_query__sessions(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_json *q,
                        tl_buf *out, tl_err *err)
 {
-    int64_t gap_ms;
+    int64_t gap_ms = 0;
     int rc = timeout_parse(c, q, &gap_ms, err);
     if (rc) return rc;
     /* Sessions are cut from every event; the top-level filters become condition 0. */
