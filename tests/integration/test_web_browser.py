@@ -458,7 +458,8 @@ def test_web_browser_pin():
 
 
 def test_web_browser_analyses():
-    """Retention, sessions and paths pages show the API's answers for the same queries (each
+    """Retention, sessions, paths (both directions) and the stickiness and lifecycle trends
+    show the API's answers for the same queries (each
     once the server has that kind; until then the page's "not available" state)."""
     s = loaded_server()
     try:
@@ -470,12 +471,19 @@ def test_web_browser_analyses():
               "from": f90, "to": t}),
             ("sessions", "/sessions?interval=week",
              {"kind": "sessions", "interval": "week", "from": f30, "to": t}),
+            ("lifecycle", "/trends?metric=lifecycle&interval=week",
+             {"kind": "trends", "metric": "lifecycle", "interval": "week", "from": f30, "to": t}),
+            ("stickiness", "/trends?metric=stickiness&interval=day&range=7d",
+             {"kind": "trends", "metric": "stickiness", "interval": "day",
+              "from": tally.day_add(t, -6), "to": t}),
+            ("paths-previous", "/paths?direction=previous&start_event=purchase&depth=3",
+             {"kind": "paths", "direction": "previous", "end_event": "purchase", "depth": 3,
+              "from": f30, "to": t}),
             ("paths", "/paths?start_event=pageview&depth=3",
              {"kind": "paths", "start_event": "pageview", "depth": 3, "from": f30, "to": t}),
         ]
-        for kind, path, q in cases:
-            out = drive(s, "view", {"path": path, "shot": kind})
-            v = out["view"]
+        out = drive(s, "views", {"views": [[path, kind] for kind, path, _ in cases]})
+        for (kind, path, q), v in zip(cases, out["views"]):
             r = s.query(dict(q, project=P, tz="UTC"))
             if r.status != 200:
                 check(v["unsupported"], "%s: no answer from the API (%r) but no designed state: "
@@ -496,10 +504,11 @@ def test_web_browser_analyses():
                         check(a is None or a == b, "retention %s period %d: %r vs %r"
                               % (c["cohort"], k, a, b))
                     check_eq(shown[0], c["retained"][0], "retention %s period 0" % c["cohort"])
-            elif kind == "sessions":
-                check_eq(v["tables"][0]["columns"], want["columns"], "sessions columns")
-                check_eq([[num(x) if i else x for i, x in enumerate(r_)] for r_ in rows],
-                         want["rows"], "sessions rows")
+            elif kind in ("sessions", "lifecycle", "stickiness"):
+                check_eq(v["tables"][0]["columns"], want["columns"], "%s columns" % kind)
+                first = (lambda x: num(x)) if kind == "stickiness" else (lambda x: x)
+                check_eq([[num(x) if i else first(x) for i, x in enumerate(r_)] for r_ in rows],
+                         want["rows"], "%s rows" % kind)
             else:
                 got = [(r_[0], num(r_[1])) for r_ in rows]
                 check_eq(got, [(" → ".join(x["path"]), x["persons"]) for x in want["paths"]],

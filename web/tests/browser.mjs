@@ -158,6 +158,18 @@ const scenarios = {
     if (ARGS.shot) await shot(page, ARGS.shot);
   },
 
+  // Several URLs in one browser: ARGS.views = [[path, screenshot name], …].
+  async views() {
+    const page = await newPage();
+    out.views = [];
+    for (const [path, name] of ARGS.views) {
+      await page.goto(URL0 + path);
+      await settled(page);
+      out.views.push(await describe(page));
+      if (name) await shot(page, name);
+    }
+  },
+
   // Trends set up through the controls; the URL it leaves reproduces the view in a new page.
   async trends_roundtrip() {
     const page = await newPage();

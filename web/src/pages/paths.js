@@ -10,8 +10,12 @@ import { tabular } from "./sessions.js";
 export function pathsQuery(p) {
   const r = range(p);
   const q = { kind: "paths", from: r.from, to: r.to, tz: tzOf(p), depth: +(p.depth || 4) };
-  if (p.start_event) q.start_event = p.start_event;
-  if (p.direction === "previous") q.direction = "previous";
+  // Next steps start at start_event; previous steps end at end_event (the same field here).
+  if (p.direction === "previous") {
+    q.direction = "previous";
+    if (p.start_event) q.end_event = p.start_event;
+  } else if (p.start_event) q.start_event = p.start_event;
+  if (p.by === "url") q.by = "url";
   return q;
 }
 
@@ -19,6 +23,15 @@ const num = (o) => o.persons ?? o.count ?? o.sessions ?? o.n ?? o.value ?? 0;
 
 // Columns of {event, n} per step, from whichever form the answer has.
 function levels(ans) {
+  if (Array.isArray(ans.edges) && ans.edges.length && ans.direction === "previous") {
+    // Depth counts back from the end: column "end" on the right, depth d's froms before it.
+    const cols = [new Map()];
+    for (const e of ans.edges) {
+      if (e.depth === 1) cols[0].set(e.to, (cols[0].get(e.to) || 0) + e.persons);
+      (cols[e.depth] = cols[e.depth] || new Map()).set(e.from, (cols[e.depth].get(e.from) || 0) + e.persons);
+    }
+    return cols.filter(Boolean).map((m) => [...m.entries()].map(([event, n]) => ({ event, n }))).reverse();
+  }
   if (Array.isArray(ans.edges) && ans.edges.length) {
     // {depth, from, to, persons}: column 0 holds the starts, column d the ends of depth d.
     const cols = [new Map()];
@@ -52,12 +65,12 @@ function levels(ans) {
 
 export function renderPaths(area, p, ans, { compact = false } = {}) {
   const q = pathsQuery(p);
-  area.append(h("p.caption", `Most frequent ${q.direction === "previous" ? "previous" : "next"} events ${q.start_event ? `around “${q.start_event}”` : ""} (depth ${q.depth}) · ${q.from} – ${q.to} · time zone ${q.tz}`));
+  area.append(h("p.caption", `Most frequent ${q.direction === "previous" ? "previous" : "next"} ${q.by === "url" ? "pages" : "events"} ${q.start_event || q.end_event ? `${q.direction === "previous" ? "before" : "after"} “${q.start_event || q.end_event}”` : ""} (depth ${q.depth}) · ${q.from} – ${q.to} · time zone ${q.tz}`));
   const lv = levels(ans);
   if (!lv.length || !lv.some((l) => l.length)) return area.append(empty("No paths in this range."));
   const max = Math.max(...lv.flat().map((x) => x.n), 1);
   area.append(h("div.flow", { dataset: { testid: "paths-flow" } }, lv.map((col, d) => h("div.col",
-    h("h3", d === 0 && q.start_event ? "start" : `step ${d + 1}`),
+    h("h3", q.direction === "previous" ? (d === lv.length - 1 ? "end" : `${lv.length - 1 - d} before`) : d === 0 ? "start" : `step ${d + 1}`),
     col.sort((a, b) => b.n - a.n).slice(0, compact ? 4 : 10).map((x) => {
       const node = h("div.node", { title: `${x.event}: ${x.n}` }, x.event, h("small", fmt(x.n)));
       node.style.borderLeftWidth = 2 + Math.round((x.n / max) * 10) + "px";
@@ -72,8 +85,9 @@ export default async function paths(main, ctx) {
   const p = params();
   const set = (o) => setParams({ ...p, ...o });
   const controls = h("form.controls", { on: { submit: (e) => e.preventDefault() } },
-    field("Start event", suggestInput("event", p.start_event, { name: "start_event", placeholder: "any", size: 16, on: { change: (e) => set({ start_event: e.target.value.trim() }) } })),
+    field(p.direction === "previous" ? "End event" : "Start event", suggestInput(p.by === "url" ? "url" : "event", p.start_event, { name: "start_event", placeholder: "any", size: 16, on: { change: (e) => set({ start_event: e.target.value.trim() }) } })),
     field("Direction", select([["next", "Next steps"], ["previous", "Previous steps"]], p.direction || "next", { name: "direction", on: { change: (e) => set({ direction: e.target.value === "next" ? "" : e.target.value }) } })),
+    field("Steps are", select([["event", "Events"], ["url", "Pages (url)"]], p.by || "event", { name: "by", on: { change: (e) => set({ by: e.target.value === "event" ? "" : e.target.value, start_event: "" }) } })),
     field("Depth", h("input.narrow", { type: "number", min: 1, max: 10, name: "depth", value: p.depth || 4, on: { change: (e) => set({ depth: e.target.value }) } })),
     ...rangeFields(p, set),
     tzField(p.tz, (tz) => set({ tz })));

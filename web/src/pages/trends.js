@@ -8,7 +8,9 @@ import { previousRange } from "../dates.js";
 import { rangeFields, tzField, filtersEditor, suggestInput, propInput } from "../controls.js";
 import { header, run, range, tzOf, pinButton } from "./common.js";
 
-const METRICS = [["events", "Events"], ["persons", "Persons (distinct)"], ["wau", "Weekly active (7 days)"], ["mau", "Monthly active (30 days)"], ["sum", "Sum of a property"], ["avg", "Average of a property"]];
+const METRICS = [["events", "Events"], ["persons", "Persons (distinct)"], ["wau", "Weekly active (7 days)"], ["mau", "Monthly active (30 days)"], ["sum", "Sum of a property"], ["avg", "Average of a property"], ["stickiness", "Stickiness (active buckets per person)"], ["lifecycle", "Lifecycle (new, returning, resurrecting, dormant)"]];
+// Metrics that answer other columns than [bucket, (breakdown,) value]: no breakdown, no compare.
+const SHAPED = new Set(["stickiness", "lifecycle"]);
 const INTERVALS = [["hour", "Hour"], ["day", "Day"], ["week", "Week"], ["month", "Month"]];
 
 export function trendsQuery(p) {
@@ -18,7 +20,7 @@ export function trendsQuery(p) {
   if (p.event) q.event = p.event;
   const where = jsonParam(p.where, []);
   if (where.length) q.where = where;
-  if (p.breakdown) q.breakdown = p.breakdown;
+  if (p.breakdown && !SHAPED.has(p.metric)) q.breakdown = p.breakdown;
   return q;
 }
 
@@ -33,8 +35,20 @@ export function renderTrends(area, p, ans, prev, { compact = false } = {}) {
   const q = trendsQuery(p);
   const caption = `${describe(p)} · ${q.from} – ${q.to} · time zone ${q.tz}`;
   if (!ans.rows.length || ans.rows.every((r) => !r[r.length - 1])) area.append(empty("No events match this query in this range.", "Widen the date range or remove a filter."));
-  const bd = ans.columns.length === 3;
+  const bd = ans.columns.length === 3 && ans.columns[0] === "bucket" && !SHAPED.has(p.metric);
   let labels, series, cols, rows;
+  if (SHAPED.has(p.metric) || ans.columns[0] !== "bucket") {
+    // stickiness: [days, persons] (persons active in exactly k buckets); lifecycle: [bucket,
+    // new, returning, resurrecting, dormant] (dormant negative).
+    labels = ans.rows.map((r) => String(r[0]));
+    series = ans.columns.slice(1).map((c, i) => ({ label: c, values: ans.rows.map((r) => r[i + 1]) }));
+    cols = ans.columns;
+    rows = ans.rows;
+    const what = p.metric === "stickiness" ? `Persons by the number of ${ans.columns[0]} they were active in` : "Persons per bucket: new, returning, resurrecting; dormant (negative) left after the previous bucket";
+    area.append(timeChart({ labels: p.metric === "stickiness" ? labels.map((k) => `${k} ${ans.columns[0]}`) : labels, series, kind: p.chart === "line" ? "line" : "bar", caption: `${what} · ${p.event ? `“${p.event}”` : "all events"} · ${q.from} – ${q.to} · time zone ${q.tz}`, height: compact ? 200 : 320, testid: "trend-chart" }));
+    if (!compact) area.append(table(cols, rows, { filename: `tally-${p.metric}.csv` }));
+    return { labels, series };
+  }
   if (!bd) {
     labels = ans.rows.map((r) => r[0]);
     series = [{ label: q.metric, values: ans.rows.map((r) => r[1]) }];
@@ -80,25 +94,25 @@ export default async function trends(main, ctx) {
   const breakdown = propInput(p.breakdown, { name: "breakdown", placeholder: "none", on: { change: (e) => set({ breakdown: e.target.value.trim() }) } });
   const interval = select(INTERVALS, p.interval || "day", { name: "interval", on: { change: (e) => set({ interval: e.target.value }) } });
   const chartSeg = h("div.seg", { role: "group", "aria-label": "chart type" },
-    ["line", "bar"].map((k) => h("button", { type: "button", name: "chart-" + k, "aria-pressed": String((p.chart || "line") === k), on: { click: () => set({ chart: k === "line" ? "" : k }) } }, k === "line" ? "Line" : "Bar")));
+    ["line", "bar"].map((k) => h("button", { type: "button", name: "chart-" + k, "aria-pressed": String((p.chart || (SHAPED.has(p.metric) ? "bar" : "line")) === k), on: { click: () => set({ chart: k }) } }, k === "line" ? "Line" : "Bar")));
   const compare = h("input", { type: "checkbox", name: "compare", checked: p.compare === "1", on: { change: (e) => set({ compare: e.target.checked ? "1" : "" }) } });
   const controls = h("form.controls", { on: { submit: (e) => e.preventDefault() } },
     field("Metric", metric),
     p.metric === "sum" || p.metric === "avg" ? field("Property", prop) : null,
     field("Event", event),
-    field("Breakdown", breakdown),
+    SHAPED.has(p.metric) ? null : field("Breakdown", breakdown),
     field("Interval", interval),
     ...rangeFields(p, set),
     tzField(p.tz, (tz) => set({ tz })),
     field("Chart", chartSeg),
-    h("label.check", compare, "Compare with previous period"),
+    SHAPED.has(p.metric) ? null : h("label.check", compare, "Compare with previous period"),
     filtersEditor(jsonParam(p.where, []), (w) => set({ where: w.length ? JSON.stringify(w) : "" })));
   const area = h("div.card.wide", { dataset: { testid: "trends-result" } });
   main.append(header("Trends", "How a metric moves over time.", pinButton("trends", () => describe(p))), controls, area);
   const q = trendsQuery(p);
   await run(area, ctx, "Trends", async (s) => {
     const ans = await query(q, s);
-    const prev = p.compare === "1" ? await query({ ...q, ...previousRange(q) }, s) : null;
+    const prev = p.compare === "1" && !SHAPED.has(p.metric) ? await query({ ...q, ...previousRange(q) }, s) : null;
     return { ans, prev };
   }, ({ ans, prev }) => renderTrends(area, p, ans, p.breakdown ? null : prev));
 }
