@@ -394,6 +394,47 @@ static void test_paths_errors(void **state)
            "{'direction':'next','by':'event','depth':5,'persons':0,'paths':[],'edges':[]");
 }
 
+/* Answers stay bounded: more than 100 edges at a depth are the top 100 and one "$other" edge;
+ * paths and entry pages are the top 100. */
+static void expect_has(fx *f, const char *q, const char *part, bool has)
+{
+    tl_buf out = TL_BUF_INIT;
+    tl_err err;
+    int rc = run(f, q, &out, &err);
+    if (rc) fail_msg("query %s failed: %d %s", q, rc, err.msg);
+    tl_buf_cstr(&out);
+    char *w = dq(part);
+    if (!strstr(out.p, w) != !has)
+        fail_msg("query %s\n  answer %s\n  %s %s", q, out.p, has ? "lacks" : "has", w);
+    free(w);
+    tl_buf_fini(&out);
+}
+
+static void test_bounded(void **state)
+{
+    fx *f = *state;
+    char who[16], ev[16], url[16];
+    for (int i = 0; i < 105; i++) {
+        snprintf(who, sizeof who, "p%03d", i);
+        snprintf(ev, sizeof ev, "e%03d", i);
+        snprintf(url, sizeof url, "/u%03d", i);
+        add(f, "s", who, T("2026-01-02T10:00Z") + i, url, NULL);
+        add(f, ev, who, T("2026-01-02T10:01Z") + i, NULL, NULL);
+    }
+    const char *q = P("'from':'2026-01-02','to':'2026-01-02','start_event':'s','depth':1");
+    expect_has(f, q, "'persons':105,'paths':[{'path':['s','e000'],'persons':1},", true);
+    expect_has(f, q, "{'path':['s','e099'],'persons':1}],'edges':[{'depth':1,'from':'s'", true);
+    expect_has(f, q, "e100", false);
+    expect_has(f, q,
+               "{'depth':1,'from':'s','to':'e099','persons':1},{'depth':1,'from':'$other',"
+               "'to':'$other','persons':5}]",
+               true);
+    q = S("'from':'2026-01-02','to':'2026-01-02'");
+    expect_has(f, q, "'rows':[['2026-01-02',105,60,60,0,2]]", true);
+    expect_has(f, q, "{'url':'/u099','sessions':1}],'exit_pages':[{'url':'/u000'", true);
+    expect_has(f, q, "/u100", false);
+}
+
 /* ---- stickiness and lifecycle ---- */
 
 static void test_stickiness(void **state)
@@ -466,6 +507,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_paths_next, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paths_previous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paths_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stickiness, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
     };
