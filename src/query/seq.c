@@ -62,7 +62,22 @@ typedef struct gather {
     uint64_t *nkeys;
     uint32_t *nidx;
     uint32_t nmask;
+    /* per-part scratch, reused from part to part (large allocations are fresh pages) */
+    uint32_t *sel, *tmp, *mask;
+    size_t scap;
 } gather;
+
+static void gather_free(gather *g)
+{
+    free(g->who);
+    free(g->ev);
+    free(g->nums);
+    free(g->nkeys);
+    free(g->nidx);
+    free(g->sel);
+    free(g->tmp);
+    free(g->mask);
+}
 
 static uint32_t num_id(gather *g, double x)
 {
@@ -130,8 +145,16 @@ static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
     if (!rc) rc = tl_snap_col_u32(c->sn, part, TL_COL_DID, &did);
     if (rc) return tl_err_set(err, rc, "store: %s", tl_strerror(rc));
     uint32_t n = in.n_rows, lo = 0, hi = n, k = 0;
-    uint32_t *sel = tl_xmalloc((size_t)n * sizeof *sel);
-    uint32_t *tmp = NULL, *mask = NULL;
+    if (g->scap < n) {
+        free(g->sel);
+        free(g->tmp);
+        free(g->mask);
+        g->scap = n;
+        g->sel = tl_xmalloc(n * sizeof *g->sel);
+        g->tmp = tl_xmalloc(n * sizeof *g->tmp);
+        g->mask = tl_xmalloc(n * sizeof *g->mask);
+    }
+    uint32_t *sel = g->sel, *tmp = g->tmp, *mask = g->mask;
     if (in.sorted) {
         lo = lower_bound64(ts, n, sp->from);
         hi = lower_bound64(ts, n, sp->to_excl);
@@ -146,8 +169,7 @@ static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
         if (rc) goto out;
     }
     if (!k) goto out;
-    tmp = tl_xmalloc((size_t)k * sizeof *tmp);
-    mask = tl_xcalloc(k, sizeof *mask);
+    memset(mask, 0, (size_t)k * sizeof *mask);
     /* The common case: every condition is "event = E" (or nothing): one pass over the event
      * column with a short table instead of one filter pass per condition. */
     uint32_t fid[TL_Q_MAX_CONDS], fmask[TL_Q_MAX_CONDS], nf = 0, all_bits = 0;
@@ -226,9 +248,6 @@ static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
         g->n++;
     }
 out:
-    free(sel);
-    free(tmp);
-    free(mask);
     return rc;
 }
 
@@ -362,11 +381,7 @@ int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, 
     }
     for (uint32_t i = 0; !rc && i < out->n_persons; i++)
         sort_events(c, out, out->ev + out->off[i], out->off[i + 1] - out->off[i]);
-    free(g.who);
-    free(g.ev);
-    free(g.nums);
-    free(g.nkeys);
-    free(g.nidx);
+    gather_free(&g);
     return rc;
 }
 
@@ -461,11 +476,7 @@ int tl_query__seq_stream(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp,
         memcpy(nums->nums, g.nums, g.n_nums * sizeof *g.nums);
         nums->n_nums = g.n_nums;
     }
-    free(g.who);
-    free(g.ev);
-    free(g.nums);
-    free(g.nkeys);
-    free(g.nidx);
+    gather_free(&g);
     return rc;
 }
 
