@@ -280,12 +280,12 @@ int tl_query__sessions(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_
     sp.aux[0] = &url;
     sp.aux[1] = req->has_bd ? &bd : NULL;
     tl_qseq sq;
-    rc = tl_query__seq_build(c, &all, &sp, &sq, err);
-    if (rc) return rc;
+    memset(&sq, 0, sizeof sq);
+    if (!cond.never && (rc = tl_query__seq_build(c, &all, &sp, &sq, err))) return rc;
 
     sess *ss = NULL;
     size_t ns = 0, cap = 0;
-    for (uint32_t p = 0; p < sq.n_persons && !cond.never; p++)
+    for (uint32_t p = 0; p < sq.n_persons; p++)
         cut_person(sq.ev + sq.off[p], sq.off[p + 1] - sq.off[p], gap_ms, plan, &ss, &ns, &cap);
 
     /* Breakdown slots: the values of the sessions, the top TL_Q_MAX_BREAKDOWN by sessions
