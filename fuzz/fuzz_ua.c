@@ -92,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tl_prop own = {TL_STR("$geo_region"), TL_PV_STR, 0, TL_STR("x")};
     r.props = &own;
     r.n_props = 1;
-    if (!tl_enrich_record(g_e, &g_cfg.projects[0], ar, &r)) {
+    if (!tl_enrich_record(g_e, &g_cfg.projects[0], ar, &r, NULL)) {
         for (uint32_t i = 1; i < r.n_props; i++)
             if (tl_str_cmp(r.props[i - 1].key, r.props[i].key) >= 0) abort();
     }

@@ -55,13 +55,7 @@ const char *tl_enrich_reason_name(int reason);
 int tl_enrich_new(const tl_config *c, tl_enrich **out, tl_err *err) TL_MUST_USE;
 void tl_enrich_free(tl_enrich *e);
 
-/* Enriches r (an accepted event of project p, which is an element of the configuration's
- * projects) in place, reading its transient r->ip and r->user_agent: adds country,
- * "$geo_region", "$geo_city", browser, os, device_type and "$ip" where the event has none
- * (new strings and property arrays come from a; others borrow the enricher's memory, valid
- * until tl_enrich_free). Returns TL_FILTER_NONE, or the reason to drop the event (counted;
- * r is then left as it was). Records of other kinds than TL_REC_EVENT are left alone. */
-int tl_enrich_record(tl_enrich *e, const tl_project_conf *p, tl_arena *a, tl_record *r);
+/* (tl_enrich_record: below, after the types it uses.) */
 
 /* The client address of a request whose socket peer is `peer` (text): when the peer is a
  * trusted proxy, the right-most address of the Forwarded (RFC 7239 for=) or else the
@@ -102,5 +96,31 @@ int tl_cidr_parse_list(const char *list, tl_cidr **out, uint32_t *n, tl_err *err
 /* Writes ip truncated to its /24 (IPv4) or /48 (IPv6) network as text ("1.2.3.0",
  * "2001:db8:1::"). Returns 0, or TL_EINVAL when ip is not an address. */
 int tl_ip_truncate(tl_str ip, char *out, size_t cap) TL_MUST_USE;
+
+/* ---- Per record ------------------------------------------------------------------------- */
+
+/* What the previous record of a batch resolved to. The events of one request usually share
+ * their client's IP and user agent, so a batch asks the caches once per client, not once per
+ * event. Zero-initialise one per batch (and arena); it borrows the records' strings, and is
+ * used by one thread at a time. */
+typedef struct tl_enrich_memo {
+    tl_str ua, ip; /* the previous record's, as given */
+    bool ua_set, ip_set, has_ip, geo_done, geo_found;
+    int bot;                 /* TL_FILTER_* of the user agent */
+    tl_str browser, os;      /* in the batch's arena */
+    const char *device_type; /* static */
+    tl_cidr addr;
+    tl_str country, region, city; /* country in the arena; region, city in the database */
+} tl_enrich_memo;
+
+/* Enriches r (an accepted event of project p, which is an element of the configuration's
+ * projects) in place, reading its transient r->ip and r->user_agent: adds country,
+ * "$geo_region", "$geo_city", browser, os, device_type and "$ip" where the event has none
+ * (new strings and property arrays come from a; others borrow the enricher's memory, valid
+ * until tl_enrich_free). memo (may be NULL) carries answers from record to record of one
+ * batch. Returns TL_FILTER_NONE, or the reason to drop the event (counted; r is then left as
+ * it was). Records of other kinds than TL_REC_EVENT are left alone. */
+int tl_enrich_record(tl_enrich *e, const tl_project_conf *p, tl_arena *a, tl_record *r,
+                     tl_enrich_memo *memo);
 
 #endif

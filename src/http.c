@@ -166,12 +166,13 @@ int tl_http_store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_in
         cap *= 2;
     uint64_t *seen = tl_arena_calloc(a, cap * sizeof *seen);
     bool *stored = tl_arena_calloc(a, (b->n + 1) * sizeof *stored);
+    tl_enrich_memo memo = {0}; /* the events of one request mostly share IP and user agent */
     size_t n = 0;
     *dups = 0;
     for (uint32_t i = 0; i < b->n; i++) {
         tl_record *r = &b->recs[i];
         r->project = pname;
-        if (tl_enrich_record(h->enrich, p, a, r)) continue; /* filtered: counted, not stored */
+        if (tl_enrich_record(h->enrich, p, a, r, &memo)) continue; /* filtered: not stored */
         uint64_t hv = tl_hash_str(r->event_id) | 1;
         uint32_t k = (uint32_t)hv & (cap - 1);
         bool dup = false;

@@ -240,17 +240,70 @@ static tl_prop str_prop(const char *key, tl_str v)
     return (tl_prop){tl_str_c(key), TL_PV_STR, 0, v};
 }
 
-int tl_enrich_record(tl_enrich *e, const tl_project_conf *p, tl_arena *a, tl_record *r)
+static bool same_str(tl_str a, tl_str b)
+{
+    return (a.p == b.p && a.len == b.len) || tl_str_eq(a, b);
+}
+
+/* Resolves the record's IP into m (parse once per distinct IP text). */
+static void memo_ip(tl_enrich_memo *m, tl_str ip)
+{
+    if (m->ip_set && same_str(m->ip, ip)) return;
+    m->ip = ip;
+    m->ip_set = true;
+    m->has_ip = ip.len && !tl_enrich__ip(ip, &m->addr);
+    m->geo_done = m->geo_found = false;
+}
+
+/* Resolves the IP's geography into m: the caches, then the database. */
+static void memo_geo(tl_enrich *e, tl_enrich_memo *m, tl_arena *a)
+{
+    if (m->geo_done) return;
+    m->geo_done = true;
+    tl_geo_info gi;
+    if (!m->has_ip || !geo(e, &m->addr, &gi) || gi.country.len != 2) return;
+    char *cc = tl_arena_alloc(a, 2);
+    for (int i = 0; i < 2; i++) {
+        char c = gi.country.p[i];
+        cc[i] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+    }
+    m->country = (tl_str){cc, 2};
+    m->region = gi.region;
+    m->city = gi.city;
+    m->geo_found = true;
+}
+
+/* Resolves the user agent into m: the cache, then uap-core. */
+static void memo_ua(tl_enrich *e, tl_enrich_memo *m, tl_arena *a, tl_str ua_str)
+{
+    if (m->ua_set && same_str(m->ua, ua_str)) return;
+    m->ua = ua_str;
+    m->ua_set = true;
+    tl_ua_info ua;
+    uint64_t hv = tl_hash_str(ua_str);
+    if (!tl_enrich__cache_get(e->ua_cache, ua_str.p, ua_str.len, hv, &ua)) {
+        tl_enrich_parse_ua(e, ua_str, &ua); /* HTTP libraries: empty answers, cached too */
+        if (ua_str.len <= 1024) tl_enrich__cache_put(e->ua_cache, ua_str.p, ua_str.len, hv, &ua);
+    }
+    m->bot = ua.bot;
+    m->browser = ua.browser[0] ? tl_arena_strdup(a, tl_str_c(ua.browser)) : TL_STR_NULL;
+    m->os = ua.os[0] ? tl_arena_strdup(a, tl_str_c(ua.os)) : TL_STR_NULL;
+    m->device_type = ua.device_type;
+}
+
+int tl_enrich_record(tl_enrich *e, const tl_project_conf *p, tl_arena *a, tl_record *r,
+                     tl_enrich_memo *memo)
 {
     if (!e || r->kind != TL_REC_EVENT) return TL_FILTER_NONE;
+    tl_enrich_memo local = {0};
+    tl_enrich_memo *m = memo ? memo : &local;
     const proj *pj = NULL;
     if (p >= e->cfg->projects && p < e->cfg->projects + e->cfg->n_projects)
         pj = &e->projs[p - e->cfg->projects];
-    tl_cidr ip;
-    bool has_ip = r->ip.len && !tl_enrich__ip(r->ip, &ip);
+    memo_ip(m, r->ip);
 
     /* 1. Deny lists: explicit, so they apply with bot_filter off too. */
-    if (pj && has_ip && tl_enrich__in_list(pj->deny_ips, pj->n_deny_ips, &ip))
+    if (pj && m->has_ip && tl_enrich__in_list(pj->deny_ips, pj->n_deny_ips, &m->addr))
         return filtered(e, TL_FILTER_IP);
     if (pj && pj->n_deny_refs && r->field[TL_F_REFERRER].len) {
         tl_str host = ref_host(r->field[TL_F_REFERRER]);
@@ -258,49 +311,36 @@ int tl_enrich_record(tl_enrich *e, const tl_project_conf *p, tl_arena *a, tl_rec
             if (host_in(host, pj->deny_refs[i])) return filtered(e, TL_FILTER_REFERRER);
     }
 
-    /* 2. The user agent, through the cache. */
-    tl_ua_info ua;
-    bool has_ua = false;
-    if (e->on && r->user_agent.len) { /* (HTTP libraries are cached with empty answers) */
-        uint64_t hv = tl_hash_str(r->user_agent);
-        if (!tl_enrich__cache_get(e->ua_cache, r->user_agent.p, r->user_agent.len, hv, &ua)) {
-            tl_enrich_parse_ua(e, r->user_agent, &ua);
-            if (r->user_agent.len <= 1024)
-                tl_enrich__cache_put(e->ua_cache, r->user_agent.p, r->user_agent.len, hv, &ua);
-        }
-        has_ua = true;
+    /* 2. The user agent. */
+    bool has_ua = e->on && r->user_agent.len;
+    if (has_ua) {
+        memo_ua(e, m, a, r->user_agent);
         bool drop = p->bot_filter ? p->bot_filter == TL_BOTS_ON : e->cfg->bot_filter;
-        if (ua.bot && drop) return filtered(e, ua.bot);
+        if (m->bot && drop) return filtered(e, m->bot);
     }
 
     tl_prop add[3];
     uint32_t n_add = 0;
     /* 3. Geography (the event's own country wins, and then no region/city is guessed). */
-    tl_geo_info gi;
-    if (e->on && has_ip && !r->field[TL_F_COUNTRY].len && geo(e, &ip, &gi) && gi.country.len == 2) {
-        char *cc = tl_arena_alloc(a, 2);
-        for (int i = 0; i < 2; i++) {
-            char c = gi.country.p[i];
-            cc[i] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+    if (e->on && m->has_ip && !r->field[TL_F_COUNTRY].len) {
+        memo_geo(e, m, a);
+        if (m->geo_found) {
+            r->field[TL_F_COUNTRY] = m->country;
+            if (m->city.len) add[n_add++] = str_prop("$geo_city", m->city);
+            if (m->region.len) add[n_add++] = str_prop("$geo_region", m->region);
         }
-        r->field[TL_F_COUNTRY] = (tl_str){cc, 2};
-        if (gi.city.len) add[n_add++] = str_prop("$geo_city", gi.city);
-        if (gi.region.len) add[n_add++] = str_prop("$geo_region", gi.region);
     }
     /* 4. Browser, OS, device type. */
     if (has_ua) {
-        if (!r->field[TL_F_BROWSER].len && ua.browser[0])
-            r->field[TL_F_BROWSER] = tl_arena_strdup(a, tl_str_c(ua.browser));
-        if (!r->field[TL_F_OS].len && ua.os[0])
-            r->field[TL_F_OS] = tl_arena_strdup(a, tl_str_c(ua.os));
-        if (!r->field[TL_F_DEVICE_TYPE].len && ua.device_type[0])
-            r->field[TL_F_DEVICE_TYPE] = tl_str_c(ua.device_type);
+        if (!r->field[TL_F_BROWSER].len) r->field[TL_F_BROWSER] = m->browser;
+        if (!r->field[TL_F_OS].len) r->field[TL_F_OS] = m->os;
+        if (!r->field[TL_F_DEVICE_TYPE].len) r->field[TL_F_DEVICE_TYPE] = tl_str_c(m->device_type);
     }
     /* 5. The IP itself: stored only when the project asks. */
-    if (has_ip && p->ip_mode != TL_IP_DROP) {
+    if (m->has_ip && p->ip_mode != TL_IP_DROP) {
         char *txt = tl_arena_alloc(a, 64);
         if (p->ip_mode == TL_IP_KEEP)
-            tl_enrich__ip_text(&ip, txt, 64);
+            tl_enrich__ip_text(&m->addr, txt, 64);
         else if (tl_ip_truncate(r->ip, txt, 64))
             txt[0] = 0;
         if (txt[0]) add[n_add++] = str_prop("$ip", tl_str_c(txt));

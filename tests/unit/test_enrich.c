@@ -308,7 +308,7 @@ static void test_record(void **state)
                         {TL_STR("z"), TL_PV_STR, 0, TL_STR("x")}};
     r.props = props;
     r.n_props = 2;
-    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r, NULL), TL_FILTER_NONE);
     if (geo) {
         field_is(&r, TL_F_COUNTRY, "US");
         assert_non_null(prop(&r, "$geo_region"));
@@ -328,7 +328,7 @@ static void test_record(void **state)
     r = rec("81.2.69.160", UA_CHROME_WIN);
     r.field[TL_F_COUNTRY] = TL_STR("NP");
     r.field[TL_F_BROWSER] = TL_STR("MyApp");
-    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r, NULL), TL_FILTER_NONE);
     field_is(&r, TL_F_COUNTRY, "NP");
     field_is(&r, TL_F_BROWSER, "MyApp");
     if (uap) field_is(&r, TL_F_OS, "Windows");
@@ -337,27 +337,27 @@ static void test_record(void **state)
 
     if (geo) {
         r = rec("81.2.69.160", NULL);
-        assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+        assert_int_equal(tl_enrich_record(f->e, p, f->a, &r, NULL), TL_FILTER_NONE);
         field_is(&r, TL_F_COUNTRY, "GB");
         field_is(&r, TL_F_DEVICE_TYPE, "");
         r = rec("2a00:1450:4001:80b::200e", NULL);
-        assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+        assert_int_equal(tl_enrich_record(f->e, p, f->a, &r, NULL), TL_FILTER_NONE);
         field_is(&r, TL_F_COUNTRY, "DE");
         r = rec("127.0.0.1", NULL); /* unknown to the database */
-        assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+        assert_int_equal(tl_enrich_record(f->e, p, f->a, &r, NULL), TL_FILTER_NONE);
         field_is(&r, TL_F_COUNTRY, "");
     }
 
     /* Project q keeps the IP (and its own "$ip" property wins). */
     r = rec("2001:0db9::0001", NULL);
-    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_NONE);
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r, NULL), TL_FILTER_NONE);
     assert_non_null(prop(&r, "$ip"));
     assert_true(tl_str_eqc(prop(&r, "$ip")->str, "2001:db9::1"));
     r = rec("127.0.0.2", NULL);
     tl_prop own = {TL_STR("$ip"), TL_PV_STR, 0, TL_STR("mine")};
     r.props = &own;
     r.n_props = 1;
-    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_NONE);
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r, NULL), TL_FILTER_NONE);
     assert_int_equal(r.n_props, 1);
     assert_true(tl_str_eqc(r.props[0].str, "mine"));
     /* Truncation. */
@@ -365,32 +365,32 @@ static void test_record(void **state)
     t.ip_mode = TL_IP_TRUNCATE;
     f->cfg.projects[0] = t;
     r = rec("203.0.113.77", NULL);
-    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r, NULL), TL_FILTER_NONE);
     assert_true(tl_str_eqc(prop(&r, "$ip")->str, "203.0.113.0"));
     f->cfg.projects[0].ip_mode = TL_IP_DROP;
 
     /* Filters and their counters. */
     uint64_t n[TL_FILTER_COUNT];
     r = rec("1.2.3.4", UA_GOOGLEBOT);
-    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_BOT);
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r, NULL), TL_FILTER_BOT);
     r = rec("1.2.3.4", UA_HEADLESS);
-    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_HEADLESS);
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r, NULL), TL_FILTER_HEADLESS);
     r = rec("1.2.3.4", UA_GOOGLEBOT); /* q keeps bots, labelled */
-    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_NONE);
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r, NULL), TL_FILTER_NONE);
     field_is(&r, TL_F_DEVICE_TYPE, "bot");
     r = rec("198.51.100.20", UA_CHROME_WIN);
-    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_IP);
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r, NULL), TL_FILTER_IP);
     r = rec("2001:db8::99", NULL);
-    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_IP);
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r, NULL), TL_FILTER_IP);
     r = rec("198.51.100.20", UA_CHROME_WIN); /* p has no deny list */
-    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r, NULL), TL_FILTER_NONE);
     r = rec("1.2.3.4", NULL);
     r.field[TL_F_REFERRER] = TL_STR("https://www.SPAM.example:8443/x?y");
-    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_REFERRER);
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r, NULL), TL_FILTER_REFERRER);
     r.field[TL_F_REFERRER] = TL_STR("https://notspam.example/");
-    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_NONE);
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r, NULL), TL_FILTER_NONE);
     r.field[TL_F_REFERRER] = TL_STR("bad.test");
-    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r), TL_FILTER_REFERRER);
+    assert_int_equal(tl_enrich_record(f->e, q, f->a, &r, NULL), TL_FILTER_REFERRER);
     tl_enrich_filtered(f->e, n);
     assert_int_equal(n[TL_FILTER_BOT], 1);
     assert_int_equal(n[TL_FILTER_HEADLESS], 1);
@@ -401,7 +401,7 @@ static void test_record(void **state)
     /* Other record kinds are left alone. */
     r = rec("1.2.3.4", UA_GOOGLEBOT);
     r.kind = TL_REC_IDENTIFY;
-    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r), TL_FILTER_NONE);
+    assert_int_equal(tl_enrich_record(f->e, p, f->a, &r, NULL), TL_FILTER_NONE);
     field_is(&r, TL_F_DEVICE_TYPE, "");
 }
 
@@ -432,7 +432,7 @@ static void test_bad_config(void **state)
     tl_record r = rec("8.8.8.8", UA_CHROME_WIN);
     tl_arena *a = tl_arena_new();
     tl_project_conf dp = {0};
-    assert_int_equal(tl_enrich_record(e, &dp, a, &r), TL_FILTER_NONE);
+    assert_int_equal(tl_enrich_record(e, &dp, a, &r, NULL), TL_FILTER_NONE);
     field_is(&r, TL_F_COUNTRY, "");
     field_is(&r, TL_F_BROWSER, "");
     field_is(&r, TL_F_DEVICE_TYPE, "desktop");
@@ -452,13 +452,28 @@ static void *work(void *arg)
     worker *w = arg;
     const char *uas[] = {UA_CHROME_WIN, UA_SAFARI_IPHONE, UA_CHROME_ANDROID, UA_FIREFOX_LINUX};
     const char *want[] = {"desktop", "mobile", "mobile", "desktop"};
+    const char *ips[] = {"81.2.69.160", "8.8.8.8", "127.0.0.1"};
     tl_arena *a = tl_arena_new();
+    tl_enrich_memo memo = {0};
     for (int i = 0; i < 2000; i++) {
-        tl_record r = rec("1.2.3.4", uas[i % 4]);
-        if (tl_enrich_record(w->f->e, &w->f->cfg.projects[0], a, &r) ||
-            !tl_str_eqc(r.field[TL_F_DEVICE_TYPE], want[i % 4]))
+        /* Runs of equal user agents and IPs (as in a batch), through the memo and without. */
+        const char *ip = ips[(i / 3) % 3], *ua = uas[(i / 5) % 4];
+        tl_record r = rec(ip, ua), r2 = rec(ip, ua);
+        if (tl_enrich_record(w->f->e, &w->f->cfg.projects[0], a, &r, &memo) ||
+            tl_enrich_record(w->f->e, &w->f->cfg.projects[0], a, &r2, NULL) ||
+            !tl_str_eqc(r.field[TL_F_DEVICE_TYPE], want[(i / 5) % 4]))
             w->bad++;
-        if (i % 100 == 0) tl_arena_reset(a);
+        for (int f = 0; f < TL_F_COUNT; f++)
+            if (!tl_str_eq(r.field[f], r2.field[f])) w->bad++;
+        if (r.n_props != r2.n_props) w->bad++;
+        for (uint32_t k = 0; k < r.n_props && k < r2.n_props; k++)
+            if (!tl_str_eq(r.props[k].key, r2.props[k].key) ||
+                !tl_str_eq(r.props[k].str, r2.props[k].str))
+                w->bad++;
+        if (i % 100 == 99) {
+            tl_arena_reset(a);
+            memset(&memo, 0, sizeof memo); /* the memo's strings live in the arena */
+        }
     }
     tl_arena_free(a);
     return NULL;
