@@ -328,7 +328,6 @@ typedef struct tvec {
 } tvec;
 
 typedef struct group {
-    uint32_t value; /* aux value; UINT32_MAX: "$other" */
     uint64_t persons[MAX_STEPS];
     tvec times[MAX_STEPS];
 } group;
@@ -413,42 +412,32 @@ static void put_steps(tl_buf *out, const fspec *f, group *g)
     tl_buf_addc(out, ']');
 }
 
-/* Groups by value: an open-addressing map from value to group index + 1. */
+/* Groups by breakdown value (query/seq.c's value table, a group per index). */
 typedef struct gtab {
+    tl_qvals v;
     group *g;
-    uint32_t n, cap;
-    uint32_t *map, mask;
+    uint32_t cap;
 } gtab;
 
 static group *gtab_get(gtab *t, uint32_t value)
 {
-    if (t->n * 2 >= t->mask) {
-        uint32_t nm = t->mask ? t->mask * 2 + 1 : 255;
-        uint32_t *m = tl_xcalloc((size_t)nm + 1, sizeof *m);
-        for (uint32_t i = 0; i < t->n; i++) {
-            uint32_t h = (t->g[i].value * 0x9E3779B1u) & nm;
-            while (m[h])
-                h = (h + 1) & nm;
-            m[h] = i + 1;
+    uint32_t n0 = t->v.n, i = tl_query__vals_get(&t->v, value);
+    if (t->v.n > n0) { /* a new value */
+        if (i == t->cap) {
+            t->cap = t->cap ? t->cap * 2 : 64;
+            t->g = tl_xrealloc(t->g, t->cap * sizeof *t->g);
         }
-        free(t->map);
-        t->map = m;
-        t->mask = nm;
+        memset(&t->g[i], 0, sizeof t->g[i]);
     }
-    uint32_t h = (value * 0x9E3779B1u) & t->mask;
-    while (t->map[h]) {
-        if (t->g[t->map[h] - 1].value == value) return &t->g[t->map[h] - 1];
-        h = (h + 1) & t->mask;
-    }
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 64;
-        t->g = tl_xrealloc(t->g, t->cap * sizeof *t->g);
-    }
-    group *g = &t->g[t->n];
-    memset(g, 0, sizeof *g);
-    g->value = value;
-    t->map[h] = ++t->n;
-    return g;
+    return &t->g[i];
+}
+
+static void gtab_free(gtab *t)
+{
+    for (uint32_t i = 0; i < t->v.n; i++)
+        group_free(&t->g[i]);
+    free(t->g);
+    tl_query__vals_free(&t->v);
 }
 
 /* Runs each bucket with one reused block of states (no page faults for a state array the
@@ -474,30 +463,6 @@ static void stream_run(streamctx *x, group *total, gtab *gt, bool bd)
             if (bd) group_add(gtab_get(gt, pr.bd), &pr);
         }
     }
-}
-
-typedef struct gsort {
-    tl_qctx *c;
-    const tl_qseq *sq;
-    group *g;
-} gsort;
-
-/* Rank: most persons at step 1 first, then value order. */
-static int rank_cmp(const void *a, const void *b, void *arg)
-{
-    const gsort *x = arg;
-    const group *ga = &x->g[*(const uint32_t *)a], *gb = &x->g[*(const uint32_t *)b];
-    if (ga->persons[0] != gb->persons[0]) return ga->persons[0] > gb->persons[0] ? -1 : 1;
-    return tl_query__seq_aux_cmp(x->c, x->sq, ga->value, gb->value);
-}
-
-static int value_cmp(const void *a, const void *b, void *arg)
-{
-    const gsort *x = arg;
-    const group *ga = &x->g[*(const uint32_t *)a], *gb = &x->g[*(const uint32_t *)b];
-    if (ga->value == UINT32_MAX || gb->value == UINT32_MAX)
-        return (ga->value == UINT32_MAX) - (gb->value == UINT32_MAX);
-    return tl_query__seq_aux_cmp(x->c, x->sq, ga->value, gb->value);
 }
 
 int tl_query__funnel(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_json *q, tl_buf *out,
@@ -554,55 +519,42 @@ int tl_query__funnel(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_js
     }
     if (rc) {
         group_free(&total);
-        for (uint32_t g = 0; g < gt.n; g++)
-            group_free(&gt.g[g]);
-        free(gt.g);
-        free(gt.map);
+        gtab_free(&gt);
         return rc;
     }
-    group *gs = gt.g;
-    uint32_t ng = gt.n;
-    free(gt.map);
-
     tl_buf_adds(out, "{\"steps\":");
     put_steps(out, &f, &total);
     if (req->has_bd) {
-        /* Keep the TL_Q_MAX_BREAKDOWN values with the most persons; the rest are "$other". */
-        uint32_t *ord = tl_xmalloc((ng + 1) * sizeof *ord);
-        for (uint32_t g = 0; g < ng; g++)
-            ord[g] = g;
-        gsort gx = {c, &sq, gs};
-        qsort_r(ord, ng, sizeof *ord, rank_cmp, &gx);
-        uint32_t keep = ng;
-        if (ng > TL_Q_MAX_BREAKDOWN) {
-            keep = TL_Q_MAX_BREAKDOWN;
-            group *other = &gs[ord[keep]];
-            for (uint32_t g = keep + 1; g < ng; g++)
-                group_merge(other, &gs[ord[g]], f.n_steps);
-            other->value = UINT32_MAX;
-            keep++;
-        }
-        qsort_r(ord, keep, sizeof *ord, value_cmp, &gx);
+        /* The TL_Q_MAX_BREAKDOWN values with the most persons; the rest as "$other". */
+        uint32_t n = gt.v.n, keep;
+        uint32_t *ord = tl_xmalloc((n + 1) * sizeof *ord);
+        for (uint32_t i = 0; i < n; i++)
+            gt.v.rank[i] = gt.g[i].persons[0];
+        tl_query__vals_order(c, &sq, &gt.v, ord, &keep);
         tl_buf_adds(out, ",\"breakdown\":");
         tl_buf_json_str(out, req->bd.name);
         tl_buf_adds(out, ",\"breakdowns\":[");
         for (uint32_t i = 0; i < keep; i++) {
-            group *g = &gs[ord[i]];
             tl_buf_adds(out, i ? ",{\"value\":" : "{\"value\":");
-            if (g->value == UINT32_MAX)
-                tl_buf_adds(out, "\"$other\"");
-            else
-                tl_query__seq_aux_json(c, &sq, g->value, out);
+            tl_query__seq_aux_json(c, &sq, gt.v.value[ord[i]], out);
             tl_buf_adds(out, ",\"steps\":");
-            put_steps(out, &f, g);
+            put_steps(out, &f, &gt.g[ord[i]]);
             tl_buf_addc(out, '}');
+        }
+        if (keep < n) {
+            group other;
+            memset(&other, 0, sizeof other);
+            for (uint32_t i = keep; i < n; i++)
+                group_merge(&other, &gt.g[ord[i]], f.n_steps);
+            tl_buf_adds(out, ",{\"value\":\"$other\",\"steps\":");
+            put_steps(out, &f, &other);
+            tl_buf_addc(out, '}');
+            group_free(&other);
         }
         tl_buf_addc(out, ']');
         free(ord);
-        for (uint32_t g = 0; g < ng; g++)
-            group_free(&gs[g]);
-        free(gs);
     }
+    gtab_free(&gt);
     tl_buf_printf(out, ",\"order\":\"%s\",\"window_s\":%lld",
                   f.order == ANY      ? "any"
                   : f.order == STRICT ? "strict"

@@ -242,6 +242,21 @@ int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, 
 typedef int (*tl_qseq_fn)(void *ctx, const uint32_t *who, const tl_qseq_ev *ev, size_t n);
 int tl_query__seq_stream(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qseq_fn fn,
                          void *ctx, tl_qseq *nums, tl_err *err);
+/* Breakdown values met by an engine (funnels, retention): value → dense index, the caller
+ * keeping its own payload per index, and the answer's order. */
+typedef struct tl_qvals {
+    uint32_t *value; /* per index */
+    uint64_t *rank;  /* per index: what ranks the value (persons); the caller adds to it */
+    uint32_t n, cap;
+    uint32_t *map, mask; /* open addressing: index + 1 */
+} tl_qvals;
+/* The index of value, added when new (rank 0). */
+uint32_t tl_query__vals_get(tl_qvals *v, uint32_t value);
+/* ord (v->n entries): first the TL_Q_MAX_BREAKDOWN indexes with the highest rank (ties in
+ * value order), in value order — *keep of them — then the rest, to be added up as "$other". */
+void tl_query__vals_order(tl_qctx *c, const tl_qseq *sq, const tl_qvals *v, uint32_t *ord,
+                          uint32_t *keep);
+void tl_query__vals_free(tl_qvals *v);
 /* Writes an aux value as JSON (a string, a number, or null when absent). */
 void tl_query__seq_aux_json(tl_qctx *c, const tl_qseq *sq, uint32_t v, tl_buf *out);
 /* Compares two aux values in answer order: null, numbers ascending, strings by bytes. */

@@ -49,72 +49,34 @@ static int64_t period_first_day(int period, int64_t p)
     }
 }
 
-typedef struct rgroup {
-    uint32_t value; /* aux value; UINT32_MAX: "$other" */
-    uint64_t total; /* cohort persons over all cohorts (ranks the values) */
-    uint64_t *cnt;  /* n_cohorts × N */
-} rgroup;
-
+/* Cohort tables per breakdown value (query/seq.c's value table ranks them by cohort persons). */
 typedef struct rtab {
-    rgroup *g;
-    uint32_t n, cap;
-    uint32_t *map, mask;
+    tl_qvals v;
+    uint64_t **cnt; /* per value: n_cohorts × N */
+    uint32_t cap;
     size_t cells;
 } rtab;
 
-static rgroup *rtab_get(rtab *t, uint32_t value)
+static uint64_t *rtab_get(rtab *t, uint32_t value)
 {
-    if (t->n * 2 >= t->mask) {
-        uint32_t nm = t->mask ? t->mask * 2 + 1 : 255;
-        uint32_t *m = tl_xcalloc((size_t)nm + 1, sizeof *m);
-        for (uint32_t i = 0; i < t->n; i++) {
-            uint32_t h = (t->g[i].value * 0x9E3779B1u) & nm;
-            while (m[h])
-                h = (h + 1) & nm;
-            m[h] = i + 1;
+    uint32_t n0 = t->v.n, i = tl_query__vals_get(&t->v, value);
+    if (t->v.n > n0) {
+        if (i == t->cap) {
+            t->cap = t->cap ? t->cap * 2 : 64;
+            t->cnt = tl_xrealloc(t->cnt, t->cap * sizeof *t->cnt);
         }
-        free(t->map);
-        t->map = m;
-        t->mask = nm;
+        t->cnt[i] = tl_xcalloc(t->cells, sizeof **t->cnt);
     }
-    uint32_t h = (value * 0x9E3779B1u) & t->mask;
-    while (t->map[h]) {
-        if (t->g[t->map[h] - 1].value == value) return &t->g[t->map[h] - 1];
-        h = (h + 1) & t->mask;
-    }
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 64;
-        t->g = tl_xrealloc(t->g, t->cap * sizeof *t->g);
-    }
-    rgroup *g = &t->g[t->n];
-    g->value = value;
-    g->total = 0;
-    g->cnt = tl_xcalloc(t->cells, sizeof *g->cnt);
-    t->map[h] = ++t->n;
-    return g;
+    t->v.rank[i]++;
+    return t->cnt[i];
 }
 
-typedef struct rsort {
-    tl_qctx *c;
-    const tl_qseq *sq;
-    rgroup *g;
-} rsort;
-
-static int rank_cmp(const void *a, const void *b, void *arg)
+static void rtab_free(rtab *t)
 {
-    const rsort *x = arg;
-    const rgroup *ga = &x->g[*(const uint32_t *)a], *gb = &x->g[*(const uint32_t *)b];
-    if (ga->total != gb->total) return ga->total > gb->total ? -1 : 1;
-    return tl_query__seq_aux_cmp(x->c, x->sq, ga->value, gb->value);
-}
-
-static int value_cmp(const void *a, const void *b, void *arg)
-{
-    const rsort *x = arg;
-    const rgroup *ga = &x->g[*(const uint32_t *)a], *gb = &x->g[*(const uint32_t *)b];
-    if (ga->value == UINT32_MAX || gb->value == UINT32_MAX)
-        return (ga->value == UINT32_MAX) - (gb->value == UINT32_MAX);
-    return tl_query__seq_aux_cmp(x->c, x->sq, ga->value, gb->value);
+    for (uint32_t i = 0; i < t->v.n; i++)
+        free(t->cnt[i]);
+    free(t->cnt);
+    tl_query__vals_free(&t->v);
 }
 
 static void put_cohorts(tl_buf *out, const uint64_t *cnt, uint32_t nc, uint32_t N, int period,
@@ -154,9 +116,7 @@ static void add_person(radd *a, uint32_t ci, uint32_t bd, uint8_t *hit)
     for (uint32_t k = 0; k < N; k++)
         row[k] += hit[k];
     if (a->bd) {
-        rgroup *g = rtab_get(a->rt, bd);
-        g->total++;
-        uint64_t *gr = g->cnt + (size_t)ci * N;
+        uint64_t *gr = rtab_get(a->rt, bd) + (size_t)ci * N;
         for (uint32_t k = 0; k < N; k++)
             gr[k] += hit[k];
     }
@@ -357,55 +317,41 @@ int tl_query__retention(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl
         }
     }
     if (rc) {
-        for (uint32_t g = 0; g < rt.n; g++)
-            free(rt.g[g].cnt);
-        free(rt.g);
-        free(rt.map);
+        rtab_free(&rt);
         return rc;
     }
-    free(rt.map);
 
     static const char *const pnames[] = {"day", "week", "month"};
     tl_buf_adds(out, "{\"cohorts\":");
     put_cohorts(out, tot, nc, N, period, pf);
     if (req->has_bd) {
-        uint32_t ng = rt.n;
-        uint32_t *ord = tl_xmalloc((ng + 1) * sizeof *ord);
-        for (uint32_t g = 0; g < ng; g++)
-            ord[g] = g;
-        rsort rx = {c, &sq, rt.g};
-        qsort_r(ord, ng, sizeof *ord, rank_cmp, &rx);
-        uint32_t keep = ng;
-        if (ng > TL_Q_MAX_BREAKDOWN) {
-            keep = TL_Q_MAX_BREAKDOWN;
-            rgroup *o = &rt.g[ord[keep]];
-            for (uint32_t g = keep + 1; g < ng; g++)
-                for (size_t x = 0; x < cells; x++)
-                    o->cnt[x] += rt.g[ord[g]].cnt[x];
-            o->value = UINT32_MAX;
-            keep++;
-        }
-        qsort_r(ord, keep, sizeof *ord, value_cmp, &rx);
+        /* The TL_Q_MAX_BREAKDOWN values with the most cohort persons; the rest as "$other". */
+        uint32_t n = rt.v.n, keep;
+        uint32_t *ord = tl_xmalloc((n + 1) * sizeof *ord);
+        tl_query__vals_order(c, &sq, &rt.v, ord, &keep);
         tl_buf_adds(out, ",\"breakdown\":");
         tl_buf_json_str(out, req->bd.name);
         tl_buf_adds(out, ",\"breakdowns\":[");
         for (uint32_t i = 0; i < keep; i++) {
-            rgroup *g = &rt.g[ord[i]];
             tl_buf_adds(out, i ? ",{\"value\":" : "{\"value\":");
-            if (g->value == UINT32_MAX)
-                tl_buf_adds(out, "\"$other\"");
-            else
-                tl_query__seq_aux_json(c, &sq, g->value, out);
+            tl_query__seq_aux_json(c, &sq, rt.v.value[ord[i]], out);
             tl_buf_adds(out, ",\"cohorts\":");
-            put_cohorts(out, g->cnt, nc, N, period, pf);
+            put_cohorts(out, rt.cnt[ord[i]], nc, N, period, pf);
+            tl_buf_addc(out, '}');
+        }
+        if (keep < n) {
+            uint64_t *o = tl_query__scratch(c, cells ? cells : 1, sizeof *o);
+            for (uint32_t i = keep; i < n; i++)
+                for (size_t x = 0; x < cells; x++)
+                    o[x] += rt.cnt[ord[i]][x];
+            tl_buf_adds(out, ",{\"value\":\"$other\",\"cohorts\":");
+            put_cohorts(out, o, nc, N, period, pf);
             tl_buf_addc(out, '}');
         }
         tl_buf_addc(out, ']');
         free(ord);
     }
-    for (uint32_t g = 0; g < rt.n; g++)
-        free(rt.g[g].cnt);
-    free(rt.g);
+    rtab_free(&rt);
     tl_buf_printf(out, ",\"period\":\"%s\",\"periods\":%u,\"mode\":\"%s\"", pnames[period], N,
                   unbounded ? "unbounded" : "bounded");
     return 0;

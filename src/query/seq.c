@@ -301,6 +301,16 @@ static void sort_events(tl_qctx *c, const tl_qseq *sq, tl_qseq_ev *e, size_t n)
     }
 }
 
+/* The top-level filters and the aux properties against this snapshot; false when a filter
+ * can pass no row at all. */
+static bool prepare(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp)
+{
+    if (tl_query__compile(c, (tl_qreq *)req)) return false;
+    for (int i = 0; i < 2; i++)
+        if (sp->aux[i]) tl_query__prop_resolve(c, sp->aux[i]);
+    return true;
+}
+
 /* Groups the gathered events by person: an LSD radix sort on the person number, in passes of
  * up to 11 bits, so every pass reads and writes in streams (a direct scatter to one bucket
  * per person misses the cache on nearly every event). Stable, so each person's events keep
@@ -362,11 +372,7 @@ int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, 
     memset(out, 0, sizeof *out);
     out->off = tl_query__scratch(c, 1, sizeof *out->off);
     if (!c->sn) return 0;
-    /* The top-level filters, conditions and aux properties against this snapshot. */
-    tl_qreq *rq = (tl_qreq *)req;
-    if (tl_query__compile(c, rq)) return 0; /* a filter no row can pass */
-    for (int i = 0; i < 2; i++)
-        if (sp->aux[i]) tl_query__prop_resolve(c, sp->aux[i]);
+    if (!prepare(c, req, sp)) return 0;
     gather g;
     memset(&g, 0, sizeof g);
     int rc = 0;
@@ -452,10 +458,7 @@ int tl_query__seq_stream(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp,
 {
     memset(nums, 0, sizeof *nums);
     if (!c->sn) return 0;
-    tl_qreq *rq = (tl_qreq *)req;
-    if (tl_query__compile(c, rq)) return 0;
-    for (int i = 0; i < 2; i++)
-        if (sp->aux[i]) tl_query__prop_resolve(c, sp->aux[i]);
+    if (!prepare(c, req, sp)) return 0;
     gather g;
     memset(&g, 0, sizeof g);
     int rc = 0;
@@ -500,4 +503,77 @@ int tl_query__seq_aux_cmp(tl_qctx *c, const tl_qseq *sq, uint32_t a, uint32_t b)
         return x < y ? -1 : x > y;
     }
     return tl_str_cmp(tl_snap_dict_str(c->sn, a), tl_snap_dict_str(c->sn, b));
+}
+
+/* ---- breakdown values ---- */
+
+uint32_t tl_query__vals_get(tl_qvals *v, uint32_t value)
+{
+    if ((v->n + 1) * 2 > v->mask) {
+        uint32_t nm = v->mask ? v->mask * 2 + 1 : 255;
+        uint32_t *m = tl_xcalloc((size_t)nm + 1, sizeof *m);
+        for (uint32_t i = 0; i < v->n; i++) {
+            uint32_t h = (v->value[i] * 0x9E3779B1u) & nm;
+            while (m[h])
+                h = (h + 1) & nm;
+            m[h] = i + 1;
+        }
+        free(v->map);
+        v->map = m;
+        v->mask = nm;
+    }
+    uint32_t h = (value * 0x9E3779B1u) & v->mask;
+    while (v->map[h]) {
+        if (v->value[v->map[h] - 1] == value) return v->map[h] - 1;
+        h = (h + 1) & v->mask;
+    }
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 64;
+        v->value = tl_xrealloc(v->value, v->cap * sizeof *v->value);
+        v->rank = tl_xrealloc(v->rank, v->cap * sizeof *v->rank);
+    }
+    v->value[v->n] = value;
+    v->rank[v->n] = 0;
+    v->map[h] = ++v->n;
+    return v->n - 1;
+}
+
+typedef struct valsctx {
+    tl_qctx *c;
+    const tl_qseq *sq;
+    const tl_qvals *v;
+} valsctx;
+
+static int vals_rank_cmp(const void *a, const void *b, void *arg)
+{
+    const valsctx *x = arg;
+    uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+    if (x->v->rank[i] != x->v->rank[j]) return x->v->rank[i] > x->v->rank[j] ? -1 : 1;
+    return tl_query__seq_aux_cmp(x->c, x->sq, x->v->value[i], x->v->value[j]);
+}
+
+static int vals_value_cmp(const void *a, const void *b, void *arg)
+{
+    const valsctx *x = arg;
+    return tl_query__seq_aux_cmp(x->c, x->sq, x->v->value[*(const uint32_t *)a],
+                                 x->v->value[*(const uint32_t *)b]);
+}
+
+void tl_query__vals_order(tl_qctx *c, const tl_qseq *sq, const tl_qvals *v, uint32_t *ord,
+                          uint32_t *keep)
+{
+    for (uint32_t i = 0; i < v->n; i++)
+        ord[i] = i;
+    valsctx x = {c, sq, v};
+    qsort_r(ord, v->n, sizeof *ord, vals_rank_cmp, &x);
+    *keep = v->n < TL_Q_MAX_BREAKDOWN ? v->n : TL_Q_MAX_BREAKDOWN;
+    qsort_r(ord, *keep, sizeof *ord, vals_value_cmp, &x);
+}
+
+void tl_query__vals_free(tl_qvals *v)
+{
+    free(v->value);
+    free(v->rank);
+    free(v->map);
+    memset(v, 0, sizeof *v);
 }
