@@ -420,6 +420,19 @@ def test_web_browser_funnel():
                                                      for x in want["steps"]], "funnel table")
         check(want["steps"][0]["persons"] > want["steps"][2]["persons"] > 0, "a real funnel: %r"
               % want)
+        # A step with its own filter, and a breakdown, from a URL.
+        steps = [{"event": "pageview", "where": [{"prop": "url", "op": "=", "value": "/pricing"}]},
+                 "signup"]
+        path = "/funnels?breakdown=platform&steps=" + urllib.parse.quote(json.dumps(steps))
+        out = drive(s, "view", {"path": path, "shot": "funnels_breakdown"})
+        want = s.query_ok({"project": P, "kind": "funnel", "from": tally.day_add(t, -29), "to": t,
+                           "tz": "UTC", "window_s": 86400, "breakdown": "platform",
+                           "steps": [steps[0], {"event": "signup"}]})
+        rows = out["view"]["tables"][0]["rows"]
+        check_eq([(r[0] or None, r[2], num(r[3])) for r in rows],
+                 [(b["value"], x["event"], x["persons"]) for b in want["breakdowns"]
+                  for x in b["steps"]], "funnel by platform with a step filter")
+        check(want["breakdowns"], "breakdowns present: %r" % want)
     finally:
         s.stop()
 
@@ -438,6 +451,11 @@ def test_web_browser_realtime():
         check_eq(out["collect_status"], 200, "POST /collect")
         check(out["active_after"] >= out["active_before"] + 5, "active persons went %r -> %r"
               % (out["active_before"], out["active_after"]))
+        live = [x for x in out["feed"] if "/live-" in x]
+        check(len(live) == 5 or "recent" not in r.json(),
+              "the feed shows the 5 new events: %r" % out["feed"][:10])
+        pages = [row[0] for row in out["view_after"]["tables"][0]["rows"]]
+        check(any(u.startswith("/live-") for u in pages), "top pages: %r" % pages)
     finally:
         s.stop()
 

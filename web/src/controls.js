@@ -76,7 +76,7 @@ export function propInput(value, attrs = {}) {
 }
 
 // The where-list editor: rows of prop / op / value. onChange(list) with complete rows only.
-export function filtersEditor(list, onChange) {
+export function filtersEditor(list, onChange, lead = "where") {
   const box = h("div.filters", { role: "group", "aria-label": "filters" });
   const rows = (list || []).map((f) => ({ ...f }));
   const emit = () => onChange(rows.filter((f) => f.prop && (f.op === "is_set" || f.op === "is_not_set" || (f.value !== undefined && f.value !== ""))).map(normalise));
@@ -88,7 +88,7 @@ export function filtersEditor(list, onChange) {
         const noValue = f.op === "is_set" || f.op === "is_not_set";
         const val = noValue ? null : suggestInput(() => f.prop || "event", Array.isArray(f.value) ? f.value.join(",") : f.value, { "aria-label": `filter ${i + 1} value`, name: "filter-value", placeholder: "value", size: 16, on: { change: (e) => { f.value = e.target.value; emit(); } } });
         const rm = h("button.icon", { type: "button", "aria-label": `remove filter ${i + 1}`, on: { click: () => { rows.splice(i, 1); render(); emit(); } } }, "×");
-        return h("div.filter-row", h("span.muted", i ? "and" : "where"), prop, op, val, rm);
+        return h("div.filter-row", h("span.muted", i ? "and" : lead), prop, op, val, rm);
       }),
       h("div", h("button.link", { type: "button", name: "add-filter", on: { click: () => { rows.push({ prop: "", op: "=", value: "" }); render(); box.querySelector(".filter-row:last-of-type input")?.focus(); } } }, "+ Add filter")),
     );

@@ -263,6 +263,8 @@ const scenarios = {
     await page.waitForTimeout(300);
     out.active_before = before;
     out.active_after = +(await page.getAttribute("[data-testid=rt-active] .value", "data-value"));
+    await page.waitForFunction(() => /\/live-/.test(document.querySelector("[data-testid=rt-feed]").textContent), null, { timeout: 10000 }).catch(() => {});
+    out.feed = await page.evaluate(() => [...document.querySelectorAll("[data-testid=rt-feed] li")].map((li) => li.textContent));
     out.view_after = await describe(page);
     await shot(page, "realtime");
   },

@@ -1,8 +1,9 @@
-// Funnels: steps (events, each with optional filters later), conversion window, order mode,
+// Funnels: steps (an event each, with optional filters of their own), conversion window, order,
 // breakdown, range, zone. Bars with conversion from the first step, drop-off between steps
 // and time to convert; the table under it.
 import { h, field, select, table, fmt, pct, duration, empty, clear } from "../ui.js";
 import { query } from "../api.js";
+import { PALETTE } from "../chart.js";
 import { params, setParams, jsonParam } from "../state.js";
 import { rangeFields, tzField, suggestInput, propInput, filtersEditor } from "../controls.js";
 import { header, run, range, tzOf, pinButton } from "./common.js";
@@ -12,8 +13,9 @@ const ORDERS = [["ordered", "In order (others between allowed)"], ["strict", "St
 
 export function funnelQuery(p) {
   const r = range(p);
-  const steps = jsonParam(p.steps, []).filter((s) => s);
-  const q = { kind: "funnel", from: r.from, to: r.to, tz: tzOf(p), window_s: +(p.window || 86400), steps: steps.map((e) => ({ event: e })) };
+  // A step in the URL is an event name, or {event, where} when it has filters.
+  const steps = jsonParam(p.steps, []).map(stepOf).filter((s) => s.event || s.where);
+  const q = { kind: "funnel", from: r.from, to: r.to, tz: tzOf(p), window_s: +(p.window || 86400), steps };
   if (p.order && p.order !== "ordered") q.order = p.order;
   if (p.breakdown) q.breakdown = p.breakdown;
   const where = jsonParam(p.where, []);
@@ -21,13 +23,22 @@ export function funnelQuery(p) {
   return q;
 }
 
+function stepOf(s) {
+  if (typeof s === "string") return { event: s };
+  const o = {};
+  if (s && s.event) o.event = s.event;
+  if (s && Array.isArray(s.where) && s.where.length) o.where = s.where;
+  return o;
+}
+const stepName = (s) => (typeof s === "string" ? s : (s && s.event) || "any event") + (s && s.where && s.where.length ? "*" : "");
+
 export function describeFunnel(p) {
   const steps = jsonParam(p.steps, []);
-  return `Funnel ${steps.join(" → ") || "(no steps)"}`;
+  return `Funnel ${steps.map(stepName).join(" → ") || "(no steps)"}`;
 }
 
 // One list of steps as bars.
-function bars(steps) {
+function bars(steps, colourIndex = 0) {
   const first = steps[0] ? steps[0].persons : 0;
   const out = h("div.funnel", { dataset: { testid: "funnel-bars" } });
   steps.forEach((s, i) => {
@@ -40,9 +51,10 @@ function bars(steps) {
         s.p90_s_from_previous != null ? `, p90 ${duration(s.p90_s_from_previous)}` : ""));
     }
     const fill = h("div.fill");
+    fill.style.background = `var(${PALETTE[colourIndex % PALETTE.length]})`;
     fill.style.width = Math.max(0.5, (first ? s.persons / first : 0) * 100) + "%";
     out.append(h("div.fstep", { dataset: { step: String(i + 1), persons: String(s.persons) } },
-      h("div.name", { title: s.event }, `${i + 1}. ${s.event}`),
+      h("div.name", { title: s.event ?? "any event" }, `${i + 1}. ${s.event ?? "any event"}`),
       h("div.fbar", { role: "img", "aria-label": `${s.event}: ${s.persons} persons, ${pct(conv)} of the first step` }, fill, h("span.label", fmt(s.persons))),
       h("div.stats", `${pct(conv)} of step 1`)));
   });
@@ -65,9 +77,9 @@ export function renderFunnel(area, p, ans, { compact = false } = {}) {
   area.append(h("p.caption", `Persons reaching each step within ${duration(q.window_s)} of the first, each counted once at the deepest step · ${q.from} – ${q.to} · time zone ${q.tz}`));
   if (ans.breakdowns) {
     const rows = [];
-    for (const b of ans.breakdowns) {
-      if (!compact) area.append(h("h3", `${p.breakdown} = ${b.value === null || b.value === "" ? "(none)" : b.value}`));
-      if (!compact) area.append(bars(b.steps));
+    for (const [bi, b] of ans.breakdowns.entries()) {
+      if (!compact) area.append(h("h3.group", `${p.breakdown} = ${b.value === null || b.value === "" ? "(none)" : b.value}`));
+      if (!compact) area.append(bars(b.steps, bi));
       rows.push(...stepRows(b.steps, b.value));
     }
     if (!ans.breakdowns.length) area.append(empty("No person reached the first step."));
@@ -83,14 +95,23 @@ export function renderFunnel(area, p, ans, { compact = false } = {}) {
 export default async function funnels(main, ctx) {
   const p = params();
   const set = (o) => setParams({ ...p, ...o });
-  const steps = jsonParam(p.steps, null) || ["", ""];
-  const saveSteps = (list) => set({ steps: JSON.stringify(list) });
+  const steps = (jsonParam(p.steps, null) || ["", ""]).map(stepOf);
+  // Steps without filters stay plain names in the URL.
+  const saveSteps = (list) => set({ steps: JSON.stringify(list.map((x) => (x.where && x.where.length ? x : x.event || ""))) });
   const stepBox = h("div.steps", { role: "group", "aria-label": "funnel steps" },
-    steps.map((s, i) => h("div.step-row",
-      h("span.n", `${i + 1}.`),
-      suggestInput("event", s, { name: "step", "aria-label": `step ${i + 1} event`, placeholder: "event name", size: 18, on: { change: (e) => { steps[i] = e.target.value.trim(); saveSteps(steps); } } }),
-      steps.length > 2 ? h("button.icon", { type: "button", "aria-label": `remove step ${i + 1}`, on: { click: () => { steps.splice(i, 1); saveSteps(steps); } } }, "×") : null)),
-    h("div", h("button.link", { type: "button", name: "add-step", on: { click: () => { steps.push(""); saveSteps(steps); } } }, "+ Add step")));
+    steps.map((st, i) => {
+      const filters = h("div.step-filters");
+      const showFilters = () => filters.replaceChildren(filtersEditor(st.where || [], (w) => { st.where = w; saveSteps(steps); }));
+      if (st.where && st.where.length) showFilters();
+      return h("div",
+        h("div.step-row",
+          h("span.n", `${i + 1}.`),
+          suggestInput("event", st.event, { name: "step", "aria-label": `step ${i + 1} event`, placeholder: "event name", size: 18, on: { change: (e) => { st.event = e.target.value.trim(); saveSteps(steps); } } }),
+          st.where && st.where.length ? null : h("button.link", { type: "button", name: "step-filter", "aria-label": `filter step ${i + 1}`, on: { click: () => { showFilters(); filters.querySelector("button[name=add-filter]")?.click(); } } }, "+ filter"),
+          steps.length > 2 ? h("button.icon", { type: "button", "aria-label": `remove step ${i + 1}`, on: { click: () => { steps.splice(i, 1); saveSteps(steps); } } }, "×") : null),
+        filters);
+    }),
+    h("div", h("button.link", { type: "button", name: "add-step", on: { click: () => { steps.push({ event: "" }); saveSteps(steps); } } }, "+ Add step")));
   const controls = h("form.controls", { on: { submit: (e) => e.preventDefault() } },
     field("Steps", stepBox),
     field("Conversion window", select(WINDOWS, p.window || 86400, { name: "window", on: { change: (e) => set({ window: e.target.value }) } })),
@@ -98,7 +119,7 @@ export default async function funnels(main, ctx) {
     field("Breakdown", propInput(p.breakdown, { name: "breakdown", placeholder: "none", on: { change: (e) => set({ breakdown: e.target.value.trim() }) } })),
     ...rangeFields(p, set),
     tzField(p.tz, (tz) => set({ tz })),
-    filtersEditor(jsonParam(p.where, []), (w) => set({ where: w.length ? JSON.stringify(w) : "" })));
+    filtersEditor(jsonParam(p.where, []), (w) => set({ where: w.length ? JSON.stringify(w) : "" }), "every step where"));
   const area = h("div.card.wide", { dataset: { testid: "funnel-result" } });
   main.append(header("Funnels", "Where people drop off on the way to a goal.", pinButton("funnels", () => describeFunnel(p))), controls, area);
   const q = funnelQuery(p);
