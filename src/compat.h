@@ -36,6 +36,8 @@ typedef struct tl_compat_in {
     const tl_str *arg_k;     /* query-string arguments, URL-decoded */
     const tl_str *arg_v;
     size_t n_args;
+    tl_str salt; /* Plausible: a secret mixed into the visitor hash (the HTTP layer passes the
+                    project's read key), so the id cannot be reversed to the address */
 } tl_compat_in;
 
 /* "segment", "posthog", ... */

@@ -2,10 +2,11 @@
  * short keys plausible-tracker sends {n,u,d,r,p|m,h} (as text/plain).
  *
  * Plausible has no client ids: a visitor is a hash of the User-Agent, the client address and
- * the site, with a salt that rotates daily. tally does the same without a secret: the
- * anonymous_id is "~v" + 32 hex digits of XXH3-128 over (UTC day of receipt, User-Agent,
- * address, domain), so a visitor is one person per day per site and no raw address is kept
- * in the id. name "pageview" is tally's "pageview"; url (required, data: URLs refused; the
+ * the site, with a salt that rotates daily. tally does the same: the anonymous_id is "~v" +
+ * 32 hex digits of XXH3-128 over (in->salt, UTC day of receipt, User-Agent, address, domain),
+ * so a visitor is one person per day per site, and without the salt (a secret: the HTTP
+ * layer passes the project's read key) the id cannot be turned back into the address by
+ * trying every one. name "pageview" is tally's "pageview"; url (required, data: URLs refused; the
  * #fragment dropped unless h=1, hash-mode paths) and referrer are the built-in fields; props
  * (a map, or a JSON string of one) become properties, with list, map and empty values dropped
  * as Plausible drops them. "domain" may be a comma list: out->body_key is the list, and the
@@ -25,12 +26,15 @@ static const tl_json *get2(const tl_json *o, const char *k1, const char *k2)
     return v && v->type != TL_JNULL ? v : NULL;
 }
 
-static tl_str visitor_id(tl_arena *a, const tl_ingest_ctx *ctx, tl_str domain)
+static tl_str visitor_id(tl_arena *a, const tl_ingest_ctx *ctx, tl_str domain, tl_str salt)
 {
     int64_t day = tl_floordiv(ctx->recv_ms, TL_MS_PER_DAY);
-    size_t n = 8 + ctx->user_agent.len + 1 + ctx->ip.len + 1 + domain.len;
+    size_t n = salt.len + 1 + 8 + ctx->user_agent.len + 1 + ctx->ip.len + 1 + domain.len;
     char *buf = tl_arena_alloc(a, n);
     char *p = buf;
+    if (salt.len) memcpy(p, salt.p, salt.len);
+    p += salt.len;
+    *p++ = 0;
     memcpy(p, &day, 8);
     p += 8;
     if (ctx->user_agent.len) memcpy(p, ctx->user_agent.p, ctx->user_agent.len);
@@ -105,7 +109,7 @@ int tl_compat_plausible(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx
     tl_cobj o;
     tl_compat__obj(&o, a, ev->str);
     tl_compat__node(&o, "event", get2(ev, "name", "n"));
-    tl_compat__str(&o, "anonymous_id", visitor_id(a, ctx, site));
+    tl_compat__str(&o, "anonymous_id", visitor_id(a, ctx, site, in->salt));
     tl_compat__str(&o, "url", u);
     tl_compat__node(&o, "referrer", get2(ev, "referrer", "r"));
     const tl_json *props = get2(ev, "props", "p");

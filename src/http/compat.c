@@ -363,6 +363,12 @@ static enum MHD_Result ingest(tl_http *h, struct MHD_Connection *c, tl_http_req 
     if (!debug) {
         for (size_t i = 0; i < np; i++) {
             uint32_t d = 0;
+            if (f == TL_COMPAT_PLAUSIBLE) {
+                /* The visitor hash is salted with the project's secret: parse again for each
+                 * project (one small event) with its read key as the salt. */
+                in.salt = tl_str_c(ps[i]->read_key);
+                if (tl_compat_parse(f, a, &in, &ctx, &h->lim, &b, &err)) continue;
+            }
             rc = tl_http_store_batch(h, a, ps[i], &b, &d);
             if (rc) {
                 ret = rc == TL_E2BIG ? reply_error(h, c, 413, "batch too large for the log")

@@ -27,6 +27,7 @@ typedef struct fx {
     tl_err err;
     tl_str k[16], v[16];
     size_t n_args;
+    tl_str salt;
 } fx;
 
 static int setup(void **state)
@@ -58,8 +59,14 @@ static void arg(fx *f, const char *k, const char *v)
 static int parse_n(fx *f, tl_compat_fmt fmt, const char *path, const char *body, size_t len,
                    const char *ct, const char *ce)
 {
-    tl_compat_in in = {tl_str_c(path), {body, len}, tl_str_c(ct), tl_str_c(ce),
-                       f->k,           f->v,        f->n_args};
+    tl_compat_in in = {.path = tl_str_c(path),
+                       .body = {body, len},
+                       .content_type = tl_str_c(ct),
+                       .content_encoding = tl_str_c(ce),
+                       .arg_k = f->k,
+                       .arg_v = f->v,
+                       .n_args = f->n_args,
+                       .salt = f->salt};
     memset(&f->err, 0, sizeof f->err);
     return tl_compat_parse(fmt, f->a, &in, &f->ctx, NULL, &f->b, &f->err);
 }
@@ -619,6 +626,18 @@ static void test_plausible(void **state)
                            "{\"n\":\"p\",\"u\":\"u\",\"d\":\"example.com\"}"),
                      0);
     assert_false(tl_str_eq(f->b.recs[0].anonymous_id, visitor));
+    /* another salt (another project's secret): another id for the same visitor */
+    f->ctx.recv_ms -= TL_MS_PER_DAY;
+    f->salt = TL_STR("rk_secret");
+    assert_int_equal(parse(f, TL_COMPAT_PLAUSIBLE, "/api/event",
+                           "{\"n\":\"p\",\"u\":\"u\",\"d\":\"example.com\"}"),
+                     0);
+    assert_false(tl_str_eq(f->b.recs[0].anonymous_id, visitor));
+    f->salt = TL_STR_NULL;
+    assert_int_equal(parse(f, TL_COMPAT_PLAUSIBLE, "/api/event",
+                           "{\"n\":\"p\",\"u\":\"u\",\"d\":\"example.com\"}"),
+                     0);
+    assert_true(tl_str_eq(f->b.recs[0].anonymous_id, visitor));
     /* url required; data: refused */
     assert_int_equal(parse(f, TL_COMPAT_PLAUSIBLE, "/api/event", "{\"n\":\"p\",\"d\":\"x\"}"), 0);
     assert_int_equal(f->b.rejected, 1);
