@@ -24,3 +24,6 @@ build/tally build/san/tally: | build/gen/web_assets.c
 
 .PHONY: web
 web: build/gen/web_assets.c
+
+# `make fuzz` and `make test-tsan` compile LIB_SRCS (so the generated table) themselves.
+fuzz test-tsan: build/gen/web_assets.c

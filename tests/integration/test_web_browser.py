@@ -277,6 +277,10 @@ def test_web_browser_pages():
                  "/paths": "paths"}
         for path, v in out["pages"].items():
             check_eq(v["errors"], [], "%s: error states" % path)
+            check_eq(v["unlabelled"], [], "%s: controls without an accessible name" % path)
+            check_eq(v["uncaptioned_charts"], 0, "%s: charts without a caption naming the zone"
+                     % path)
+            check(v["csv_buttons"] >= len(v["tables"]), "%s: a CSV download per table" % path)
             kind = kinds.get(path)
             if kind and path != "/funnels" and not supported(s, kind):
                 check(v["unsupported"], "%s: kind %s unsupported, but no designed state: %r"

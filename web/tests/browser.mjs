@@ -81,6 +81,10 @@ async function describe(page) {
       })),
       kpis: Object.fromEntries(q("[data-testid^=kpi-], [data-testid^=rt-]").filter((e) => e.querySelector(".value")).map((e) => [e.dataset.testid, e.querySelector(".value").dataset.value])),
       csv_buttons: q("button.csv").length,
+      // Controls a screen reader could not name (no label, aria-label or text).
+      unlabelled: q("input, select, textarea, button").filter((e) => !(e.closest("label") || e.getAttribute("aria-label") || (e.id && document.querySelector(`label[for="${e.id}"]`)) || (e.tagName === "BUTTON" && e.textContent.trim()))).map((e) => e.outerHTML.slice(0, 120)),
+      // Charts say what they count and in which zone.
+      uncaptioned_charts: q(".chart-block").filter((f) => !/time zone|server clock/.test(f.querySelector("figcaption")?.textContent || "")).length,
     };
   });
 }
