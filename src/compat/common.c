@@ -71,6 +71,11 @@ tl_json *tl_compat__jstr(tl_arena *a, tl_str s)
     return m;
 }
 
+const tl_json *tl_compat__strv(const tl_json *v)
+{
+    return v && v->type == TL_JSTR && v->str.len ? v : NULL;
+}
+
 tl_str tl_compat__get_str(const tl_json *obj, const char *key)
 {
     const tl_json *v = obj && obj->type == TL_JOBJ ? tl_json_get(obj, key) : NULL;

@@ -35,6 +35,9 @@ void tl_compat__str(tl_cobj *o, const char *key, tl_str v);
 void tl_compat__num(tl_cobj *o, const char *key, double v);
 void tl_compat__node(tl_cobj *o, const char *key, const tl_json *v);
 void tl_compat__node_k(tl_cobj *o, tl_str key, const tl_json *v);
+/* v when it is a non-empty string, else NULL: for built-in fields taken from an SDK's
+ * optional context, where a wrong type should drop the field, not reject the event. */
+const tl_json *tl_compat__strv(const tl_json *v);
 /* A string member's value, or TL_STR_NULL (absent, null or not a string). */
 tl_str tl_compat__get_str(const tl_json *obj, const char *key);
 /* A string or integer member as text (ids that SDKs send as numbers), else TL_STR_NULL. */

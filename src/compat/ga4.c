@@ -84,8 +84,8 @@ int tl_compat_ga4(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *ctx,
         tl_compat__node(&o, "user_id", obj_get(root, "user_id"));
         const tl_json *ts = obj_get(e, "timestamp_micros");
         add_micros(&o, ts ? ts : obj_get(root, "timestamp_micros"));
-        tl_compat__node(&o, "url", obj_get(params, "page_location"));
-        tl_compat__node(&o, "referrer", obj_get(params, "page_referrer"));
+        tl_compat__node(&o, "url", tl_compat__strv(obj_get(params, "page_location")));
+        tl_compat__node(&o, "referrer", tl_compat__strv(obj_get(params, "page_referrer")));
         const tl_json *sid = obj_get(params, "session_id");
         if (sid && (sid->type == TL_JSTR || sid->type == TL_JNUM))
             tl_compat__str(&o, "session_id", tl_compat__get_id(a, params, "session_id"));

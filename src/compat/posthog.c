@@ -187,18 +187,18 @@ static void common_fields(tl_cobj *o, tl_cbatch *b, const tl_json *e, const tl_j
         tl_compat__num(o, "timestamp", (double)b->ctx->recv_ms - off->num);
         *sent = INT64_MIN;
     }
-    tl_compat__node(o, "session_id", obj_get(props, "$session_id"));
-    tl_compat__node(o, "url", obj_get(props, "$current_url"));
+    tl_compat__node(o, "session_id", tl_compat__strv(obj_get(props, "$session_id")));
+    tl_compat__node(o, "url", tl_compat__strv(obj_get(props, "$current_url")));
     tl_str ref = tl_compat__get_str(props, "$referrer");
     if (!tl_str_eqc(ref, "$direct")) tl_compat__str(o, "referrer", ref);
-    tl_compat__node(o, "os", obj_get(props, "$os"));
-    tl_compat__node(o, "browser", obj_get(props, "$browser"));
-    tl_compat__node(o, "device_type", obj_get(props, "$device_type"));
-    tl_compat__node(o, "app_version", obj_get(props, "$app_version"));
-    tl_compat__node(o, "platform", obj_get(props, "$lib"));
-    tl_compat__node(o, "ip", obj_get(props, "$ip"));
-    tl_compat__node(o, "ip", obj_get(e, "ip"));
-    tl_compat__node(o, "user_agent", obj_get(props, "$raw_user_agent"));
+    tl_compat__node(o, "os", tl_compat__strv(obj_get(props, "$os")));
+    tl_compat__node(o, "browser", tl_compat__strv(obj_get(props, "$browser")));
+    tl_compat__node(o, "device_type", tl_compat__strv(obj_get(props, "$device_type")));
+    tl_compat__node(o, "app_version", tl_compat__strv(obj_get(props, "$app_version")));
+    tl_compat__node(o, "platform", tl_compat__strv(obj_get(props, "$lib")));
+    tl_compat__node(o, "ip", tl_compat__strv(obj_get(props, "$ip")));
+    tl_compat__node(o, "ip", tl_compat__strv(obj_get(e, "ip")));
+    tl_compat__node(o, "user_agent", tl_compat__strv(obj_get(props, "$raw_user_agent")));
     tl_str cc = tl_compat__get_str(props, "$geoip_country_code");
     if (is_country(cc)) tl_compat__str(o, "country", cc);
 }

@@ -116,17 +116,17 @@ static void map_message(tl_cbatch *b, const tl_json *m, tl_str deftype, const tl
     const tl_json *ts = obj_get(m, "timestamp");
     tl_compat__node(&o, "timestamp", ts ? ts : obj_get(m, "originalTimestamp"));
     tl_compat__node(&o, "sent_at", obj_get(m, "sentAt"));
-    tl_compat__node(&o, "platform", ctx_get(ctx, bctx, "library", "name"));
-    tl_compat__node(&o, "app_version", ctx_get(ctx, bctx, "app", "version"));
-    tl_compat__node(&o, "os", ctx_get(ctx, bctx, "os", "name"));
+    tl_compat__node(&o, "platform", tl_compat__strv(ctx_get(ctx, bctx, "library", "name")));
+    tl_compat__node(&o, "app_version", tl_compat__strv(ctx_get(ctx, bctx, "app", "version")));
+    tl_compat__node(&o, "os", tl_compat__strv(ctx_get(ctx, bctx, "os", "name")));
     if (page) {
-        tl_compat__node(&o, "url", obj_get(props, "url"));
-        tl_compat__node(&o, "referrer", obj_get(props, "referrer"));
+        tl_compat__node(&o, "url", tl_compat__strv(obj_get(props, "url")));
+        tl_compat__node(&o, "referrer", tl_compat__strv(obj_get(props, "referrer")));
     }
-    tl_compat__node(&o, "url", ctx_get(ctx, bctx, "page", "url"));
-    tl_compat__node(&o, "referrer", ctx_get(ctx, bctx, "page", "referrer"));
-    tl_compat__node(&o, "ip", ctx_get(ctx, bctx, "ip", NULL));
-    tl_compat__node(&o, "user_agent", ctx_get(ctx, bctx, "userAgent", NULL));
+    tl_compat__node(&o, "url", tl_compat__strv(ctx_get(ctx, bctx, "page", "url")));
+    tl_compat__node(&o, "referrer", tl_compat__strv(ctx_get(ctx, bctx, "page", "referrer")));
+    tl_compat__node(&o, "ip", tl_compat__strv(ctx_get(ctx, bctx, "ip", NULL)));
+    tl_compat__node(&o, "user_agent", tl_compat__strv(ctx_get(ctx, bctx, "userAgent", NULL)));
     const tl_json *country = ctx_get(ctx, bctx, "location", "country");
     if (is_country(country)) tl_compat__node(&o, "country", country);
     tl_compat__node(&o, "properties", props);

@@ -283,6 +283,16 @@ static void test_segment_bad_body(void **state)
                            "{\"event\":\"e\",\"userId\":\"u\",\"type\":\"bogus\"}"),
                      0);
     assert_int_equal(f->b.rejected, 1);
+    /* built-in fields from the SDK's context: empty or mistyped values are dropped, not fatal */
+    assert_int_equal(parse(f, TL_COMPAT_SEGMENT, "/v1/page",
+                           "{\"anonymousId\":\"a\",\"properties\":{\"url\":\"https://u/\","
+                           "\"referrer\":\"\"},\"context\":{\"page\":{\"referrer\":\"https://r/\"},"
+                           "\"library\":{\"name\":7},\"os\":{\"name\":\"\"}}}"),
+                     0);
+    assert_int_equal(f->b.n, 1);
+    assert_str(f->b.recs[0].field[TL_F_URL], "https://u/");
+    assert_str(f->b.recs[0].field[TL_F_REFERRER], "https://r/");
+    assert_int_equal(f->b.recs[0].field[TL_F_PLATFORM].len, 0);
     /* analytics.js short paths */
     assert_int_equal(tl_compat_by_path(TL_STR("/v1/p")), TL_COMPAT_SEGMENT);
     assert_int_equal(parse(f, TL_COMPAT_SEGMENT, "/v1/p", "{\"anonymousId\":\"a\"}"), 0);
