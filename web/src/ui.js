@@ -115,7 +115,7 @@ export function table(columns, rows, { filename = "tally.csv", format = {}, nume
 export function kpi(label, value, note, testid) {
   return h("div.card.kpi", { dataset: { testid } },
     h("h3", label),
-    h("div.value", { dataset: { value: value === null || value === undefined ? "" : String(value) } }, typeof value === "number" && value > 0 && value < 1 && label.includes("/") ? pct(value) : fmt(value)),
+    h("div.value", { dataset: { value: value === null || value === undefined ? "" : String(value) } }, fmt(value)),
     note ? h("div.note", note) : null);
 }
 

@@ -6,7 +6,7 @@ import { session } from "../api.js";
 import { pinDialog } from "./dashboards.js";
 
 export function header(title, sub, ...actions) {
-  return h("header.row", { style: null },
+  return h("header.row",
     h("div", h("h1", title), sub ? h("p.sub", sub) : null),
     h("div.spacer"),
     ...actions);

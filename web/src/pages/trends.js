@@ -1,6 +1,6 @@
 // Trends: metric, event, filters, breakdown, interval, range, zone; line or bar; the table
 // under it; compare with the previous period. Every setting is in the URL.
-import { h, field, select, table, fmt, pct, empty, clear } from "../ui.js";
+import { h, field, select, table, pct, empty } from "../ui.js";
 import { timeChart } from "../chart.js";
 import { query } from "../api.js";
 import { params, setParams, jsonParam } from "../state.js";
@@ -117,4 +117,3 @@ export default async function trends(main, ctx) {
   }, ({ ans, prev }) => renderTrends(area, p, ans, p.breakdown ? null : prev));
 }
 
-export { fmt };
