@@ -159,17 +159,6 @@ static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
         lo = lower_bound64(ts, n, sp->from);
         hi = lower_bound64(ts, n, sp->to_excl);
     }
-    const uint32_t *persons = c->persons, nd = c->n_dids;
-    for (uint32_t r = lo; r < hi; r++) {
-        sel[k] = r;
-        k += ts[r] >= sp->from && ts[r] < sp->to_excl && did[r] < nd && persons[did[r]] < nd;
-    }
-    for (uint32_t i = 0; k && i < req->n_preds; i++) {
-        rc = tl_query__filter_sel(c, &req->preds[i], part, sel, 0, k, sel, &k, err);
-        if (rc) goto out;
-    }
-    if (!k) goto out;
-    memset(mask, 0, (size_t)k * sizeof *mask);
     /* The common case: every condition is "event = E" (or nothing): one pass over the event
      * column with a short table instead of one filter pass per condition. */
     uint32_t fid[TL_Q_MAX_CONDS], fmask[TL_Q_MAX_CONDS], nf = 0, all_bits = 0;
@@ -193,6 +182,50 @@ static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
             fast = false;
         }
     }
+    const uint32_t *persons = c->persons, nd = c->n_dids;
+    if (fast && !req->n_preds && !sp->keep_all && !sp->aux[0] && !sp->aux[1]) {
+        /* Straight from the columns: only rows of the conditions' events are looked at
+         * further (time, person). */
+        const uint32_t *evc;
+        rc = tl_snap_col_u32(c->sn, part, TL_COL_EVENT, &evc);
+        if (rc) {
+            tl_err_set(err, rc, "store: event column: %s", tl_strerror(rc));
+            goto out;
+        }
+        if (g->n + (hi - lo) > g->cap) {
+            size_t cap = g->cap ? g->cap : 4096;
+            while (cap < g->n + (hi - lo))
+                cap *= 2;
+            g->cap = cap;
+            g->who = tl_xrealloc(g->who, cap * sizeof *g->who);
+            g->ev = tl_xrealloc(g->ev, cap * sizeof *g->ev);
+        }
+        uint32_t *W = g->who + g->n;
+        tl_qseq_ev *E = g->ev + g->n;
+        size_t w = 0;
+        for (uint32_t r = lo; r < hi; r++) {
+            uint32_t e = evc[r], m = all_bits;
+            for (uint32_t f = 0; f < nf; f++)
+                m |= e == fid[f] ? fmask[f] : 0;
+            if (!m || ts[r] < sp->from || ts[r] >= sp->to_excl || did[r] >= nd) continue;
+            uint32_t p = persons[did[r]];
+            if (p >= nd) continue;
+            W[w] = p;
+            E[w++] = (tl_qseq_ev){ts[r], m, {0, 0}};
+        }
+        g->n += w;
+        goto out;
+    }
+    for (uint32_t r = lo; r < hi; r++) {
+        sel[k] = r;
+        k += ts[r] >= sp->from && ts[r] < sp->to_excl && did[r] < nd && persons[did[r]] < nd;
+    }
+    for (uint32_t i = 0; k && i < req->n_preds; i++) {
+        rc = tl_query__filter_sel(c, &req->preds[i], part, sel, 0, k, sel, &k, err);
+        if (rc) goto out;
+    }
+    if (!k) goto out;
+    memset(mask, 0, (size_t)k * sizeof *mask);
     if (fast) {
         const uint32_t *evc;
         rc = tl_snap_col_u32(c->sn, part, TL_COL_EVENT, &evc);
@@ -235,18 +268,34 @@ static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
                 tl_query__prop_col(c, part, sp->aux[i], &ax[i].col, &ax[i].pc, &ax[i].present, err);
             if (rc) goto out;
         }
-    for (uint32_t j = 0; j < k; j++) {
-        if (!mask[j] && !sp->keep_all) continue;
-        if (g->n == g->cap) {
-            g->cap = g->cap ? g->cap * 2 : 4096;
-            g->who = tl_xrealloc(g->who, g->cap * sizeof *g->who);
-            g->ev = tl_xrealloc(g->ev, g->cap * sizeof *g->ev);
-        }
-        uint32_t r = sel[j];
-        g->who[g->n] = persons[did[r]];
-        g->ev[g->n] = (tl_qseq_ev){ts[r], mask[j], {aux_at(g, &ax[0], r), aux_at(g, &ax[1], r)}};
-        g->n++;
+    if (g->n + k > g->cap) {
+        size_t cap = g->cap ? g->cap : 4096;
+        while (cap < g->n + k)
+            cap *= 2;
+        g->cap = cap;
+        g->who = tl_xrealloc(g->who, cap * sizeof *g->who);
+        g->ev = tl_xrealloc(g->ev, cap * sizeof *g->ev);
     }
+    uint32_t *W = g->who + g->n;
+    tl_qseq_ev *E = g->ev + g->n;
+    size_t w = 0;
+    const bool all = sp->keep_all;
+    if (!ax[0].present && !ax[1].present) {
+        for (uint32_t j = 0; j < k; j++) {
+            if (!mask[j] && !all) continue;
+            uint32_t r = sel[j];
+            W[w] = persons[did[r]];
+            E[w++] = (tl_qseq_ev){ts[r], mask[j], {0, 0}};
+        }
+    } else {
+        for (uint32_t j = 0; j < k; j++) {
+            if (!mask[j] && !all) continue;
+            uint32_t r = sel[j];
+            W[w] = persons[did[r]];
+            E[w++] = (tl_qseq_ev){ts[r], mask[j], {aux_at(g, &ax[0], r), aux_at(g, &ax[1], r)}};
+        }
+    }
+    g->n += w;
 out:
     return rc;
 }
