@@ -9,6 +9,7 @@
 PKGS      := libmicrohttpd libzstd libxxhash zlib
 DEB_DEPS  := build-essential pkg-config libmicrohttpd-dev libzstd-dev libxxhash-dev zlib1g-dev \
              libroaring-dev libcmocka-dev clang-14 clang-format-14 python3 tzdata curl
+.DEFAULT_GOAL := all
 EXTRA_LIBS :=
 GEN_SRCS   :=
 # Optional fragments, one per feature that brings its own dependencies or generated sources:
