@@ -18,4 +18,4 @@ $(GEO_STAMP): tools/geo/package.json tools/geo/package-lock.json | depcheck
 
 .PHONY: geo
 geo: $(GEO_STAMP)
-test run bench: $(GEO_STAMP)
+deps test run bench: $(GEO_STAMP)

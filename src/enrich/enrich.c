@@ -21,7 +21,7 @@
 #include "util/hash.h"
 
 #define UA_CACHE_ENTRIES 16384
-#define IP_CACHE_ENTRIES 65536
+#define IP_CACHE_ENTRIES 131072
 #define UAP_DEFAULT      "/usr/share/uap-core/regexes.yaml"
 
 typedef struct proj {
