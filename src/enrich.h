@@ -59,8 +59,9 @@ void tl_enrich_free(tl_enrich *e);
 
 /* The client address of a request whose socket peer is `peer` (text): when the peer is a
  * trusted proxy, the right-most address of the Forwarded (RFC 7239 for=) or else the
- * X-Forwarded-For chain that is not itself a trusted proxy; otherwise the peer. Malformed
- * headers are ignored. Writes NUL-terminated text into out (cap ≥ 64; "" when unknown). */
+ * X-Forwarded-For chain that is not itself a trusted proxy; otherwise the peer. A malformed
+ * entry ends the walk at the last good address (so junk never becomes the client). Writes
+ * NUL-terminated text into out (cap ≥ 64; "" when unknown). Reads e's trusted list only. */
 void tl_enrich_client_ip(const tl_enrich *e, const char *peer, tl_str forwarded, tl_str xff,
                          char *out, size_t cap);
 
