@@ -365,6 +365,24 @@ def test_web_browser_numbers():
         check_eq([[r[0], r[1], num(r[2])] for r in tb["rows"]], want["rows"], "trends rows")
         check(any("time zone Asia/Kathmandu" in c for c in out["view"]["captions"]),
               "caption names the zone: %r" % out["view"]["captions"])
+
+        # Compare with the previous period, with a breakdown: the previous value of each row
+        # is the API's answer for the 7 days before.
+        out = drive(s, "view", {"path": "/trends?breakdown=platform&compare=1&range=7d"})
+        cur = s.query_ok({"project": P, "kind": "trends", "metric": "events", "interval": "day",
+                          "from": tally.day_add(t, -6), "to": t, "tz": "UTC",
+                          "breakdown": "platform"})["rows"]
+        prev = s.query_ok({"project": P, "kind": "trends", "metric": "events", "interval": "day",
+                           "from": tally.day_add(t, -13), "to": tally.day_add(t, -7), "tz": "UTC",
+                           "breakdown": "platform"})["rows"]
+        pmap = {(r[0], r[1]): r[2] for r in prev}
+        tb = out["view"]["tables"][0]
+        check_eq(tb["columns"], ["bucket", "platform", "events", "previous bucket", "previous",
+                                 "change"], "compare columns with a breakdown")
+        got = [[r[0], r[1], num(r[2]), r[3], num(r[4])] for r in tb["rows"]]
+        want = [[r[0], r[1], r[2], tally.day_add(r[0], -7), pmap.get((tally.day_add(r[0], -7), r[1]))]
+                for r in cur]
+        check_eq(got, want, "compare rows with a breakdown")
     finally:
         s.stop()
 

@@ -75,9 +75,21 @@ export function renderTrends(area, p, ans, prev, { compact = false } = {}) {
     });
     cols = ["bucket", p.breakdown, q.metric];
     rows = ans.rows;
+    if (prev) {
+      // The same value in the bucket at the same position of the previous period.
+      const pl = [...new Set(prev.rows.map((r) => r[0]))];
+      const pv = new Map(prev.rows.map((r) => [pl.indexOf(r[0]) + "\u0000" + r[1], r]));
+      cols = [...cols, "previous bucket", "previous", "change"];
+      rows = rows.map((r) => {
+        const o = pv.get(idx.get(r[0]) + "\u0000" + r[1]);
+        const v = o ? o[2] : null;
+        return [...r, pl[idx.get(r[0])] ?? null, v, v ? (r[2] - v) / v : null];
+      });
+    }
   }
-  area.append(timeChart({ labels, series, kind: p.chart === "bar" ? "bar" : "line", caption: caption + (bd && tot8(ans) ? " · chart shows the 8 largest values; the table has all" : ""), height: compact ? 200 : 320, testid: "trend-chart" }));
-  if (!compact) area.append(table(cols, rows, { filename: "tally-trends.csv", format: prev && !bd ? { 5: pct } : {} }));
+  const note = bd && tot8(ans) ? " · chart shows the 8 largest values; the table has all" : "";
+  area.append(timeChart({ labels, series, kind: p.chart === "bar" ? "bar" : "line", caption: caption + note + (bd && prev ? " · the previous period is in the table" : ""), height: compact ? 200 : 320, testid: "trend-chart" }));
+  if (!compact) area.append(table(cols, rows, { filename: "tally-trends.csv", format: prev ? { [cols.length - 1]: pct } : {} }));
   return { labels, series };
 }
 
@@ -114,6 +126,6 @@ export default async function trends(main, ctx) {
     const ans = await query(q, s);
     const prev = p.compare === "1" && !SHAPED.has(p.metric) ? await query({ ...q, ...previousRange(q) }, s) : null;
     return { ans, prev };
-  }, ({ ans, prev }) => renderTrends(area, p, ans, p.breakdown ? null : prev));
+  }, ({ ans, prev }) => renderTrends(area, p, ans, prev));
 }
 
