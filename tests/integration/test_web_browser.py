@@ -350,6 +350,14 @@ def test_web_browser_numbers():
         check_eq(got, {u: n for u, n in tot.items() if u in got}, "top pages")
         check_eq(len(got), min(10, len(tot)), "top pages count")
 
+        # Drill-down: the top country opens persons per day in that country.
+        c = out["drill_value"]
+        rows = s.query_ok({"project": P, "kind": "trends", "metric": "persons", "interval": "day",
+                           "from": f, "to": t, "tz": "UTC",
+                           "where": [{"prop": "country", "op": "=", "value": c}]})["rows"]
+        check_eq([[r[0], num(r[1])] for r in out["drill"]["tables"][0]["rows"]], rows,
+                 "drill-down to country %s" % c)
+
         # Trends at a URL: the table equals the API's rows.
         where = [{"prop": "country", "op": "not_in", "value": ["JP"]},
                  {"prop": "url", "op": "contains", "value": "p"}]

@@ -151,6 +151,12 @@ const scenarios = {
     });
     out.tops = await page.evaluate(() => Object.fromEntries(["top-pages", "top-countries", "platforms", "app-versions"].map((id) => [id, [...document.querySelectorAll(`[data-testid=${id}] tbody tr`)].map((tr) => [...tr.children].map((td) => td.dataset.value))])));
     await shot(page, "overview");
+    // A country of the top list opens Trends filtered to it.
+    out.drill_value = await page.textContent("[data-testid=top-countries] tbody a");
+    await page.click("[data-testid=top-countries] tbody a");
+    await page.waitForURL("**/trends?**");
+    await settled(page);
+    out.drill = await describe(page);
   },
 
   // Any page at a URL: what it shows (numbers compared by the test).

@@ -32,6 +32,13 @@ export function totals(ans) {
   return [...m.entries()].filter((e) => e[1] > 0).sort((a, b) => (a[0] === "$other") - (b[0] === "$other") || b[1] - a[1] || String(a[0]).localeCompare(String(b[0])));
 }
 
+// A value of a top list opens Trends for it (persons per day, filtered to the value).
+function drill(prop, v) {
+  if (v === null || v === "" || v === "$other") return v === null || v === "" ? "(none)" : "other values";
+  const where = JSON.stringify([{ prop, op: "=", value: v }]);
+  return h("a", { href: `/trends?metric=persons&range=30d&where=${encodeURIComponent(where)}`, "data-nav": "" }, String(v));
+}
+
 function topCard(title, testid, col, unit, promise, tz, what) {
   const body = h("div", loading());
   const card = h("section.card", { dataset: { testid } }, h("header", h("h2", title)), h("p.caption", what + `; time zone ${tz}`), body);
@@ -39,7 +46,7 @@ function topCard(title, testid, col, unit, promise, tz, what) {
     const t = totals(ans);
     if (!t.length) return clear(body, empty("Nothing in the last 30 days."));
     const all = t.reduce((s, x) => s + x[1], 0);
-    clear(body, table([col, unit, "share"], t.slice(0, 10).map(([v, n]) => [v, n, n / all]), { filename: `tally-${testid}.csv`, format: { 0: (v) => (v === null || v === "" ? "(none)" : v), 2: pct } }));
+    clear(body, table([col, unit, "share"], t.slice(0, 10).map(([v, n]) => [v, n, n / all]), { filename: `tally-${testid}.csv`, format: { 0: (v) => drill(col, v), 2: pct } }));
   }, (e) => clear(body, errorState(e)));
   return card;
 }
