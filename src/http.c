@@ -198,7 +198,14 @@ int tl_http_store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_in
     offs[n] = enc.len;
     for (size_t i = 0; i < n; i++)
         recs[i] = (tl_str){enc.p + offs[i], offs[i + 1] - offs[i]};
-    int rc = n ? tl_log_append(h->log, recs, n, NULL) : 0;
+    uint64_t end = 0;
+    int rc = n ? tl_log_append(h->log, recs, n, &end) : 0;
+    /* Answer once the batch is indexed too (normally a few ms after the fsync), so that a
+     * client's next request sees these ids and its repeats are answered as duplicates. The
+     * count is exact either way (the indexer drops repeats); only the reply is at stake, and
+     * for repeats still in flight in another request at the same moment it stays
+     * best-effort. */
+    if (!rc && n) (void)tl_index_wait(h->ix, end, 2000);
     tl_buf_fini(&enc);
     if (!rc && n) {
         /* Feed the realtime counters with the records just stored (not the repeats). */
