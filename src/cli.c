@@ -13,6 +13,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "compat.h"
 #include "config.h"
 #include "http.h"
 #include "index.h"
@@ -257,14 +258,93 @@ static void progress(uint64_t done, uint64_t total, int64_t t0)
             total ? 100.0 * (double)done / (double)total : 0.0, s > 0 ? (double)done / s : 0.0);
 }
 
-static int import_chunk(engine *e, const tl_project_conf *p, const tl_ingest_limits *lim,
+/* The endpoint a compatible format's import lines are the bodies of (tl_compat_by_path). */
+static const char *const g_import_paths[TL_COMPAT_COUNT] = {
+    [TL_COMPAT_SEGMENT] = "/v1/batch",
+    [TL_COMPAT_POSTHOG] = "/batch/",
+    [TL_COMPAT_SNOWPLOW] = "/com.snowplowanalytics.snowplow/tp2",
+    [TL_COMPAT_PLAUSIBLE] = "/api/event",
+    [TL_COMPAT_GA4] = "/mp/collect",
+};
+
+/* One line of a compatible format: its request body, parsed as the endpoint would. */
+static int import_compat_line(tl_arena *a, int fmt, tl_str line, const tl_ingest_ctx *ctx,
+                              const tl_ingest_limits *lim, tl_ingest_batch *b, tl_err *err)
+{
+    tl_compat_in in;
+    memset(&in, 0, sizeof in);
+    in.path = tl_str_c(g_import_paths[fmt]);
+    in.body = line;
+    in.content_type = TL_STR("application/json");
+    return tl_compat_parse((tl_compat_fmt)fmt, a, &in, ctx, lim, b, err);
+}
+
+/* A chunk of whole lines: native NDJSON (fmt < 0), or one compatible request body a line. */
+static int import_parse(tl_arena *a, int fmt, tl_str chunk, const tl_ingest_ctx *ctx,
+                        const tl_ingest_limits *lim, tl_ingest_batch *b, tl_err *err)
+{
+    if (fmt < 0)
+        return tl_ingest_native(a, chunk, TL_STR("application/x-ndjson"), ctx, lim, b, err);
+    memset(b, 0, sizeof *b);
+    uint32_t cap = 0, ecap = 0;
+    size_t off = 0;
+    while (off < chunk.len) {
+        size_t end = off;
+        while (end < chunk.len && chunk.p[end] != '\n')
+            end++;
+        tl_str line = {chunk.p + off, end - off};
+        off = end + 1;
+        while (line.len && (line.p[line.len - 1] == '\r' || line.p[line.len - 1] == ' '))
+            line.len--;
+        if (!line.len) continue;
+        tl_ingest_batch one;
+        tl_err e1 = {0};
+        uint32_t idx = b->n_input;
+        if (import_compat_line(a, fmt, line, ctx, lim, &one, &e1)) {
+            /* The whole line is unreadable: one rejection for it. */
+            memset(&one, 0, sizeof one);
+            one.n_input = one.rejected = 1;
+            one.n_errors = 1;
+            one.errors = tl_arena_alloc(a, sizeof *one.errors);
+            one.errors[0] = (tl_ingest_error){0, tl_arena_strdup(a, tl_str_c(e1.msg)).p};
+        }
+        if (b->n + one.n > cap) {
+            uint32_t nc = cap ? cap : 64;
+            while (nc < b->n + one.n)
+                nc *= 2;
+            tl_record *r = tl_arena_alloc(a, nc * sizeof *r);
+            if (b->n) memcpy(r, b->recs, b->n * sizeof *r);
+            b->recs = r;
+            cap = nc;
+        }
+        if (one.n) memcpy(b->recs + b->n, one.recs, one.n * sizeof *one.recs);
+        b->n += one.n;
+        for (uint32_t i = 0; i < one.n_errors && b->n_errors < TL_INGEST_MAX_ERRORS; i++) {
+            if (b->n_errors == ecap) {
+                uint32_t nc = ecap ? ecap * 2 : 16;
+                tl_ingest_error *x = tl_arena_alloc(a, nc * sizeof *x);
+                if (b->n_errors) memcpy(x, b->errors, b->n_errors * sizeof *x);
+                b->errors = x;
+                ecap = nc;
+            }
+            /* Reported by line: the index is the line's. */
+            b->errors[b->n_errors] = one.errors[i];
+            b->errors[b->n_errors++].index = idx;
+        }
+        b->n_input += 1;
+        b->rejected += one.rejected;
+    }
+    return 0;
+}
+
+static int import_chunk(engine *e, const tl_project_conf *p, const tl_ingest_limits *lim, int fmt,
                         tl_str chunk, uint64_t *ok, uint64_t *bad, uint64_t *line_base)
 {
     tl_arena *a = tl_arena_new();
     tl_ingest_ctx ctx = {tl_now_ms(), TL_STR_NULL, TL_STR_NULL};
     tl_ingest_batch b;
     tl_err err = {0};
-    int rc = tl_ingest_native(a, chunk, TL_STR("application/x-ndjson"), &ctx, lim, &b, &err);
+    int rc = import_parse(a, fmt, chunk, &ctx, lim, &b, &err);
     if (rc) {
         fprintf(stderr, "tally import: %s\n", err.msg);
         tl_arena_free(a);
@@ -294,15 +374,17 @@ static int import_chunk(engine *e, const tl_project_conf *p, const tl_ingest_lim
     return rc;
 }
 
-/* --project is a flag of import and export, not a config setting: returns a new argv (free
- * it) without it, and sets *project when it is given. */
-static char **take_project_flag(int argc, char **argv, const char **project, int *n)
+/* --project (and, for import, --format) are command flags, not config settings: returns a
+ * new argv (free it) without them, and sets *project / *format when given. */
+static char **take_flags(int argc, char **argv, const char **project, const char **format, int *n)
 {
     char **args = tl_xcalloc((size_t)argc + 1, sizeof *args);
     *n = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--project") && i + 1 < argc)
             *project = argv[++i];
+        else if (format && !strcmp(argv[i], "--format") && i + 1 < argc)
+            *format = argv[++i];
         else
             args[(*n)++] = argv[i];
     }
@@ -316,17 +398,31 @@ int tl_cli_import(int argc, char **argv)
     int n_rest = 0;
     const char *project = getenv("TALLY_PROJECT");
     int na = 0;
-    char **args = take_project_flag(argc, argv, &project, &na);
+    const char *format = "native";
+    char **args = take_flags(argc, argv, &project, &format, &na);
     int st = load_cfg("import",
                       "usage: tally import [--data DIR] [--config FILE] [--project P] "
-                      "[FILE...]\n\nLoads native NDJSON events (one object per line; gzip "
-                      "files too) from the FILEs, or from standard input, into the data "
-                      "directory, with the same validation and dedup as /collect. Bad lines are "
-                      "reported with their line number and skipped. A progress bar is shown on "
-                      "a terminal. The server must not be running on the same directory.",
+                      "[--format F] [FILE...]\n\nLoads events from the FILEs (gzip files too), "
+                      "or from standard input, into the data directory, with the same "
+                      "validation, mapping and dedup as the HTTP endpoints. --format native "
+                      "(default): NDJSON, one /collect event a line. --format segment | posthog "
+                      "| snowplow | plausible | ga4: one request body a line, as that SDK sends "
+                      "it to /v1/batch, /batch/, /com.snowplowanalytics.snowplow/tp2, /api/event "
+                      "or /mp/collect (docs/compat.md). Bad lines are reported with their line "
+                      "number and skipped. A progress bar is shown on a terminal. The server "
+                      "must not be running on the same directory.",
                       TL_CFG_CLIENT, na, args, &e.cfg, &rest, &n_rest);
     free(args);
     if (st >= 0) return st;
+    int fmt = -1;
+    for (int f = 0; f < TL_COMPAT_COUNT; f++)
+        if (!strcmp(format, tl_compat_name((tl_compat_fmt)f))) fmt = f;
+    if (fmt < 0 && strcmp(format, "native")) {
+        free(rest);
+        tl_config_fini(&e.cfg);
+        return fail("import", "--format: expected native, segment, posthog, snowplow, plausible "
+                              "or ga4");
+    }
     tl_err err = {0};
     int rc = ensure_default_project(&e.cfg, true, &err);
     const tl_project_conf *p = rc ? NULL : pick_project(&e.cfg, project);
@@ -370,7 +466,8 @@ int tl_cli_import(int argc, char **argv)
             size_t end = off + (4u << 20) < data.len ? off + (4u << 20) : data.len;
             while (end < data.len && data.p[end - 1] != '\n')
                 end++;
-            rc = import_chunk(&e, p, &lim, (tl_str){data.p + off, end - off}, &ok, &bad, &line);
+            rc =
+                import_chunk(&e, p, &lim, fmt, (tl_str){data.p + off, end - off}, &ok, &bad, &line);
             off = end;
             progress(off, data.len, t0);
         }
@@ -396,7 +493,7 @@ int tl_cli_export(int argc, char **argv)
     int n_rest = 0;
     const char *project = getenv("TALLY_PROJECT");
     int na = 0;
-    char **args = take_project_flag(argc, argv, &project, &na);
+    char **args = take_flags(argc, argv, &project, NULL, &na);
     int st = load_cfg("export",
                       "usage: tally export [--data DIR] [--config FILE] [--project P]\n\n"
                       "Writes every stored event of the project as native NDJSON to standard "

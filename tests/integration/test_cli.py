@@ -222,3 +222,40 @@ def test_cli_query_and_export_on_a_new_directory():
     check_eq(j["rows"], [[day_add(t, -2), 0], [day_add(t, -1), 0], [t, 0]], "a new directory answers zeros")
     p = run_cli(["export", "--data", data, "--config", conf, "--project", P], timeout=30)
     check_eq(p.stdout.strip(), b"", "export of a new directory")
+
+
+def test_cli_import_compatible_formats():
+    """--format segment / posthog: one SDK request body a line, mapped as the endpoints map it
+    (identify merges, repeats counted once), and a bad line reported by number."""
+    root, data, conf = setup_dir()
+    d = day_add(today_utc(), -2)
+    iso = d + "T10:00:00Z"
+    seg = [
+        {"batch": [
+            {"type": "track", "event": "Signed Up", "anonymousId": "sa1", "messageId": "m1",
+             "timestamp": iso, "properties": {"plan": "pro"}},
+            {"type": "identify", "anonymousId": "sa1", "userId": "su1", "messageId": "m2",
+             "timestamp": iso, "traits": {"email": "x@example.com"}},
+            {"type": "track", "event": "Bought", "userId": "su1", "messageId": "m3", "timestamp": iso}]},
+        {"batch": [{"type": "track", "event": "Signed Up", "anonymousId": "sa1", "messageId": "m1",
+                    "timestamp": iso}]},
+    ]
+    body = "\n".join(json.dumps(x) for x in seg) + "\nnot json\n"
+    p = run_cli(["import", "--data", data, "--config", conf, "--project", "demo", "--format", "segment"],
+                input=body)
+    err = p.stderr.decode()
+    check("line 3:" in err, "the bad line is reported by number: %r" % err)
+    ph = {"api_key": "wk_demo", "batch": [
+        {"event": "$pageview", "distinct_id": "ph-anon", "uuid": "u-1", "timestamp": iso,
+         "properties": {"$current_url": "https://x/a"}}]}
+    run_cli(["import", "--data", data, "--config", conf, "--project", "demo", "--format", "posthog"],
+            input=json.dumps(ph) + "\n")
+    base = {"project": "demo", "kind": "trends", "from": d, "to": d, "interval": "day"}
+    ev = cli_query(data, conf, dict(base, metric="events", breakdown="event"))
+    got = {r[1]: r[2] for r in ev["rows"]}
+    check_eq(got, {"pageview": 1, "Bought": 1, "Signed Up": 1}, "events by name (repeat once)")
+    pe = cli_query(data, conf, dict(base, metric="persons"))
+    check_eq(pe["rows"][0][1], 2, "persons: sa1 and su1 merged by identify, plus ph-anon")
+    p = run_cli(["import", "--data", data, "--config", conf, "--format", "nope"], input="",
+                check_status=False)
+    check(p.returncode != 0 and "--format" in p.stderr.decode(), "unknown format refused")
