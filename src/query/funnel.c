@@ -364,18 +364,44 @@ static void group_free(group *g)
         free(g->times[k].v);
 }
 
-static int i64_cmp(const void *a, const void *b)
+/* Puts the k-th smallest of v[lo..hi] at v[k], smaller ones before it and larger after it
+ * (quickselect, median-of-three pivots): O(n), where sorting for two ranks was most of a
+ * funnel's time. */
+static void select_k(int64_t *v, size_t lo, size_t hi, size_t k)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
+    while (hi > lo) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t a = v[lo], b = v[mid], c = v[hi];
+        int64_t pv = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pv)
+                i++;
+            while (v[j] > pv)
+                j--;
+            if (i <= j) {
+                int64_t t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return;
+    }
 }
 
-/* Nearest-rank percentile of sorted v (n > 0), in seconds. */
-static double pct(const int64_t *v, size_t n, double p)
+/* The nearest rank of p among n values: ceil(p * n), at least 1. */
+static size_t rank_of(double p, size_t n)
 {
     size_t r = (size_t)ceil(p * (double)n);
-    if (r < 1) r = 1;
-    return (double)v[r - 1] / 1000.0;
+    return r < 1 ? 1 : r;
 }
 
 static void put_ratio(tl_buf *out, uint64_t a, uint64_t b)
@@ -399,11 +425,15 @@ static void put_steps(tl_buf *out, const fspec *f, group *g)
         put_ratio(out, g->persons[k], k ? g->persons[k - 1] : g->persons[0]);
         tvec *t = &g->times[k];
         if (k && t->n) {
-            qsort(t->v, t->n, sizeof *t->v, i64_cmp);
+            /* p90 first; the values before it are all <= it, so the median is selected
+             * among them. */
+            size_t r90 = rank_of(0.9, t->n) - 1, r50 = rank_of(0.5, t->n) - 1;
+            select_k(t->v, 0, t->n - 1, r90);
+            if (r50 < r90) select_k(t->v, 0, r90 - 1, r50);
             tl_buf_adds(out, ",\"median_s_from_previous\":");
-            tl_buf_json_num(out, pct(t->v, t->n, 0.5));
+            tl_buf_json_num(out, (double)t->v[r50] / 1000.0);
             tl_buf_adds(out, ",\"p90_s_from_previous\":");
-            tl_buf_json_num(out, pct(t->v, t->n, 0.9));
+            tl_buf_json_num(out, (double)t->v[r90] / 1000.0);
         } else {
             tl_buf_adds(out, ",\"median_s_from_previous\":null,\"p90_s_from_previous\":null");
         }
