@@ -277,7 +277,6 @@ done:
 }
 
 typedef struct kv_collect {
-    tl_arena *a;
     tl_str *k, *v;
     size_t n, cap;
 } kv_collect;
@@ -293,13 +292,22 @@ static enum MHD_Result kv_iter(void *cls, enum MHD_ValueKind kind, const char *k
     return MHD_YES;
 }
 
-static enum MHD_Result handle_pixel(tl_http *h, struct MHD_Connection *c)
+size_t tl_http_args(tl_arena *a, struct MHD_Connection *c, const tl_str **k, const tl_str **v)
 {
-    tl_arena *a = tl_arena_new();
-    kv_collect kc = {a, NULL, NULL, 0, 256};
+    kv_collect kc = {NULL, NULL, 0, TL_HTTP_MAX_ARGS};
     kc.k = tl_arena_alloc(a, kc.cap * sizeof *kc.k);
     kc.v = tl_arena_alloc(a, kc.cap * sizeof *kc.v);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, kv_iter, &kc);
+    *k = kc.k;
+    *v = kc.v;
+    return kc.n;
+}
+
+static enum MHD_Result handle_pixel(tl_http *h, struct MHD_Connection *c)
+{
+    tl_arena *a = tl_arena_new();
+    const tl_str *ak, *av;
+    size_t an = tl_http_args(a, c, &ak, &av);
     char ip[64];
     tl_ingest_ctx ctx = tl_http_ingest_ctx(c, ip, sizeof ip);
     tl_str key = tl_str_c(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key"));
@@ -312,7 +320,7 @@ static enum MHD_Result handle_pixel(tl_http *h, struct MHD_Connection *c)
     if (!p) {
         status = 401;
         why = key.len ? "unknown write key" : "missing write key";
-    } else if (tl_ingest_pixel(a, kc.k, kc.v, kc.n, &ctx, &h->lim, &r, &err)) {
+    } else if (tl_ingest_pixel(a, ak, av, an, &ctx, &h->lim, &r, &err)) {
         status = 400;
         why = err.msg;
     } else {

@@ -105,22 +105,6 @@ static enum MHD_Result preflight(tl_http *h, struct MHD_Connection *c)
 /* ---------------------------------------------------------------------------------------- */
 /* Request details */
 
-typedef struct args {
-    tl_str *k, *v;
-    size_t n, cap;
-} args;
-
-static enum MHD_Result arg_iter(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *value)
-{
-    args *g = cls;
-    if (g->n == g->cap) return MHD_NO;
-    g->k[g->n] = tl_str_c(key);
-    g->v[g->n] = tl_str_c(value ? value : "");
-    g->n++;
-    return MHD_YES;
-}
-
 /* The user of "Authorization: Basic base64(user:password)". */
 static tl_str basic_user(tl_arena *a, struct MHD_Connection *c)
 {
@@ -286,10 +270,8 @@ static enum MHD_Result ingest(tl_http *h, struct MHD_Connection *c, tl_http_req 
 {
     tl_arena *a = tl_arena_new();
     enum MHD_Result ret;
-    args g = {NULL, NULL, 0, 256};
-    g.k = tl_arena_alloc(a, g.cap * sizeof *g.k);
-    g.v = tl_arena_alloc(a, g.cap * sizeof *g.v);
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_iter, &g);
+    const tl_str *ak, *av;
+    size_t an = tl_http_args(a, c, &ak, &av);
     char ip[64];
     tl_ingest_ctx ctx = tl_http_ingest_ctx(c, ip, sizeof ip);
     tl_compat_in in = {
@@ -297,9 +279,9 @@ static enum MHD_Result ingest(tl_http *h, struct MHD_Connection *c, tl_http_req 
         .body = tl_buf_str(&rq->body),
         .content_type = tl_http_header(c, "Content-Type"),
         .content_encoding = tl_http_header(c, "Content-Encoding"),
-        .arg_k = g.k,
-        .arg_v = g.v,
-        .n_args = g.n,
+        .arg_k = ak,
+        .arg_v = av,
+        .n_args = an,
     };
     if (!in.body.p) in.body = TL_STR("");
     tl_err err = {0};

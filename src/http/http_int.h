@@ -59,6 +59,10 @@ enum MHD_Result tl_http_send_error(tl_http *h, struct MHD_Connection *c, unsigne
 tl_str tl_http_header(struct MHD_Connection *c, const char *name);
 /* A query-string argument, URL-decoded (TL_STR_NULL when absent). */
 tl_str tl_http_arg(struct MHD_Connection *c, const char *name);
+/* The query-string arguments (URL-decoded), up to TL_HTTP_MAX_ARGS of them, as arrays in a;
+ * returns how many. */
+#define TL_HTTP_MAX_ARGS 256
+size_t tl_http_args(tl_arena *a, struct MHD_Connection *c, const tl_str **k, const tl_str **v);
 /* The token of "Authorization: Bearer TOKEN" (TL_STR_NULL when absent). */
 tl_str tl_http_bearer(struct MHD_Connection *c);
 const tl_project_conf *tl_http_project_by_write_key(const tl_config *cfg, tl_str key);
