@@ -368,7 +368,7 @@ static int plan_build(const tl_qreq *req, tl_arena *a, tl_qplan *pl, tl_err *err
 
 /* ---- output ---- */
 
-static void put_label(tl_buf *out, int interval, int64_t label)
+void tl_query__put_label(tl_buf *out, int interval, int64_t label)
 {
     int64_t y, day = interval == TL_QI_HOUR ? tl_floordiv(label, 24) : label;
     unsigned m, d;
@@ -378,6 +378,19 @@ static void put_label(tl_buf *out, int interval, int64_t label)
                       (int)(label - day * 24));
     else
         tl_buf_printf(out, "\"%04lld-%02u-%02u\"", (long long)y, m, d);
+}
+
+uint32_t tl_query__bucket_of(const tl_qplan *pl, int64_t t)
+{
+    uint32_t lo = 0, hi = pl->nb;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (pl->U[mid] <= t)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 static void put_slot(tl_buf *out, tl_snap *sn, const tl_qslot *s)
@@ -404,7 +417,7 @@ static void answer(tl_buf *out, const tl_qreq *req, const tl_qplan *pl, const tl
         for (uint32_t s = 0; s < res->nslot; s++) {
             tl_buf_adds(out, first ? "[" : ",[");
             first = false;
-            put_label(out, req->interval, pl->label[b]);
+            tl_query__put_label(out, req->interval, pl->label[b]);
             tl_buf_addc(out, ',');
             if (req->has_bd) {
                 put_slot(out, sn, &res->slots[s]);

@@ -27,32 +27,6 @@
 #include "query/query_int.h"
 #include "util/time.h"
 
-static void put_label(tl_buf *out, int interval, int64_t label)
-{
-    int64_t y, day = interval == TL_QI_HOUR ? tl_floordiv(label, 24) : label;
-    unsigned m, d;
-    tl_civil_from_days(day, &y, &m, &d);
-    if (interval == TL_QI_HOUR)
-        tl_buf_printf(out, "\"%04lld-%02u-%02uT%02d:00\"", (long long)y, m, d,
-                      (int)(label - day * 24));
-    else
-        tl_buf_printf(out, "\"%04lld-%02u-%02u\"", (long long)y, m, d);
-}
-
-/* The bucket of instant t in [U[0], U[nb]): the last i with U[i] <= t. */
-static uint32_t bucket_of(const tl_qplan *pl, int64_t t)
-{
-    uint32_t lo = 0, hi = pl->nb;
-    while (hi - lo > 1) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (pl->U[mid] <= t)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* [*p0, *p1): the calendar period before the first bucket's, in UTC ms. */
 static void prev_period(const tl_qreq *req, const tl_qplan *pl, int64_t *p0, int64_t *p1)
 {
@@ -104,7 +78,7 @@ static int stickiness(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, tl_buf *ou
     for (uint32_t p = 0; p < sq.n_persons; p++) {
         uint32_t k = 0, last = UINT32_MAX;
         for (size_t i = sq.off[p]; i < sq.off[p + 1]; i++) {
-            uint32_t b = bucket_of(plan, sq.ev[i].ts);
+            uint32_t b = tl_query__bucket_of(plan, sq.ev[i].ts);
             k += b != last;
             last = b;
         }
@@ -144,7 +118,7 @@ static int lifecycle(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, tl_buf *out
         for (size_t i = 0; i < n; i++) {
             int64_t t = e[i].ts;
             if (t < p0 || (t >= p1 && t < U[0])) continue;
-            int64_t b = t < p1 ? -1 : (int64_t)bucket_of(plan, t);
+            int64_t b = t < p1 ? -1 : (int64_t)tl_query__bucket_of(plan, t);
             if (b == last) continue;
             if (b >= 0) {
                 if (first >= U[b])
@@ -163,7 +137,7 @@ static int lifecycle(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, tl_buf *out
                      "\"rows\":[");
     for (uint32_t b = 0; b < nb; b++) {
         tl_buf_adds(out, b ? ",[" : "[");
-        put_label(out, req->interval, plan->label[b]);
+        tl_query__put_label(out, req->interval, plan->label[b]);
         tl_buf_printf(out, ",%llu,%llu,%llu,%lld]", (unsigned long long)cnt[b * 4],
                       (unsigned long long)cnt[b * 4 + 1], (unsigned long long)cnt[b * 4 + 2],
                       -(long long)cnt[b * 4 + 3]);

@@ -146,6 +146,28 @@ typedef struct tl_qresult {
     double *values;
 } tl_qresult;
 
+/* The first index of sorted a[0..n) whose value is >= x (n when none). */
+static inline uint32_t tl_query__lower_bound64(const int64_t *a, uint32_t n, int64_t x)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* ---- query.c: shared by the engines ---- */
+
+/* Writes a bucket label as a JSON string: its first local day ("2026-01-05"), or for hours
+ * its local wall hour ("2026-01-05T13:00"). */
+void tl_query__put_label(tl_buf *out, int interval, int64_t label);
+/* The bucket of instant t in [U[0], U[nb]): the last i with U[i] <= t. */
+uint32_t tl_query__bucket_of(const tl_qplan *pl, int64_t t);
+
 /* ---- query/filter.c ---- */
 
 /* Parses a property name ("country", "properties.plan"); err names `field`. */

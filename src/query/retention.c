@@ -84,12 +84,10 @@ static void put_cohorts(tl_buf *out, const uint64_t *cnt, uint32_t nc, uint32_t 
 {
     tl_buf_addc(out, '[');
     for (uint32_t ci = 0; ci < nc; ci++) {
-        int64_t y;
-        unsigned m, d;
-        tl_civil_from_days(period_first_day(period, p0 + ci), &y, &m, &d);
         const uint64_t *r = cnt + (size_t)ci * N;
-        tl_buf_printf(out, "%s{\"cohort\":\"%04lld-%02u-%02u\",\"persons\":%llu,\"retained\":[",
-                      ci ? "," : "", (long long)y, m, d, (unsigned long long)r[0]);
+        tl_buf_adds(out, ci ? ",{\"cohort\":" : "{\"cohort\":");
+        tl_query__put_label(out, TL_QI_DAY, period_first_day(period, p0 + ci));
+        tl_buf_printf(out, ",\"persons\":%llu,\"retained\":[", (unsigned long long)r[0]);
         for (uint32_t k = 0; k < N; k++)
             tl_buf_printf(out, "%s%llu", k ? "," : "", (unsigned long long)r[k]);
         tl_buf_adds(out, "]}");

@@ -38,19 +38,6 @@ void tl_query__cond_compile(tl_qctx *c, tl_qcond *cond)
     cond->never = c->sn ? tl_query__compile(c, &tmp) : true;
 }
 
-static uint32_t lower_bound64(const int64_t *a, uint32_t n, int64_t x)
-{
-    uint32_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* Growing arrays of the gathered rows. */
 typedef struct gather {
     uint32_t *who;
@@ -156,8 +143,8 @@ static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
     }
     uint32_t *sel = g->sel, *tmp = g->tmp, *mask = g->mask;
     if (in.sorted) {
-        lo = lower_bound64(ts, n, sp->from);
-        hi = lower_bound64(ts, n, sp->to_excl);
+        lo = tl_query__lower_bound64(ts, n, sp->from);
+        hi = tl_query__lower_bound64(ts, n, sp->to_excl);
     }
     /* The common case: every condition is "event = E" (or nothing): one pass over the event
      * column with a short table instead of one filter pass per condition. */

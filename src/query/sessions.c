@@ -41,32 +41,6 @@ typedef struct sess {
     int64_t dur_ms;
 } sess;
 
-static void put_label(tl_buf *out, int interval, int64_t label)
-{
-    int64_t y, day = interval == TL_QI_HOUR ? tl_floordiv(label, 24) : label;
-    unsigned m, d;
-    tl_civil_from_days(day, &y, &m, &d);
-    if (interval == TL_QI_HOUR)
-        tl_buf_printf(out, "\"%04lld-%02u-%02uT%02d:00\"", (long long)y, m, d,
-                      (int)(label - day * 24));
-    else
-        tl_buf_printf(out, "\"%04lld-%02u-%02u\"", (long long)y, m, d);
-}
-
-/* The bucket of instant t: the last i with U[i] <= t (t is inside [U[0], U[nb])). */
-static uint32_t bucket_of(const tl_qplan *pl, int64_t t)
-{
-    uint32_t lo = 0, hi = pl->nb;
-    while (hi - lo > 1) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (pl->U[mid] <= t)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 static int timeout_parse(tl_qctx *c, const tl_json *q, int64_t *gap_ms, tl_err *err)
 {
     uint32_t s =
@@ -239,7 +213,7 @@ static void cut_person(const tl_qseq_ev *e, size_t n, int64_t gap_ms, const tl_q
                 *ss = tl_xrealloc(*ss, *cap * sizeof **ss);
             }
             sess *s = &(*ss)[(*ns)++];
-            s->bucket = bucket_of(pl, e[i0].ts);
+            s->bucket = tl_query__bucket_of(pl, e[i0].ts);
             s->bdv = e[i0].aux[1];
             s->nev = (uint32_t)(j - i0);
             s->dur_ms = e[j - 1].ts - e[i0].ts;
@@ -360,7 +334,7 @@ int tl_query__sessions(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_
             size_t k = (size_t)b * nslot + s, n = cnt[k + 1] - cnt[k];
             tl_buf_adds(out, first ? "[" : ",[");
             first = false;
-            put_label(out, req->interval, plan->label[b]);
+            tl_query__put_label(out, req->interval, plan->label[b]);
             tl_buf_addc(out, ',');
             if (req->has_bd) {
                 if (s < nkept)

@@ -85,19 +85,6 @@ typedef struct eng {
 
 /* ---- small helpers ---- */
 
-static uint32_t lower_bound64(const int64_t *a, uint32_t n, int64_t x)
-{
-    uint32_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 static uint32_t lower_bound32(const uint32_t *a, uint32_t n, uint32_t x)
 {
     uint32_t lo = 0, hi = n;
@@ -219,7 +206,7 @@ static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, 
     q.off = tl_arena_alloc(a, (span + 1) * sizeof *q.off);
     if (in.sorted) {
         for (uint32_t j = 0; j <= span; j++)
-            q.off[j] = lower_bound64(ts, n, U[q.u0 + j]);
+            q.off[j] = tl_query__lower_bound64(ts, n, U[q.u0 + j]);
         lo = q.off[0];
         hi = q.off[span];
         if (lo == hi) return 0;
