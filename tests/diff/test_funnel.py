@@ -16,6 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gen  # noqa: E402
+from jsondiff import diff  # noqa: E402
 import ref_funnel  # noqa: E402
 import reference  # noqa: E402
 import tally  # noqa: E402
@@ -91,36 +92,6 @@ def query_matrix(rng, first, last, quick):
             q["where"] = [{"prop": "platform", "op": "=", "value": "web"}]
         qs.append((zone, q))
     return qs
-
-
-def close(a, b):
-    if isinstance(a, float) or isinstance(b, float):
-        if a is None or b is None:
-            return a is b
-        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
-    return a == b
-
-
-def diff(exp, got, path=""):
-    """Differences between two JSON values, as lines."""
-    if isinstance(exp, dict):
-        if not isinstance(got, dict):
-            return ["%s: expected an object, got %r" % (path, got)]
-        out = []
-        for k in exp:
-            out += diff(exp[k], got.get(k, "<missing>"), "%s.%s" % (path, k))
-        return out
-    if isinstance(exp, list):
-        if not isinstance(got, list) or len(got) != len(exp):
-            return ["%s: expected %d items, got %r" % (path, len(exp), got if not isinstance(got, list)
-                                                       else "%d items" % len(got))]
-        out = []
-        for i, (x, y) in enumerate(zip(exp, got)):
-            out += diff(x, y, "%s[%d]" % (path, i))
-        return out
-    if isinstance(exp, (int, float)) and isinstance(got, (int, float)) and not isinstance(exp, bool):
-        return [] if close(float(exp), float(got)) else ["%s: expected %r, got %r" % (path, exp, got)]
-    return [] if exp == got else ["%s: expected %r, got %r" % (path, exp, got)]
 
 
 def run_seed(seed):

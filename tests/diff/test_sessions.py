@@ -18,6 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gen  # noqa: E402
+from jsondiff import diff  # noqa: E402
 import ref_sessions  # noqa: E402
 import reference  # noqa: E402
 import tally  # noqa: E402
@@ -147,33 +148,6 @@ def query_matrix(rng, first, last, quick):
             q["where"] = rng.choice(WHERES[1:])
         add(zone, q)
     return qs
-
-
-def close(a, b):
-    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
-
-
-def diff(exp, got, path=""):
-    """Differences between two JSON values, as lines."""
-    if isinstance(exp, dict):
-        if not isinstance(got, dict):
-            return ["%s: expected an object, got %r" % (path, got)]
-        out = []
-        for k in exp:
-            out += diff(exp[k], got.get(k, "<missing>"), "%s.%s" % (path, k))
-        return out
-    if isinstance(exp, list):
-        if not isinstance(got, list) or len(got) != len(exp):
-            n = "%d items" % len(got) if isinstance(got, list) else repr(got)
-            return ["%s: expected %d items, got %s: %s" % (path, len(exp), n, json.dumps(got)[:300])]
-        out = []
-        for i, (x, y) in enumerate(zip(exp, got)):
-            out += diff(x, y, "%s[%d]" % (path, i))
-        return out
-    if isinstance(exp, (int, float)) and isinstance(got, (int, float)) and not isinstance(exp, bool) \
-            and not isinstance(got, bool):
-        return [] if close(float(exp), float(got)) else ["%s: expected %r, got %r" % (path, exp, got)]
-    return [] if exp == got else ["%s: expected %r, got %r" % (path, exp, got)]
 
 
 def labels(q, zone):
