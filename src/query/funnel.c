@@ -282,10 +282,10 @@ static void person_any(const fspec *f, const tl_qseq_ev *ev, size_t n, presult *
     }
 }
 
-/* The streaming scan: states of all persons in one array. Rows are first dealt into buckets
- * of BUCKET_PERSONS consecutive persons (appending keeps each bucket in time order), then each
- * bucket is run with its persons' states hot in the cache: stepping rows in global time order
- * straight away misses the cache on nearly every row. */
+/* The streaming scan. Rows are first dealt into buckets of 2048 consecutive persons
+ * (appending keeps each bucket in time order), then each bucket is run with one block of
+ * states for its persons, reused from bucket to bucket and hot in the cache: stepping rows in
+ * global time order straight away misses the cache on nearly every row. */
 #define BUCKET_SHIFT 11 /* 2048 persons a bucket */
 
 typedef struct frow {
@@ -300,7 +300,7 @@ typedef struct fbucket {
 
 typedef struct streamctx {
     const fspec *f;
-    int64_t *st;
+    int64_t *st; /* the states of one bucket's persons */
     size_t L;
     fbucket *b;
     uint32_t nb;
