@@ -1,15 +1,18 @@
 /* The indexer thread: tails the durable log, drops duplicates, resolves identity and appends
  * rows to the store; checkpoints and releases log segments.
  *
- * Dedup set: the 128-bit XXH3 of (project, NUL, event_id) for every stored event, in an
- * open-addressing table (zero = empty slot), kept in memory (about 23 bytes per event). It is
- * not written anywhere: at open it is rebuilt from the event-id columns of the store's
- * checkpointed parts, so the set and the store always describe the same prefix of the log, at
- * no disk cost. A restart replays the log from the checkpoint and every event counts exactly
- * once. (The checkpoint records the set's size, checked at rebuild.)
+ * Dedup set: the keys (XXH3-128 of project, NUL, event_id) of every stored event and
+ * identify record, in a log-structured set of sorted run files with in-memory filters
+ * (src/index/dedup.c): bounded memory, and a restart that does not scan the store. A
+ * checkpoint first writes the keys since the last one as a run and a manifest naming every
+ * run (tl_dedup__prepare), then records the manifest's generation as the store checkpoint's
+ * aux, atomically with the log position, then deletes what was merged away
+ * (tl_dedup__committed). So the set and the store always describe the same prefix of the
+ * log, and a restart replays the log from there: every event counts exactly once.
  *
- * Threads: the indexer thread owns everything; tl_index_seen reads the set under a rwlock;
- * tl_index_wait and tl_index_checkpoint synchronise through a mutex and condition variable. */
+ * Threads: the indexer thread owns everything; tl_index_seen reads the set from any thread
+ * (the set locks itself); tl_index_wait and tl_index_checkpoint synchronise through a mutex
+ * and condition variable. */
 #include "index.h"
 
 #include <stdatomic.h>
@@ -22,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "index/index_int.h"
 #include "record.h"
 #include "util/arena.h"
 #include "util/buf.h"
@@ -32,17 +36,11 @@
 
 #define BATCH 4096
 
-typedef struct dedup {
-    tl_h128 *slots;
-    uint64_t mask, n;
-} dedup;
-
 struct tl_index {
     tl_store *store;
     tl_log *log;
     tl_index_opts opts;
-    dedup dd;
-    pthread_rwlock_t dd_lock;
+    tl_dedup *dd;
     pthread_t thread;
     bool started;
     bool running; /* the thread is running (under mu) */
@@ -61,77 +59,50 @@ struct tl_index {
 
 /* ---- dedup set ---- */
 
-static tl_h128 dedup_key(tl_str project, tl_str event_id)
-{
-    XXH3_state_t st;
-    XXH3_128bits_reset(&st);
-    XXH3_128bits_update(&st, project.p, project.len);
-    XXH3_128bits_update(&st, "", 1);
-    XXH3_128bits_update(&st, event_id.p, event_id.len);
-    XXH128_hash_t h = XXH3_128bits_digest(&st);
-    return (tl_h128){h.low64 | 1, h.high64}; /* never all-zero: zero marks an empty slot */
-}
+/* Inserts the event ids of stored rows while migrating (see tl_index_open). */
+typedef struct rebuild_ctx {
+    tl_dedup *dd;
+    uint32_t flush_keys;
+    uint64_t n;
+    int rc;
+    tl_err *err;
+} rebuild_ctx;
 
-static bool dd_find(const dedup *d, tl_h128 k, uint64_t *slot)
+static void rebuild_cb(void *ctx, tl_str project, tl_str event_id)
 {
-    for (uint64_t i = k.hi & d->mask;; i = (i + 1) & d->mask) {
-        if (!d->slots[i].lo) {
-            *slot = i;
-            return false;
-        }
-        if (d->slots[i].lo == k.lo && d->slots[i].hi == k.hi) {
-            *slot = i;
-            return true;
-        }
+    rebuild_ctx *c = ctx;
+    if (c->rc) return;
+    int rc = tl_dedup__insert(c->dd, tl_dedup__key(project, event_id));
+    if (rc < 0) {
+        c->rc = tl_err_set(c->err, rc, "rebuilding the dedup set: %s", tl_strerror(rc));
+        return;
     }
+    c->n += (uint64_t)rc;
+    if (tl_dedup__mem_keys(c->dd) >= c->flush_keys) c->rc = tl_dedup__flush(c->dd, c->err);
 }
 
-static void dd_grow(dedup *d)
+/* Builds the dedup set from the event ids of every stored row, once: for a store written
+ * before the set had files (its checkpoint's aux was a key count), or when the operator
+ * removed the index directory. The set is then recorded with a checkpoint at the same log
+ * position, so the next start reads it instead. */
+static int rebuild(tl_index *ix, uint64_t log_pos, uint64_t aux, tl_err *err)
 {
-    uint64_t nmask = d->mask * 2 + 1;
-    tl_h128 *ns = tl_xcalloc(nmask + 1, sizeof *ns);
-    for (uint64_t i = 0; i <= d->mask; i++) {
-        if (!d->slots[i].lo) continue;
-        uint64_t j = d->slots[i].hi & nmask;
-        while (ns[j].lo)
-            j = (j + 1) & nmask;
-        ns[j] = d->slots[i];
-    }
-    free(d->slots);
-    d->slots = ns;
-    d->mask = nmask;
-}
-
-/* Inserts k; returns false when it was already present. */
-static bool dd_insert(dedup *d, tl_h128 k)
-{
-    uint64_t slot;
-    if (dd_find(d, k, &slot)) return false;
-    d->slots[slot] = k;
-    d->n++;
-    if (d->n * 10 > (d->mask + 1) * 7) dd_grow(d);
-    return true;
-}
-
-static void dd_add_cb(void *ctx, tl_str project, tl_str event_id)
-{
-    dd_insert(ctx, dedup_key(project, event_id));
-}
-
-/* Rebuilds the set from the event ids of every stored row: the store's checkpoint and the set
- * then describe the same prefix of the log by construction. `expect` is the count recorded at
- * the last checkpoint, a consistency check. */
-static int dd_rebuild(dedup *d, tl_store *st, uint64_t expect, tl_err *err)
-{
-    d->mask = (1u << 16) - 1;
-    while ((d->mask + 1) * 7 < expect * 10)
-        d->mask = d->mask * 2 + 1;
-    d->slots = tl_xcalloc(d->mask + 1, sizeof *d->slots);
-    int rc = tl_store_scan_event_ids(st, dd_add_cb, d);
-    if (rc) return tl_err_set(err, rc, "rebuilding the event-id set: %s", tl_strerror(rc));
-    if (d->n != expect)
+    int64_t t0 = tl_mono_ms();
+    rebuild_ctx c = {ix->dd, ix->opts.seal_rows, 0, 0, err};
+    int rc = tl_store_scan_event_ids(ix->store, rebuild_cb, &c);
+    if (rc) return tl_err_set(err, rc, "rebuilding the dedup set: %s", tl_strerror(rc));
+    if (c.rc) return c.rc;
+    if (!(aux & TL_DEDUP_AUX_TAG) && c.n != aux)
         TL_WARN("index", "event-id set has %llu ids, the checkpoint recorded %llu",
-                (unsigned long long)d->n, (unsigned long long)expect);
+                (unsigned long long)c.n, (unsigned long long)aux);
+    uint64_t naux;
+    rc = tl_dedup__prepare(ix->dd, &naux, err);
+    if (!rc) rc = tl_store_checkpoint(ix->store, log_pos, naux, err);
+    if (rc) return rc;
+    tl_dedup__committed(ix->dd, naux);
+    if (c.n)
+        TL_INFO("index", "dedup set built from the store: keys=%llu ms=%lld",
+                (unsigned long long)c.n, (long long)(tl_mono_ms() - t0));
     return 0;
 }
 
@@ -166,14 +137,14 @@ static void apply(tl_index *ix, uint32_t pid, const tl_record *r)
 static int do_checkpoint(tl_index *ix, uint64_t pos)
 {
     tl_err err = {0};
-    pthread_rwlock_rdlock(&ix->dd_lock);
-    uint64_t n_ids = ix->dd.n;
-    pthread_rwlock_unlock(&ix->dd_lock);
-    int rc = tl_store_checkpoint(ix->store, pos, n_ids, &err);
+    uint64_t aux = 0;
+    int rc = tl_dedup__prepare(ix->dd, &aux, &err);
+    if (!rc) rc = tl_store_checkpoint(ix->store, pos, aux, &err);
     if (rc) {
         TL_ERROR("index", "checkpoint failed: %s", err.msg);
         return rc;
     }
+    tl_dedup__committed(ix->dd, aux);
     ix->ckpt_pos = pos;
     ix->dirty = false;
     ix->last_ckpt_ms = tl_mono_ms();
@@ -195,7 +166,6 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
     bool locked = false;
     uint64_t pos = ix->pos;
     tl_arena_reset(a);
-    pthread_rwlock_wrlock(&ix->dd_lock);
     while (n < BATCH) {
         tl_str raw;
         uint64_t next;
@@ -210,12 +180,27 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
             n++;
             continue;
         }
+        /* Events and identify records (a retried alias must not log a merge or a $set
+         * twice) count once per (project, event_id); erasures always apply. */
+        if ((r.kind == TL_REC_EVENT || r.kind == TL_REC_IDENTIFY) && r.event_id.len) {
+            int fresh = tl_dedup__insert(ix->dd, tl_dedup__key(r.project, r.event_id));
+            if (fresh < 0) {
+                /* Not knowing whether it is a repeat, stop before it (its position is not
+                 * reached): a restart replays it. */
+                TL_ERROR("index", "dedup lookup failed at pos=%llu: %s", (unsigned long long)pos,
+                         tl_strerror(fresh));
+                rc = fresh;
+                break;
+            }
+            if (!fresh) {
+                pos = next;
+                n++;
+                atomic_fetch_add(&ix->duplicates, 1);
+                continue;
+            }
+        }
         pos = next;
         n++;
-        if (r.kind == TL_REC_EVENT && !dd_insert(&ix->dd, dedup_key(r.project, r.event_id))) {
-            atomic_fetch_add(&ix->duplicates, 1);
-            continue;
-        }
         if (!locked || !tl_str_eq((tl_str){cur, cur_len}, r.project)) {
             if (locked) tl_store_w_end(ix->store, pid);
             locked = false;
@@ -235,7 +220,6 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
         atomic_fetch_add(&ix->indexed, 1);
     }
     if (locked) tl_store_w_end(ix->store, pid);
-    pthread_rwlock_unlock(&ix->dd_lock);
     bool moved = false;
     if (rc == 0 && tl_log_iter_pos(it) > pos) {
         /* At the durable end: the iterator may have stepped past released segments. */
@@ -276,12 +260,16 @@ static void *run(void *arg)
         /* A full batch means more is probably waiting; a checkpoint that is due still runs
          * between batches, or a steady stream would keep rows in memory without bound. */
         bool more = n == BATCH;
-        bool due = ix->dirty && (tl_mono_ms() - ix->last_ckpt_ms >= ix->opts.checkpoint_ms ||
-                                 tl_store_open_rows(ix->store) >= ix->opts.seal_rows);
+        /* The dedup memtable is bounded like the open rows; a finished merge is installed
+         * (and its inputs' memory freed) at the next checkpoint, so it makes one due. */
+        bool due = (ix->dirty && (tl_mono_ms() - ix->last_ckpt_ms >= ix->opts.checkpoint_ms ||
+                                  tl_store_open_rows(ix->store) >= ix->opts.seal_rows ||
+                                  tl_dedup__mem_keys(ix->dd) >= ix->opts.seal_rows)) ||
+                   tl_dedup__merge_ready(ix->dd);
         if (more && !wanted && !due) continue;
         bool final = stopping && !more;
         if (due || wanted || (final && ix->dirty)) {
-            int crc = ix->dirty || wanted ? do_checkpoint(ix, ix->pos) : 0;
+            int crc = ix->dirty || wanted || due ? do_checkpoint(ix, ix->pos) : 0;
             pthread_mutex_lock(&ix->mu);
             ix->ckpt_rc = crc;
             ix->ckpt_done = ix->ckpt_wanted;
@@ -318,10 +306,11 @@ int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_po
     if (!ix->opts.seal_rows) ix->opts.seal_rows = 1u << 20;
     ix->pos = ix->ckpt_pos = log_pos;
     ix->last_ckpt_ms = tl_mono_ms();
-    pthread_rwlock_init(&ix->dd_lock, NULL);
     pthread_mutex_init(&ix->mu, NULL);
     pthread_cond_init(&ix->cv, NULL);
-    rc = dd_rebuild(&ix->dd, store, aux, err);
+    bool need_rebuild = false;
+    rc = tl_dedup__open(dir, aux, &need_rebuild, &ix->dd, err);
+    if (!rc && need_rebuild) rc = rebuild(ix, log_pos, aux, err);
     if (rc) {
         tl_index_free(ix);
         return rc;
@@ -352,8 +341,7 @@ void tl_index_free(tl_index *ix)
         atomic_store(&ix->stop, true);
         pthread_join(ix->thread, NULL);
     }
-    free(ix->dd.slots);
-    pthread_rwlock_destroy(&ix->dd_lock);
+    tl_dedup__free(ix->dd);
     pthread_mutex_destroy(&ix->mu);
     pthread_cond_destroy(&ix->cv);
     free(ix);
@@ -361,12 +349,7 @@ void tl_index_free(tl_index *ix)
 
 bool tl_index_seen(tl_index *ix, tl_str project, tl_str event_id)
 {
-    tl_h128 k = dedup_key(project, event_id);
-    uint64_t slot;
-    pthread_rwlock_rdlock(&ix->dd_lock);
-    bool found = dd_find(&ix->dd, k, &slot);
-    pthread_rwlock_unlock(&ix->dd_lock);
-    return found;
+    return tl_dedup__contains(ix->dd, tl_dedup__key(project, event_id)) > 0;
 }
 
 int tl_index_wait(tl_index *ix, uint64_t pos, int timeout_ms)
@@ -413,6 +396,12 @@ void tl_index_get_stats(tl_index *ix, tl_index_stats *out)
     out->duplicates = atomic_load(&ix->duplicates);
     out->merges_refused = atomic_load(&ix->refused);
     out->checkpoints = atomic_load(&ix->checkpoints);
+    tl_dedup_stats ds;
+    tl_dedup__get_stats(ix->dd, &ds);
+    out->dedup_runs = ds.runs;
+    out->dedup_keys = ds.run_keys + ds.mem_keys;
+    out->dedup_mem_bytes = ds.mem_bytes;
+    out->dedup_disk_bytes = ds.disk_bytes;
     pthread_mutex_lock(&ix->mu);
     out->pos = ix->pos;
     pthread_mutex_unlock(&ix->mu);

@@ -4,7 +4,9 @@
  * checkpoint_ms or seal_rows rows, and then releases the log segments that are covered.
  *
  * Exactly-once: the dedup set and the store are checkpointed together with the log position
- * they cover, so a restart replays the log from there and every event counts once. */
+ * they cover, so a restart replays the log from there and every event counts once. Identify
+ * records (merges, $set) carrying an event_id are deduplicated like events; erasures are not.
+ * docs/dedup.md describes the set's files, memory and restart. */
 #ifndef TL_INDEX_H
 #define TL_INDEX_H
 
@@ -24,9 +26,13 @@ typedef struct tl_index_opts {
 } tl_index_opts;
 
 /* Returns a new indexer (free with tl_index_free) that continues the store's checkpoint: log
- * position log_pos and aux (the event-id count recorded with it), both from tl_store_open.
- * Rebuilds the dedup set from the stored event ids. `dir` is the indexer's own directory.
- * Call tl_index_start to start its thread. */
+ * position log_pos and aux (the dedup manifest recorded with it), both from tl_store_open.
+ * `dir` is the indexer's own directory, holding the dedup set's run files: opening reads
+ * only their filters and page indexes (about 1.3 bytes per stored event). A store whose
+ * checkpoint predates those files (aux was a key count), or a removed `dir`, is migrated
+ * once: the set is built from the stored event ids and recorded with a checkpoint. Errors:
+ * a run or manifest that the checkpoint names is missing or damaged (err says which and
+ * how to rebuild). Call tl_index_start to start its thread. */
 int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_pos, uint64_t aux,
                   const tl_index_opts *opts, tl_index **out, tl_err *err) TL_MUST_USE;
 int tl_index_start(tl_index *ix) TL_MUST_USE;
@@ -47,6 +53,9 @@ int tl_index_checkpoint(tl_index *ix) TL_MUST_USE;
 
 typedef struct tl_index_stats {
     uint64_t indexed, duplicates, merges_refused, checkpoints, pos;
+    /* The dedup set: run files, keys (on disk and in memory), resident bytes (filters, page
+     * indexes, memtable) and bytes of its files. */
+    uint64_t dedup_runs, dedup_keys, dedup_mem_bytes, dedup_disk_bytes;
 } tl_index_stats;
 void tl_index_get_stats(tl_index *ix, tl_index_stats *out);
 
