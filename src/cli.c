@@ -137,9 +137,11 @@ static int engine_open(engine *e, tl_err *err)
                           c->data_dir);
     uint64_t pos = 0, aux = 0;
     snprintf(path, sizeof path, "%s/store", c->data_dir);
-    tl_store_opts so = {c->seal_rows, (uint64_t)c->cache_mb << 20};
+    tl_store_opts so = {c->seal_rows, (uint64_t)c->cache_mb << 20, c->retention_days};
     rc = tl_store_open(path, &so, &e->st, &pos, &aux, err);
     if (rc) return rc;
+    for (uint32_t i = 0; i < c->n_projects; i++) /* docs/lifecycle.md */
+        tl_store_set_retention(e->st, tl_str_c(c->projects[i].name), c->projects[i].retention_days);
     snprintf(path, sizeof path, "%s/log", c->data_dir);
     tl_log_opts lo = {c->segment_bytes, c->repair, 0};
     rc = tl_log_open(path, &lo, &e->log, err);

@@ -418,6 +418,7 @@ static enum MHD_Result handle_erase(tl_http *h, struct MHD_Connection *c, const 
     int rc = tl_log_append(h->log, &rec, 1, &end);
     tl_buf_fini(&enc);
     if (rc) return tl_http_send_error(h, c, 503, "storage unavailable; retry later");
+    tl_log_expedite(h->log, end); /* the log keeps no copy for long (docs/lifecycle.md) */
     (void)tl_index_wait(h->ix, end, 10000);
     tl_buf o = TL_BUF_INIT;
     tl_buf_adds(&o, "{\"erased\":true,\"distinct_id\":");
@@ -472,6 +473,13 @@ static enum MHD_Result handle_metrics(tl_http *h, struct MHD_Connection *c)
     M("store_bytes", "gauge", "bytes of sealed parts", ss.bytes_on_disk);
     M("store_distinct_ids", "gauge", "distinct ids", ss.dids);
     M("identity_merges_total", "counter", "identity merges", ss.merges);
+    M("store_cache_budget_bytes", "gauge", "column cache budget", ss.cache_budget);
+    M("store_cache_bytes", "gauge", "decoded columns held by the cache", ss.cache_bytes);
+    M("store_cache_hits_total", "counter", "column loads found in the cache", ss.cache_hits);
+    M("store_cache_misses_total", "counter", "column loads decoded from part files",
+      ss.cache_misses);
+    M("store_cache_evictions_total", "counter", "columns freed to stay within the budget",
+      ss.cache_evictions);
 #undef M
     return tl_http_send_buf(h, c, 200, "text/plain; version=0.0.4", &o);
 }

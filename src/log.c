@@ -129,6 +129,7 @@ struct tl_log {
     waiter *q_head, *q_tail;
     bool closing;
     bool roll_wanted;   /* tl_log_release asks the writer to start a new segment */
+    uint64_t expedite;  /* 0, or a position whose segment must go soon (tl_log_expedite) */
     int waiting;        /* threads inside tl_log_wait */
     uint32_t first_seg; /* oldest kept segment */
     uint32_t *seg_end;  /* seg_end[i]: length of segment first_seg + i */
@@ -904,13 +905,17 @@ int tl_log_release(tl_log *log, uint64_t pos)
     /* Everything durable is covered and the active segment holds more than a little: have the
      * writer roll, so the whole old segment can be deleted now rather than kept until full. */
     uint64_t durable = atomic_load(&log->durable);
-    if (pos >= durable && (uint32_t)durable >= RELEASE_ROLL_MIN && !atomic_load(&log->err) &&
-        !log->closing && log->writer_started) {
+    /* An erasure's segment is rolled however short, once pos covers the erasure. */
+    bool expedite =
+        log->expedite && pos >= log->expedite && (uint32_t)(log->expedite >> 32) == log->active;
+    if (((pos >= durable && (uint32_t)durable >= RELEASE_ROLL_MIN) || expedite) &&
+        !atomic_load(&log->err) && !log->closing && log->writer_started) {
         log->roll_wanted = true;
         pthread_cond_signal(&log->work_cv);
         while (log->roll_wanted && !log->closing)
             pthread_cond_wait(&log->done_cv, &log->mu);
     }
+    if (log->expedite && (uint32_t)(log->expedite >> 32) < log->active) log->expedite = 0;
     uint32_t from = log->first_seg;
     size_t k = 0;
     while (from + k < log->active && ((uint64_t)(from + k) << 32 | log->seg_end[k]) <= pos)
@@ -933,6 +938,13 @@ int tl_log_release(tl_log *log, uint64_t pos)
     }
     if (k) TL_DEBUG("log", "released segments=%zu first=%" PRIu32, k, from + (uint32_t)k);
     return rc;
+}
+
+void tl_log_expedite(tl_log *log, uint64_t pos)
+{
+    pthread_mutex_lock(&log->mu);
+    if (pos > log->expedite) log->expedite = pos;
+    pthread_mutex_unlock(&log->mu);
 }
 
 void tl_log_get_stats(tl_log *log, tl_log_stats *out)

@@ -70,6 +70,12 @@ void tl_log_iter_free(tl_log_iter *it);
  * that end at or before pos are deleted. The active segment is never deleted. */
 int tl_log_release(tl_log *log, uint64_t pos);
 
+/* Asks that the segment holding position pos be rolled, however short, by the first
+ * tl_log_release that covers pos, so that the next release after it deletes the segment: an
+ * erased person's events and the erasure record leave the log within two checkpoints
+ * (docs/lifecycle.md). Any thread. */
+void tl_log_expedite(tl_log *log, uint64_t pos);
+
 /* Statistics for /metrics. */
 typedef struct tl_log_stats {
     uint64_t appends, records, bytes, fsyncs, segments;

@@ -27,8 +27,9 @@ typedef struct tl_snap tl_snap;
 #define TL_PERSON_ERASED UINT32_MAX /* person[did] of an erased person */
 
 typedef struct tl_store_opts {
-    uint32_t seal_rows;   /* seal an open part at this many rows; 0 means 1 << 20 */
-    uint64_t cache_bytes; /* budget for decompressed columns; 0 means 1 GiB */
+    uint32_t seal_rows;      /* seal an open part at this many rows; 0 means 1 << 20 */
+    uint64_t cache_bytes;    /* budget for decompressed columns; 0 means 1 GiB */
+    uint32_t retention_days; /* projects without their own (tl_store_set_retention); 0: keep */
 } tl_store_opts;
 
 /* Opens (creating) the store under `dir`, loading the last checkpoint. Returns a new store
@@ -54,8 +55,15 @@ void tl_store_w_append(tl_store *s, uint32_t pid, const tl_record *r, uint32_t d
 /* Sets properties on the person of did ($set semantics: last write by event time wins). */
 void tl_store_w_person_props(tl_store *s, uint32_t pid, uint32_t did, int64_t ts_ms,
                              const tl_prop *props, uint32_t n);
-/* Erases the person that did belongs to: excluded from every later snapshot at once. */
+/* Erases the person that did belongs to: excluded from every later snapshot at once. The next
+ * checkpoint removes its rows from the part files and, once it is durable, scrubs its distinct
+ * ids and the strings nothing else uses from the dictionary files (docs/lifecycle.md). */
 void tl_store_w_erase(tl_store *s, uint32_t pid, uint32_t did);
+
+/* Retention of a project (it need not exist yet), in days: at each checkpoint, its UTC days
+ * that ended more than `days` days ago are dropped whole (their part files deleted once the
+ * checkpoint is durable). 0 keeps everything. Any thread. */
+void tl_store_set_retention(tl_store *s, tl_str project, uint32_t days);
 
 /* Seals every open part, syncs dictionaries and identity, and atomically records log_pos as
  * the position the store now covers. Takes each project's write lock in turn. Errors are
@@ -143,6 +151,13 @@ void tl_snap_person_props(tl_snap *sn, uint32_t person, tl_person_prop_fn fn, vo
 /* Statistics for /metrics. */
 typedef struct tl_store_stats {
     uint64_t rows, parts, bytes_on_disk, merges, merges_refused, dids;
+    /* The column cache: budget and decoded bytes held (pinned columns of live snapshots can
+     * take it past the budget), lookups that found the column or decoded it, columns freed
+     * to stay within the budget. */
+    uint64_t cache_budget, cache_bytes, cache_hits, cache_misses, cache_evictions;
+    /* Lifecycle since start: rows dropped by retention and by erasure, dictionary and
+     * distinct-id strings scrubbed from files. */
+    uint64_t rows_expired, rows_erased, strings_scrubbed;
 } tl_store_stats;
 void tl_store_get_stats(tl_store *s, tl_store_stats *out);
 

@@ -4,7 +4,12 @@
  *
  * File format (append-only, covered by the checkpoint's recorded length):
  *   repeated: varint length, bytes            entry k is id k (from 1)
- * A crash may leave bytes past the checkpointed length; load cuts them off. */
+ * A crash may leave bytes past the checkpointed length; load cuts them off.
+ *
+ * Dead entries: physical erasure (tl_dict__scrub) overwrites an entry's bytes in place with
+ * 0xFF (same length, so offsets, ids and the checkpointed length stay). 0xFF never occurs in
+ * UTF-8, and every string stored is UTF-8, so an all-0xFF entry is unambiguous. A dead id is
+ * never handed out again and is not in the hash table. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,12 +54,12 @@ uint32_t tl_dict__find(const tl_dict *d, tl_str s)
     }
 }
 
-static void grow_table(tl_dict *d)
+static void rehash(tl_dict *d, uint32_t nmask)
 {
-    uint32_t nmask = d->mask * 2 + 1;
     uint32_t *slots = tl_xcalloc(nmask + 1, sizeof *slots);
     uint32_t *sh = tl_xcalloc(nmask + 1, sizeof *sh);
     for (uint32_t id = 1; id <= d->n; id++) {
+        if (!d->strs[id].p) continue; /* dead */
         uint64_t h = tl_hash_str(d->strs[id]);
         uint32_t i = (uint32_t)(h >> 32) & nmask;
         while (slots[i])
@@ -67,6 +72,26 @@ static void grow_table(tl_dict *d)
     d->slots = slots;
     d->slot_hash = sh;
     d->mask = nmask;
+}
+
+static void grow_table(tl_dict *d)
+{
+    rehash(d, d->mask * 2 + 1);
+}
+
+static void grow_strs(tl_dict *d)
+{
+    if (d->n + 1 >= d->cap) {
+        d->cap *= 2;
+        d->strs = tl_xrealloc(d->strs, d->cap * sizeof *d->strs);
+    }
+}
+
+static bool all_ff(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0xFF) return false;
+    return n > 0;
 }
 
 static const char *store_bytes(tl_dict *d, tl_str s)
@@ -108,11 +133,8 @@ uint32_t tl_dict__intern(tl_dict *d, tl_str s)
         if (!id) break;
         if (d->slot_hash[i] == h32 && tl_str_eq(d->strs[id], s)) return id;
     }
+    grow_strs(d);
     uint32_t id = ++d->n;
-    if (id >= d->cap) {
-        d->cap *= 2;
-        d->strs = tl_xrealloc(d->strs, d->cap * sizeof *d->strs);
-    }
     d->strs[id] = (tl_str){store_bytes(d, s), s.len};
     d->slots[i] = id;
     d->slot_hash[i] = h32;
@@ -145,6 +167,12 @@ int tl_dict__load(tl_dict *d, const char *path, uint64_t len, tl_err *err)
             return tl_err_set(err, TL_EBADMSG, "%s: corrupt entry at byte %zu", path,
                               (size_t)(p - (const uint8_t *)b.p));
         }
+        if (all_ff(p, n)) { /* dead: keeps its id (and length, for offsets) */
+            grow_strs(d);
+            d->strs[++d->n] = (tl_str){NULL, (size_t)n};
+            p += n;
+            continue;
+        }
         /* Entry k is id k: a repeated string would shift every later id. */
         uint32_t want = d->n + 1;
         if (tl_dict__intern(d, (tl_str){(const char *)p, (size_t)n}) != want) {
@@ -168,7 +196,13 @@ int tl_dict__sync(tl_dict *d, const char *path, tl_err *err)
     tl_buf b = TL_BUF_INIT;
     for (uint32_t id = d->n_synced + 1; id <= d->n; id++) {
         tl_buf_varint(&b, d->strs[id].len);
-        tl_buf_addstr(&b, d->strs[id]);
+        if (d->strs[id].p) {
+            tl_buf_addstr(&b, d->strs[id]);
+        } else {
+            tl_buf_reserve(&b, d->strs[id].len);
+            memset(b.p + b.len, 0xFF, d->strs[id].len);
+            b.len += d->strs[id].len;
+        }
     }
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     int rc = fd < 0 ? -errno : 0;
@@ -182,5 +216,76 @@ int tl_dict__sync(tl_dict *d, const char *path, tl_err *err)
     d->file_len += b.len;
     d->n_synced = d->n;
     tl_buf_fini(&b);
+    return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+int tl_dict__scrub(tl_dict *d, const char *path, const uint32_t *ids, uint32_t n, uint32_t *n_dead,
+                   tl_err *err)
+{
+    if (n_dead) *n_dead = 0;
+    uint32_t *v = tl_xmalloc(((size_t)n + 1) * sizeof *v), m = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (ids[i] && ids[i] <= d->n_synced && d->strs[ids[i]].p && d->strs[ids[i]].len)
+            v[m++] = ids[i];
+    if (!m) {
+        free(v);
+        return 0;
+    }
+    qsort(v, m, sizeof *v, cmp_u32);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int rc = fd < 0 ? -errno : 0;
+    uint8_t *ff = NULL;
+    size_t ff_cap = 0;
+    uint64_t off = 0;
+    uint32_t k = 0, killed = 0;
+    /* Entry offsets from the lengths (dead entries keep theirs): one pass up to the last. */
+    for (uint32_t id = 1; id <= v[m - 1] && !rc; id++) {
+        size_t len = d->strs[id].len;
+        off += varint_len(len);
+        if (k < m && v[k] == id) {
+            while (k < m && v[k] == id)
+                k++; /* repeats */
+            if (len > ff_cap) {
+                ff_cap = len;
+                free(ff);
+                ff = tl_xmalloc(ff_cap);
+                memset(ff, 0xFF, ff_cap);
+            }
+            rc = tl_pwrite_all(fd, ff, len, (off_t)off);
+            killed++;
+        }
+        off += len;
+    }
+    if (!rc) rc = tl_fdatasync(fd);
+    if (fd >= 0) close(fd);
+    free(ff);
+    if (rc) {
+        free(v);
+        return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
+    }
+    for (uint32_t i = 0; i < m; i++) {
+        if (i && v[i] == v[i - 1]) continue;
+        memset((char *)d->strs[v[i]].p, 0, d->strs[v[i]].len); /* not even in memory */
+        d->strs[v[i]].p = NULL; /* the length stays: it locates later entries */
+    }
+    rehash(d, d->mask);
+    free(v);
+    if (n_dead) *n_dead = killed;
     return 0;
 }

@@ -12,10 +12,12 @@
  * merges like everything else here.
  *
  * Files: ids.dat is a dictionary file (tl_dict) whose entries are a flag byte ('u' user,
- * 'a' anonymous) followed by the id, so did = entry - 1. ident.ops holds 9-byte records
- * (u8 op, 8 bytes) replayed in order at load: 'M' merge (u32 a, u32 b), 'E' erase (u32 did),
- * and a property as three records: 'S' ($set) or 'O' ($set_once) with u32 did, u32 key; 'T'
- * with i64 ts; 'N' with an f64 or 'V' with a u32 string id. */
+ * 'a' anonymous) followed by the id, so did = entry - 1. An erased person's entries are
+ * scrubbed there (dead entries, see dict.c) once a checkpoint records the erasure; the did
+ * stays taken and erased, and the same text seen again later is a new distinct id. ident.ops holds
+ * 9-byte records (u8 op, 8 bytes) replayed in order at load: 'M' merge (u32 a, u32 b), 'E' erase
+ * (u32 did), and a property as three records: 'S' ($set) or 'O' ($set_once) with u32 did, u32 key;
+ * 'T' with i64 ts; 'N' with an f64 or 'V' with a u32 string id. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +224,10 @@ int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops
     if (rc) return rc;
     for (uint32_t e = 1; e <= id->ids.n; e++) {
         tl_str k = tl_dict__str(&id->ids, e);
+        if (tl_dict__dead(&id->ids, e)) { /* scrubbed: its person is erased (ident.ops) */
+            add_did(id, false);
+            continue;
+        }
         if (!k.len || (k.p[0] != 'u' && k.p[0] != 'a'))
             return tl_err_set(err, TL_EBADMSG, "%s: entry %u has no kind byte", path, e);
         add_did(id, k.p[0] == 'u');

@@ -355,6 +355,7 @@ int tl_part__open(const char *path, uint64_t seq, uint32_t project, tl_part **ou
     p->n_cols = n_cols;
     p->cols = tl_xcalloc(n_cols + 1, sizeof *p->cols);
     p->loaded = tl_xcalloc(n_cols + 1, sizeof *p->loaded);
+    p->cent = tl_xcalloc(n_cols + 1, sizeof *p->cent);
     /* Complete before any check can fail, so that tl_part__unref frees it all. */
     pthread_mutex_init(&p->mu, NULL);
     atomic_init(&p->refs, 1);
@@ -375,12 +376,94 @@ int tl_part__open(const char *path, uint64_t seq, uint32_t project, tl_part **ou
     return 0;
 }
 
+/* ---- the column cache (see store_int.h) ---- */
+
+/* Parts opened outside a store (tools, fuzzers) share this one: no budget, never evicts. */
+static tl_cache no_cache = {.mu = PTHREAD_MUTEX_INITIALIZER, .budget = UINT64_MAX};
+
+static tl_cache *cache_of(const tl_part *p)
+{
+    return p->cache ? p->cache : &no_cache;
+}
+
+static void lru_unlink(tl_cent *e)
+{
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push(tl_cache *c, tl_cent *e) /* as the most recently used */
+{
+    if (!c->lru.next) c->lru.next = c->lru.prev = &c->lru;
+    e->prev = c->lru.prev;
+    e->next = &c->lru;
+    c->lru.prev->next = e;
+    c->lru.prev = e;
+}
+
+/* Frees unpinned columns, least recently used first, down to the budget; never `keep`. */
+static void evict(tl_cache *c, const tl_cent *keep)
+{
+    tl_cent *e = c->lru.next;
+    while (c->bytes > c->budget && !c->hold && e && e != &c->lru) {
+        tl_cent *next = e->next;
+        if (e != keep) {
+            lru_unlink(e);
+            free(e->part->loaded[e->idx]);
+            e->part->loaded[e->idx] = NULL;
+            c->bytes -= e->bytes;
+            c->evictions++;
+        }
+        e = next;
+    }
+}
+
+void tl_cache__init(tl_cache *c, uint64_t budget)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    c->budget = budget;
+    c->lru.next = c->lru.prev = &c->lru;
+}
+
+void tl_cache__fini(tl_cache *c)
+{
+    pthread_mutex_destroy(&c->mu);
+}
+
+void tl_cache__hold(tl_cache *c, bool on)
+{
+    pthread_mutex_lock(&c->mu);
+    if (on) {
+        c->hold++;
+    } else if (c->hold && !--c->hold) {
+        evict(c, NULL);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void tl_cache__stats(tl_cache *c, tl_cache_stats *out)
+{
+    pthread_mutex_lock(&c->mu);
+    *out = (tl_cache_stats){c->budget, c->bytes, c->hits, c->misses, c->evictions};
+    pthread_mutex_unlock(&c->mu);
+}
+
 void tl_part__unref(tl_part *p)
 {
     if (!p || atomic_fetch_sub(&p->refs, 1) != 1) return;
     if (p->doomed) unlink(p->path);
-    for (uint32_t i = 0; i < p->n_cols; i++)
+    tl_cache *c = cache_of(p);
+    pthread_mutex_lock(&c->mu);
+    for (uint32_t i = 0; i < p->n_cols; i++) {
+        if (!p->loaded[i]) continue;
+        if (p->cent[i].next) lru_unlink(&p->cent[i]);
+        c->bytes -= p->cent[i].bytes;
         free(p->loaded[i]);
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(p->cent);
     free(p->loaded);
     free(p->cols);
     if (p->fd >= 0) close(p->fd);
@@ -404,15 +487,11 @@ static size_t expected_raw(const tl_part *p, const tl_colent *c)
     return n * 4;
 }
 
-int tl_part__load(tl_part *p, uint32_t i, const void **out)
+/* Decodes directory entry i into *out (new memory, *bytes long). */
+static int decode(tl_part *p, uint32_t i, void **out, size_t *bytes)
 {
-    pthread_mutex_lock(&p->mu);
-    if (p->loaded[i]) {
-        *out = p->loaded[i];
-        pthread_mutex_unlock(&p->mu);
-        return 0;
-    }
     const tl_colent *c = &p->cols[i];
+    size_t nbytes = c->rawlen + 16;
     size_t want = expected_raw(p, c);
     int rc = 0;
     if ((want && c->rawlen != want) || c->rawlen > ((size_t)1 << 34) ||
@@ -474,17 +553,92 @@ int tl_part__load(tl_part *p, uint32_t i, const void **out)
         }
         free(raw);
         raw = d;
+        nbytes = tl_prop__str_off(n) + (size_t)n * 4 + 8;
     }
     if (rc) {
         free(raw);
         TL_ERROR("store", "corrupt column file=%s entry=%u", p->path, i);
         goto done;
     }
-    p->loaded[i] = raw;
     *out = raw;
+    *bytes = nbytes;
 done:
-    pthread_mutex_unlock(&p->mu);
     return rc;
+}
+
+enum { GET_LOAD, GET_PIN };
+
+static int cache_get(tl_part *p, uint32_t i, int how, const void **out)
+{
+    tl_cache *c = cache_of(p);
+    tl_cent *e = &p->cent[i];
+    pthread_mutex_lock(&c->mu);
+    bool hit = p->loaded[i] != NULL;
+    if (hit) c->hits++;
+    pthread_mutex_unlock(&c->mu);
+    void *raw = NULL;
+    size_t bytes = 0;
+    if (!hit) {
+        /* Decoded outside the lock: other columns load meanwhile. Two threads may decode the
+         * same column at once; the first to insert it wins. */
+        int rc = decode(p, i, &raw, &bytes);
+        if (rc) return rc;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (!hit) c->misses++;
+    if (!p->loaded[i] && raw) {
+        p->loaded[i] = raw;
+        e->part = p;
+        e->idx = i;
+        e->pins = 0;
+        e->bytes = bytes;
+        c->bytes += bytes;
+        lru_push(c, e);
+        raw = NULL;
+    } else if (!p->loaded[i]) {
+        /* Evicted between the two locks: decode again. */
+        pthread_mutex_unlock(&c->mu);
+        return cache_get(p, i, how, out);
+    }
+    if (how == GET_PIN) {
+        if (!e->pins++ && e->next) lru_unlink(e);
+    } else if (!e->pins) {
+        lru_unlink(e); /* touch: to the most recently used end */
+        lru_push(c, e);
+    }
+    *out = p->loaded[i];
+    evict(c, e);
+    pthread_mutex_unlock(&c->mu);
+    free(raw); /* a column another thread inserted first */
+    return 0;
+}
+
+int tl_part__load(tl_part *p, uint32_t i, const void **out)
+{
+    return cache_get(p, i, GET_LOAD, out);
+}
+
+int tl_part__pin(tl_part *p, uint32_t i, const void **out)
+{
+    return cache_get(p, i, GET_PIN, out);
+}
+
+void tl_part__unpin(tl_part *p, uint32_t i)
+{
+    tl_cache *c = cache_of(p);
+    pthread_mutex_lock(&c->mu);
+    tl_cent *e = &p->cent[i];
+    if (e->pins && !--e->pins) {
+        lru_push(c, e);
+        evict(c, NULL);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+int tl_part__read(tl_part *p, uint32_t i, void **out)
+{
+    size_t bytes;
+    return decode(p, i, out, &bytes);
 }
 
 /* ---- merging (compaction) ---- */

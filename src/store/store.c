@@ -53,6 +53,7 @@ typedef struct project {
     uint32_t n_parts, cap_parts;
     uint64_t open_rows;
     uint64_t rows;
+    bool erase_pending; /* erased persons whose rows or strings may still be in files */
 } project;
 
 struct tl_store {
@@ -66,6 +67,13 @@ struct tl_store {
     _Atomic uint64_t open_rows;
     tl_part **doomed; /* replaced parts, unlinked after the next checkpoint */
     uint32_t n_doomed;
+    tl_cache cache; /* decoded columns of every project's parts */
+    struct retention {
+        char name[TL_NAME_LEN];
+        uint32_t days;
+    } * ret; /* per-project retention settings (under mu) */
+    uint32_t n_ret;
+    _Atomic uint64_t rows_expired, rows_erased, strings_scrubbed;
 };
 
 struct tl_snap {
@@ -76,6 +84,7 @@ struct tl_snap {
         tl_part *sealed;
         tl_open *open;
         tl_part_info info;
+        uint8_t *pinned; /* bit per directory entry this snapshot pinned (under mu) */
     } * parts;
     void **allocs;
     size_t n_allocs;
@@ -181,6 +190,8 @@ static void part_path(const project *p, uint64_t seq, char *out, size_t cap)
 
 /* ---- open ---- */
 
+static int scrub_project(tl_store *s, project *p, tl_err *err);
+
 typedef struct ckpt_proj {
     tl_str name;
     uint64_t dict_len, ids_len, ops_len;
@@ -272,6 +283,9 @@ static int load_checkpoint(tl_store *s, uint64_t *log_pos, uint64_t *aux, tl_err
         snprintf(dpath, sizeof dpath, "%s/dict.dat", pr->dir);
         rc = tl_dict__load(&pr->dict, dpath, cp.dict_len, err);
         if (!rc) rc = tl_ident__load(&pr->ident, pr->dir, cp.ids_len, cp.ops_len, err);
+        for (uint32_t d = 0; !rc && d < pr->ident.n && !pr->erase_pending; d++)
+            pr->erase_pending =
+                pr->ident.person[d] == TL_PERSON_ERASED && !tl_dict__dead(&pr->ident.ids, d + 1);
         for (uint32_t k = 0; k < cp.n_parts && !rc; k++) {
             uint64_t seq = tl_le64(p + (size_t)k * 8);
             char pp[1200];
@@ -279,6 +293,7 @@ static int load_checkpoint(tl_store *s, uint64_t *log_pos, uint64_t *aux, tl_err
             tl_part *part;
             rc = tl_part__open(pp, seq, pr->idx, &part, err);
             if (rc) break;
+            part->cache = &s->cache;
             tl_partition *pt = partition(pr, tl_floordiv(part->min_ts, TL_MS_PER_DAY), true);
             add_sealed(pt, part);
             pr->rows += part->n_rows;
@@ -304,8 +319,13 @@ int tl_store_open(const char *dir, const tl_store_opts *opts, tl_store **out, ui
     snprintf(s->dir, sizeof s->dir, "%s", dir);
     if (opts) s->opts = *opts;
     if (!s->opts.seal_rows) s->opts.seal_rows = 1u << 20;
+    if (!s->opts.cache_bytes) s->opts.cache_bytes = (uint64_t)1 << 30;
     pthread_mutex_init(&s->mu, NULL);
+    tl_cache__init(&s->cache, s->opts.cache_bytes);
     rc = load_checkpoint(s, log_pos, aux, err);
+    /* A crash between a checkpoint that recorded an erasure and the scrub after it. */
+    for (uint32_t i = 0; i < atomic_load(&s->n_projects) && !rc; i++)
+        if (s->projects[i]->erase_pending) rc = scrub_project(s, s->projects[i], err);
     if (rc) {
         tl_store_free(s);
         return rc;
@@ -322,6 +342,8 @@ void tl_store_free(tl_store *s)
     for (uint32_t i = 0; i < s->n_doomed; i++)
         tl_part__unref(s->doomed[i]);
     free(s->doomed);
+    free(s->ret);
+    tl_cache__fini(&s->cache);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -377,7 +399,26 @@ int tl_store_w_merge(tl_store *s, uint32_t pid, uint32_t a, uint32_t b)
 
 void tl_store_w_erase(tl_store *s, uint32_t pid, uint32_t did)
 {
-    tl_ident__erase(&s->projects[pid]->ident, did, true);
+    project *p = s->projects[pid];
+    if (did < p->ident.n && p->ident.person[did] != TL_PERSON_ERASED) p->erase_pending = true;
+    tl_ident__erase(&p->ident, did, true);
+}
+
+void tl_store_set_retention(tl_store *s, tl_str name, uint32_t days)
+{
+    if (!name_ok(name)) return;
+    pthread_mutex_lock(&s->mu);
+    uint32_t i = 0;
+    while (i < s->n_ret && !tl_str_eqc(name, s->ret[i].name))
+        i++;
+    if (i == s->n_ret) {
+        s->ret = tl_xrealloc(s->ret, (s->n_ret + 1) * sizeof *s->ret);
+        memset(&s->ret[i], 0, sizeof s->ret[i]);
+        memcpy(s->ret[i].name, name.p, name.len);
+        s->n_ret++;
+    }
+    s->ret[i].days = days;
+    pthread_mutex_unlock(&s->mu);
 }
 
 void tl_store_w_person_props(tl_store *s, uint32_t pid, uint32_t did, int64_t ts_ms,
@@ -447,8 +488,8 @@ int tl_store_scan_event_ids(tl_store *s, tl_event_id_fn fn, void *ctx)
             for (uint32_t j = 0; j < pt->n_sealed; j++) {
                 tl_part *sp = pt->sealed[j];
                 int ci = tl_part__find(sp, TL_COL_EVENT_ID, 0);
-                const uint8_t *raw;
-                int rc = ci < 0 ? TL_EBADMSG : tl_part__load(sp, (uint32_t)ci, (const void **)&raw);
+                uint8_t *raw = NULL;
+                int rc = ci < 0 ? TL_EBADMSG : tl_part__read(sp, (uint32_t)ci, (void **)&raw);
                 if (rc) {
                     pthread_rwlock_unlock(&p->lock);
                     return rc;
@@ -459,10 +500,7 @@ int tl_store_scan_event_ids(tl_store *s, tl_event_id_fn fn, void *ctx)
                              b = tl_le32(raw + (size_t)(r + 1) * 4);
                     fn(ctx, name, (tl_str){bytes + a, b - a});
                 }
-                pthread_mutex_lock(&sp->mu);
-                free(sp->loaded[ci]);
-                sp->loaded[ci] = NULL;
-                pthread_mutex_unlock(&sp->mu);
+                free(raw);
             }
             tl_open *op = pt->open;
             for (uint32_t r = 0; op && r < op->n; r++) {
@@ -502,6 +540,7 @@ static int compact(tl_store *s, project *p, tl_partition *pt, tl_err *err)
         tl_part *merged;
         rc = tl_part__merge(path, seq, p->idx, sel, n, &p->dict, &merged, err);
         if (!rc) {
+            merged->cache = &s->cache;
             uint32_t k = 0;
             for (uint32_t i = 0; i < pt->n_sealed; i++) {
                 bool gone = false;
@@ -520,6 +559,166 @@ static int compact(tl_store *s, project *p, tl_partition *pt, tl_err *err)
     return rc;
 }
 
+/* ---- lifecycle: retention and physical erasure (docs/lifecycle.md) ---- */
+
+static void doom(tl_store *s, tl_part *part)
+{
+    s->doomed = tl_xrealloc(s->doomed, (s->n_doomed + 1) * sizeof *s->doomed);
+    s->doomed[s->n_doomed++] = part;
+}
+
+/* Drops the project's whole days that ended more than its retention ago. Under s->mu and the
+ * project's write lock; the part files go with the other doomed parts after the checkpoint. */
+static void expire_project(tl_store *s, project *p)
+{
+    uint32_t days = s->opts.retention_days;
+    for (uint32_t i = 0; i < s->n_ret; i++)
+        if (!strcmp(s->ret[i].name, p->name)) days = s->ret[i].days;
+    if (!days) return;
+    int64_t keep_from = tl_floordiv(tl_now_ms(), TL_MS_PER_DAY) - days;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < p->n_parts; i++) {
+        tl_partition *pt = &p->parts[i];
+        if (pt->day >= keep_from) {
+            p->parts[k++] = *pt;
+            continue;
+        }
+        uint64_t rows = 0;
+        for (uint32_t j = 0; j < pt->n_sealed; j++) {
+            rows += pt->sealed[j]->n_rows;
+            doom(s, pt->sealed[j]);
+        }
+        free(pt->sealed);
+        if (pt->open) {
+            rows += pt->open->n;
+            p->open_rows -= pt->open->n;
+            atomic_fetch_sub(&s->open_rows, pt->open->n);
+            tl_open__free(pt->open);
+        }
+        p->rows -= rows;
+        atomic_fetch_add(&s->rows_expired, rows);
+        TL_INFO("store", "retention: dropped day=%lld project=%s rows=%llu", (long long)pt->day,
+                p->name, (unsigned long long)rows);
+    }
+    p->n_parts = k;
+}
+
+/* Rewrites every sealed part that holds rows of erased persons without them (or drops it when
+ * nothing is left). Under s->mu and the project's write lock, after the open parts are
+ * sealed. */
+static int erase_rows(tl_store *s, project *p, tl_err *err)
+{
+    int rc = 0;
+    for (uint32_t i = 0; i < p->n_parts && !rc; i++) {
+        tl_partition *pt = &p->parts[i];
+        uint32_t n = pt->n_sealed;
+        tl_part **old = tl_xmalloc((n + 1) * sizeof *old);
+        memcpy(old, pt->sealed, n * sizeof *old);
+        pt->n_sealed = 0;
+        for (uint32_t j = 0; j < n; j++) {
+            tl_part *nw = NULL;
+            uint32_t dropped = 0;
+            char path[1200];
+            part_path(p, s->next_seq, path, sizeof path);
+            if (!rc)
+                rc = tl_part__filter(path, s->next_seq, p->idx, old[j], p->ident.person, p->ident.n,
+                                     &nw, &dropped, err);
+            if (rc || (!dropped && !nw)) {
+                add_sealed(pt, old[j]);
+                continue;
+            }
+            if (nw) {
+                s->next_seq++;
+                nw->cache = &s->cache;
+                add_sealed(pt, nw);
+            }
+            doom(s, old[j]);
+            p->rows -= dropped;
+            atomic_fetch_add(&s->rows_erased, dropped);
+        }
+        free(old);
+    }
+    return rc;
+}
+
+static void mark(uint8_t *bits, uint32_t n_bits, uint32_t id)
+{
+    if (id < n_bits) bits[id >> 3] |= (uint8_t)(1u << (id & 7));
+}
+
+/* After a checkpoint that recorded erasures (or at open, after a crash right after one):
+ * scrubs from dict.dat every string no stored row or live person property uses any more, and
+ * the erased persons' distinct ids themselves even if something else uses the same text;
+ * then their entries in ids.dat. Under s->mu (no checkpoint, no part changes meanwhile); the
+ * strings are found under the read lock, killed under the write lock. */
+static int scrub_project(tl_store *s, project *p, tl_err *err)
+{
+    pthread_rwlock_rdlock(&p->lock);
+    tl_ident *id = &p->ident;
+    uint32_t nd = p->dict.n, nbits = nd + 1;
+    uint8_t *used = tl_xcalloc(nbits / 8 + 1, 1);
+    int rc = 0;
+    for (uint32_t i = 0; i < p->n_parts && !rc; i++) {
+        tl_partition *pt = &p->parts[i];
+        for (uint32_t j = 0; j < pt->n_sealed && !rc; j++)
+            rc = tl_part__dict_refs(pt->sealed[j], used, nbits);
+        tl_open *op = pt->open;
+        for (uint32_t r = 0; op && r < op->n; r++) {
+            mark(used, nbits, op->col[TL_COL_EVENT][r]);
+            mark(used, nbits, op->col[TL_COL_SESSION][r]);
+            for (int f = 0; f < TL_F_COUNT; f++)
+                mark(used, nbits, op->col[TL_COL_FIELD + f][r]);
+        }
+        for (uint32_t k = 0; op && k < op->n_props; k++) {
+            const tl_oprop *pr = &op->props[k];
+            mark(used, nbits, pr->key);
+            for (uint32_t r = 0; r < pr->len; r++)
+                if (pr->type[r] == TL_PV_STR) mark(used, nbits, (uint32_t)pr->val[r]);
+        }
+    }
+    for (uint32_t i = 0; i < id->n_props; i++) {
+        const tl_pprop *pp = &id->props[i];
+        if (pp->did >= id->n || id->person[pp->did] == TL_PERSON_ERASED) continue;
+        mark(used, nbits, pp->key);
+        if (TL_PV_TYPE(pp->type) == TL_PV_STR) mark(used, nbits, pp->str);
+    }
+    uint32_t *dids = tl_xmalloc(((size_t)id->n + 1) * sizeof *dids), n_dids = 0;
+    for (uint32_t d = 0; d < id->n; d++) {
+        if (id->person[d] != TL_PERSON_ERASED || tl_dict__dead(&id->ids, d + 1)) continue;
+        dids[n_dids++] = d + 1;
+        tl_str k = tl_dict__str(&id->ids, d + 1); /* flag byte + the id */
+        uint32_t x = k.len > 1 ? tl_dict__find(&p->dict, (tl_str){k.p + 1, k.len - 1}) : 0;
+        if (x) used[x >> 3] &= (uint8_t) ~(1u << (x & 7)); /* the id itself goes regardless */
+    }
+    uint32_t *kill = tl_xmalloc(((size_t)nd + 1) * sizeof *kill), n_kill = 0;
+    for (uint32_t x = 1; x <= nd && !rc; x++)
+        if (!(used[x >> 3] >> (x & 7) & 1) && !tl_dict__dead(&p->dict, x)) kill[n_kill++] = x;
+    free(used);
+    pthread_rwlock_unlock(&p->lock);
+
+    uint32_t k1 = 0, k2 = 0;
+    if (!rc) {
+        char path[1100];
+        pthread_rwlock_wrlock(&p->lock);
+        /* The dictionary first: the ids still in ids.dat mark the work as unfinished. */
+        snprintf(path, sizeof path, "%s/dict.dat", p->dir);
+        rc = tl_dict__scrub(&p->dict, path, kill, n_kill, &k1, err);
+        snprintf(path, sizeof path, "%s/ids.dat", p->dir);
+        if (!rc) rc = tl_dict__scrub(&id->ids, path, dids, n_dids, &k2, err);
+        if (!rc) p->erase_pending = false;
+        pthread_rwlock_unlock(&p->lock);
+    } else {
+        tl_err_set(err, rc, "%s: erasure: cannot read a part: %s", p->name, tl_strerror(rc));
+    }
+    free(kill);
+    free(dids);
+    atomic_fetch_add(&s->strings_scrubbed, (uint64_t)k1 + k2);
+    if (!rc && k1 + k2)
+        TL_INFO("store", "erasure: scrubbed project=%s distinct_ids=%u strings=%u", p->name, k2,
+                k1);
+    return rc;
+}
+
 static int seal_project(tl_store *s, project *p, tl_err *err)
 {
     int rc = 0;
@@ -532,6 +731,7 @@ static int seal_project(tl_store *s, project *p, tl_err *err)
             tl_part *part;
             rc = tl_part__write(path, seq, p->idx, pt->open, &part, err);
             if (rc) break;
+            part->cache = &s->cache;
             atomic_fetch_sub(&s->open_rows, pt->open->n);
             p->open_rows -= pt->open->n;
             tl_open__free(pt->open);
@@ -540,6 +740,8 @@ static int seal_project(tl_store *s, project *p, tl_err *err)
         }
         if (pt->n_sealed >= COMPACT_PARTS) rc = compact(s, p, pt, err);
     }
+    if (!rc) expire_project(s, p);
+    if (!rc && p->erase_pending) rc = erase_rows(s, p, err);
     char dpath[1100];
     snprintf(dpath, sizeof dpath, "%s/dict.dat", p->dir);
     if (!rc) rc = tl_dict__sync(&p->dict, dpath, err);
@@ -564,6 +766,8 @@ int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err
     tl_buf_u64(&b, 0);
     tl_buf_u32(&b, np);
     int rc = 0;
+    /* Compaction reads its inputs' columns unpinned: nothing is evicted meanwhile. */
+    tl_cache__hold(&s->cache, true);
     for (uint32_t i = 0; i < np && !rc; i++) {
         project *p = s->projects[i];
         pthread_rwlock_wrlock(&p->lock);
@@ -597,6 +801,7 @@ int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err
             if (rc) tl_err_set(err, rc, "%s: fsync: %s", pd, tl_strerror(rc));
         }
     }
+    tl_cache__hold(&s->cache, false);
     if (!rc && np) {
         /* ... and the directory that holds the project directories. */
         char pd[1100];
@@ -622,6 +827,10 @@ int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err
             tl_part__unref(s->doomed[i]);
         }
         s->n_doomed = 0;
+        /* The checkpoint records the erasures: now the strings can go from the files. */
+        for (uint32_t i = 0; i < np && !rc; i++)
+            if (s->projects[i]->erase_pending) rc = scrub_project(s, s->projects[i], err);
+        if (rc) s->sticky = rc;
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -651,12 +860,12 @@ int tl_store_snap(tl_store *s, tl_str name, tl_snap **out)
             tl_part *sp = k < pt->n_sealed ? pt->sealed[k] : NULL;
             if (op && (!sp || op->min_ts < sp->min_ts)) {
                 sn->parts[sn->n++] =
-                    (struct snap_part){NULL, op, {op->min_ts, op->max_ts, op->n, false}};
+                    (struct snap_part){NULL, op, {op->min_ts, op->max_ts, op->n, false}, NULL};
                 op = NULL;
             }
             if (sp)
                 sn->parts[sn->n++] =
-                    (struct snap_part){sp, NULL, {sp->min_ts, sp->max_ts, sp->n_rows, true}};
+                    (struct snap_part){sp, NULL, {sp->min_ts, sp->max_ts, sp->n_rows, true}, NULL};
         }
     }
     *out = sn;
@@ -666,6 +875,14 @@ int tl_store_snap(tl_store *s, tl_str name, tl_snap **out)
 void tl_snap_free(tl_snap *sn)
 {
     if (!sn) return;
+    /* Unpinned while the read lock still keeps the parts alive. */
+    for (size_t i = 0; i < sn->n; i++) {
+        struct snap_part *sp = &sn->parts[i];
+        if (!sp->pinned) continue;
+        for (uint32_t k = 0; k < sp->sealed->n_cols; k++)
+            if (sp->pinned[k >> 3] >> (k & 7) & 1) tl_part__unpin(sp->sealed, k);
+        free(sp->pinned);
+    }
     pthread_rwlock_unlock(&sn->p->lock);
     for (size_t i = 0; i < sn->n_allocs; i++)
         free(sn->allocs[i]);
@@ -673,6 +890,27 @@ void tl_snap_free(tl_snap *sn)
     free(sn->parts);
     pthread_mutex_destroy(&sn->mu);
     free(sn);
+}
+
+/* Directory entry ci of a sealed part, pinned for the snapshot's life (once per entry). */
+static int snap_load(tl_snap *sn, struct snap_part *sp, uint32_t ci, const void **out)
+{
+    tl_part *p = sp->sealed;
+    pthread_mutex_lock(&sn->mu);
+    bool mine = sp->pinned && sp->pinned[ci >> 3] >> (ci & 7) & 1;
+    pthread_mutex_unlock(&sn->mu);
+    if (mine) return tl_part__load(p, ci, out); /* pinned: a lookup */
+    const void *v;
+    int rc = tl_part__pin(p, ci, &v);
+    if (rc) return rc;
+    pthread_mutex_lock(&sn->mu);
+    if (!sp->pinned) sp->pinned = tl_xcalloc(p->n_cols / 8 + 1, 1);
+    mine = sp->pinned[ci >> 3] >> (ci & 7) & 1;
+    sp->pinned[ci >> 3] |= (uint8_t)(1u << (ci & 7));
+    pthread_mutex_unlock(&sn->mu);
+    if (mine) tl_part__unpin(p, ci); /* another thread pinned it first; its pin stays */
+    *out = v;
+    return 0;
 }
 
 static void *snap_alloc(tl_snap *sn, size_t n)
@@ -763,7 +1001,7 @@ int tl_snap_col_ts(tl_snap *sn, size_t part, const int64_t **out)
     }
     int i = tl_part__find(sp->sealed, TL_COL_TS, 0);
     if (i < 0) return TL_EBADMSG;
-    return tl_part__load(sp->sealed, (uint32_t)i, (const void **)out);
+    return snap_load(sn, sp, (uint32_t)i, (const void **)out);
 }
 
 int tl_snap_col_u32(tl_snap *sn, size_t part, int col, const uint32_t **out)
@@ -776,7 +1014,7 @@ int tl_snap_col_u32(tl_snap *sn, size_t part, int col, const uint32_t **out)
     }
     int i = tl_part__find(sp->sealed, (uint32_t)col, 0);
     if (i < 0) return TL_EBADMSG;
-    return tl_part__load(sp->sealed, (uint32_t)i, (const void **)out);
+    return snap_load(sn, sp, (uint32_t)i, (const void **)out);
 }
 
 int tl_snap_prop(tl_snap *sn, size_t part, uint32_t key_id, tl_prop_col *out)
@@ -804,7 +1042,7 @@ int tl_snap_prop(tl_snap *sn, size_t part, uint32_t key_id, tl_prop_col *out)
     int i = tl_part__find(sp->sealed, TL_COL_PROP, key_id);
     if (i < 0) return TL_ENOENT;
     const uint8_t *raw;
-    int rc = tl_part__load(sp->sealed, (uint32_t)i, (const void **)&raw);
+    int rc = snap_load(sn, sp, (uint32_t)i, (const void **)&raw);
     if (rc) return rc;
     /* Decoded at load to the aligned layout of store_int.h: used in place, no copy. */
     out->type = raw;
@@ -824,7 +1062,7 @@ int tl_snap_event_id(tl_snap *sn, size_t part, uint32_t row, tl_str *out)
     }
     int i = tl_part__find(sp->sealed, TL_COL_EVENT_ID, 0);
     const uint8_t *raw;
-    int rc = i < 0 ? TL_EBADMSG : tl_part__load(sp->sealed, (uint32_t)i, (const void **)&raw);
+    int rc = i < 0 ? TL_EBADMSG : snap_load(sn, sp, (uint32_t)i, (const void **)&raw);
     if (rc) return rc;
     uint32_t a = tl_le32(raw + (size_t)row * 4), b = tl_le32(raw + (size_t)(row + 1) * 4);
     *out = (tl_str){(const char *)raw + (size_t)(sp->info.n_rows + 1) * 4 + a, b - a};
@@ -897,4 +1135,14 @@ void tl_store_get_stats(tl_store *s, tl_store_stats *out)
         }
         pthread_rwlock_unlock(&p->lock);
     }
+    tl_cache_stats cs;
+    tl_cache__stats(&s->cache, &cs);
+    out->cache_budget = cs.budget;
+    out->cache_bytes = cs.bytes;
+    out->cache_hits = cs.hits;
+    out->cache_misses = cs.misses;
+    out->cache_evictions = cs.evictions;
+    out->rows_expired = atomic_load(&s->rows_expired);
+    out->rows_erased = atomic_load(&s->rows_erased);
+    out->strings_scrubbed = atomic_load(&s->strings_scrubbed);
 }

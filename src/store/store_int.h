@@ -33,12 +33,25 @@ uint32_t tl_dict__find(const tl_dict *d, tl_str s); /* 0 when absent */
 uint32_t tl_dict__intern(tl_dict *d, tl_str s);
 static inline tl_str tl_dict__str(const tl_dict *d, uint32_t id)
 {
-    return id && id <= d->n ? d->strs[id] : TL_STR_NULL;
+    return id && id <= d->n && d->strs[id].p ? d->strs[id] : TL_STR_NULL;
+}
+/* True for a scrubbed entry (tl_dict__scrub): its string is gone, its id stays taken. */
+static inline bool tl_dict__dead(const tl_dict *d, uint32_t id)
+{
+    return id && id <= d->n && !d->strs[id].p;
 }
 /* File: a sequence of (varint length, bytes). Loads the first `len` bytes (the checkpoint's
  * length; more is cut off), and appends what is new on sync. */
 int tl_dict__load(tl_dict *d, const char *path, uint64_t len, tl_err *err);
 int tl_dict__sync(tl_dict *d, const char *path, tl_err *err);
+/* Physical erasure: entries ids[0..n) (synced ones; others are skipped) become dead. Their
+ * bytes in the file are overwritten in place with 0xFF (never valid UTF-8, so never a real
+ * string; the length stays, so later ids and the checkpointed length do not move) and
+ * fsynced; in memory the string is forgotten (tl_dict__str gives TL_STR_NULL, find no longer
+ * sees it, and interning the same text again makes a new id). Load keeps dead entries dead.
+ * Returns how many entries it killed through *n_dead (may be NULL). */
+int tl_dict__scrub(tl_dict *d, const char *path, const uint32_t *ids, uint32_t n, uint32_t *n_dead,
+                   tl_err *err);
 
 /* ---- identity ---- */
 
@@ -88,6 +101,40 @@ void tl_ident__person_props(const tl_ident *id, uint32_t did, tl_ident_prop_fn f
 int tl_ident__load(tl_ident *id, const char *dir, uint64_t ids_len, uint64_t ops_len, tl_err *err);
 int tl_ident__sync(tl_ident *id, const char *dir, tl_err *err);
 
+/* ---- column cache: decoded columns of sealed parts, under one byte budget ----
+ *
+ * Every decoded column (tl_part.loaded[i]) is accounted here. A column is pinned while a
+ * snapshot uses it (tl_part__pin / tl_part__unpin); unpinned columns sit in an LRU list and
+ * are freed, least recently used first, while the cache holds more than its budget. Pinned
+ * columns are never freed, so the budget can be exceeded by what live snapshots use. While
+ * the cache is held (tl_cache__hold: checkpoints, whose compaction reads unpinned columns),
+ * nothing is evicted. One mutex guards the cache and every part's loaded[] and cent[]. */
+
+typedef struct tl_cent {
+    struct tl_cent *prev, *next; /* in the LRU list while loaded and unpinned */
+    struct tl_part *part;
+    uint32_t idx;  /* directory entry */
+    uint32_t pins; /* snapshots using it */
+    size_t bytes;  /* of the decoded column */
+} tl_cent;
+
+typedef struct tl_cache {
+    pthread_mutex_t mu;
+    uint64_t budget, bytes;
+    uint64_t hits, misses, evictions;
+    uint32_t hold;
+    tl_cent lru; /* sentinel: lru.next is the least recently used */
+} tl_cache;
+
+void tl_cache__init(tl_cache *c, uint64_t budget);
+void tl_cache__fini(tl_cache *c); /* after every part using it is freed */
+/* on: stop evicting until the matching call with off (which trims to the budget). */
+void tl_cache__hold(tl_cache *c, bool on);
+typedef struct tl_cache_stats {
+    uint64_t budget, bytes, hits, misses, evictions;
+} tl_cache_stats;
+void tl_cache__stats(tl_cache *c, tl_cache_stats *out);
+
 /* ---- parts ---- */
 
 #define TL_COL_EVENT_ID TL_COL_N /* strings: u32 offsets[n+1] + bytes */
@@ -108,7 +155,9 @@ typedef struct tl_part {
     uint64_t file_bytes;
     uint32_t n_cols;
     tl_colent *cols;
-    void **loaded; /* per directory entry, decoded column, or NULL */
+    void **loaded;   /* per directory entry, decoded column, or NULL (under the cache's mu) */
+    tl_cent *cent;   /* per directory entry, its cache bookkeeping */
+    tl_cache *cache; /* NULL: a private, unbounded one (set by the store right after open) */
     pthread_mutex_t mu;
     atomic_int refs;
     bool doomed; /* replaced by compaction: unlink when the last reference goes */
@@ -163,10 +212,28 @@ static inline size_t tl_prop__str_off(uint32_t n)
     return tl_prop__num_off(n) + (size_t)n * 8;
 }
 
-/* Loads directory entry i (decompressed), caching it. */
+/* Loads directory entry i (decompressed), caching it. The column stays valid only while it is
+ * pinned or the cache is held (see tl_cache); readers use tl_part__pin. */
 int tl_part__load(tl_part *p, uint32_t i, const void **out);
+/* Loads and pins directory entry i: valid until the matching tl_part__unpin. */
+int tl_part__pin(tl_part *p, uint32_t i, const void **out);
+void tl_part__unpin(tl_part *p, uint32_t i);
+/* Decodes directory entry i into new memory the caller frees, leaving the cache alone (the
+ * same layout tl_part__load gives). */
+int tl_part__read(tl_part *p, uint32_t i, void **out);
 /* Index of the directory entry for (col, key), or -1. */
 int tl_part__find(const tl_part *p, uint32_t col, uint32_t key);
+
+/* Lifecycle (lifecycle.c). Rewrites `in` as a new part file at path without the rows whose
+ * did is erased in person[0..n_dids) and with links to erased dids cleared. *dropped is the
+ * number of rows left out; *out is the new part, or NULL when nothing had to change or no row
+ * is left (*dropped == in->n_rows). */
+int tl_part__filter(const char *path, uint64_t seq, uint32_t project, tl_part *in,
+                    const uint32_t *person, uint32_t n_dids, tl_part **out, uint32_t *dropped,
+                    tl_err *err);
+/* Sets bit id of `bits` (n_bits bits) for every dictionary id the part uses: event names,
+ * built-in fields, session ids, property keys and string values. */
+int tl_part__dict_refs(tl_part *p, uint8_t *bits, uint32_t n_bits);
 
 tl_open *tl_open__new(void);
 void tl_open__free(tl_open *op);
