@@ -296,8 +296,6 @@ out:
 int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_pos, uint64_t aux,
                   const tl_index_opts *opts, tl_index **out, tl_err *err)
 {
-    int rc = tl_mkdir_p(dir);
-    if (rc) return tl_err_set(err, rc, "%s: %s", dir, tl_strerror(rc));
     tl_index *ix = tl_xcalloc(1, sizeof *ix);
     ix->store = store;
     ix->log = log;
@@ -308,8 +306,8 @@ int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_po
     ix->last_ckpt_ms = tl_mono_ms();
     pthread_mutex_init(&ix->mu, NULL);
     pthread_cond_init(&ix->cv, NULL);
-    bool need_rebuild = false;
-    rc = tl_dedup__open(dir, aux, &need_rebuild, &ix->dd, err);
+    bool need_rebuild = false; /* the set creates dir, after noticing whether it existed */
+    int rc = tl_dedup__open(dir, aux, &need_rebuild, &ix->dd, err);
     if (!rc && need_rebuild) rc = rebuild(ix, log_pos, aux, err);
     if (rc) {
         tl_index_free(ix);

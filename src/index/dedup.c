@@ -302,22 +302,13 @@ static uint64_t n_pages_of(uint64_t n_keys)
     return (n_keys + TL_DEDUP_PAGE_KEYS - 1) / TL_DEDUP_PAGE_KEYS;
 }
 
-static uint64_t meta_hash(const uint8_t *hdr, const tl_h128 *fences, uint64_t n_pages,
-                          const uint64_t *bloom, uint64_t n_blocks)
+/* meta_hash: bytes 0..40 of the header, then the page index and filter bytes as stored. */
+static uint64_t meta_hash(const uint8_t *hdr, const void *meta, size_t len)
 {
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
     XXH3_64bits_update(&st, hdr, 40);
-    uint8_t b[KEY_LEN];
-    for (uint64_t i = 0; i < n_pages; i++) {
-        key_put(b, fences[i]);
-        XXH3_64bits_update(&st, b, sizeof b);
-    }
-    uint8_t w[8];
-    for (uint64_t i = 0; i < n_blocks * 8; i++) {
-        tl_put64(w, bloom[i]);
-        XXH3_64bits_update(&st, w, sizeof w);
-    }
+    XXH3_64bits_update(&st, meta, len);
     return XXH3_64bits_digest(&st);
 }
 
@@ -404,7 +395,6 @@ static int writer_finish(writer *w, run **out)
     for (uint64_t i = 0; !rc && i < r->n_blocks * 8; i++)
         tl_buf_u64(&b, r->bloom[i]);
     if (!rc) rc = tl_pwrite_all(r->fd, b.p, b.len, (off_t)w->off);
-    tl_buf_fini(&b);
     uint8_t hdr[HDR_LEN] = {0};
     memcpy(hdr, RUN_MAGIC, 8);
     tl_put32(hdr + 8, 1);
@@ -412,7 +402,8 @@ static int writer_finish(writer *w, run **out)
     tl_put64(hdr + 16, r->n_keys);
     tl_put64(hdr + 24, r->n_blocks);
     tl_put64(hdr + 32, XXH3_64bits_digest(&w->hs));
-    tl_put64(hdr + 40, meta_hash(hdr, r->fences, r->n_pages, r->bloom, r->n_blocks));
+    tl_put64(hdr + 40, meta_hash(hdr, b.p, b.len));
+    tl_buf_fini(&b);
     if (!rc) rc = tl_pwrite_all(r->fd, hdr, sizeof hdr, 0);
     if (!rc) rc = tl_fdatasync(r->fd);
     if (rc) {
@@ -474,8 +465,7 @@ static int run_open(tl_dedup *d, uint64_t id, uint64_t n_keys, run **out, tl_err
             r->fences[i] = key_get(raw + i * KEY_LEN);
         for (uint64_t i = 0; i < r->n_blocks * 8; i++)
             r->bloom[i] = tl_le64(raw + flen + i * 8);
-        if (meta_hash(hdr, r->fences, r->n_pages, r->bloom, r->n_blocks) != tl_le64(hdr + 40))
-            rc = TL_EBADMSG;
+        if (meta_hash(hdr, raw, flen + blen) != tl_le64(hdr + 40)) rc = TL_EBADMSG;
     }
     free(raw);
     if (rc) {

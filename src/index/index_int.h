@@ -18,11 +18,11 @@
 #include "util/str.h"
 
 /* ---- tuning ---- */
-#define TL_DEDUP_PAGE_KEYS  256          /* keys per 4 KiB page of a run file */
-#define TL_DEDUP_BLOOM_BITS 10           /* Bloom filter bits per key (~1% false positives) */
-#define TL_DEDUP_FANOUT     4            /* runs of one size tier merged into one */
-#define TL_DEDUP_TIER0      4096         /* runs below this many keys form tier 0 */
-#define TL_DEDUP_AUX_TAG    (1ull << 63) /* aux = TAG | manifest generation */
+#define TL_DEDUP_PAGE_KEYS  256  /* keys per 4 KiB page of a run file */
+#define TL_DEDUP_BLOOM_BITS 10   /* Bloom filter bits per key (~1% false positives) */
+#define TL_DEDUP_FANOUT     4    /* runs of one size tier merged into one */
+#define TL_DEDUP_TIER0      4096 /* runs below this many keys form tier 0 */
+#define TL_DEDUP_AUX_TAG    ((uint64_t)1 << 63) /* aux = TAG | manifest generation */
 
 typedef struct tl_dedup tl_dedup;
 

@@ -19,6 +19,7 @@
 /* clang-format on */
 
 #include "index.h"
+#include "index/index_int.h"
 #include "log.h"
 #include "record.h"
 #include "store.h"
@@ -563,6 +564,156 @@ static void test_checkpoint_without_thread(void **state)
     tl_store_free(st);
 }
 
+/* Identify records are deduplicated by event_id like events: a retried merge that is refused
+ * counts once, and a retried $set is not logged twice. Erasures are never dropped. */
+static void test_identify_dedup(void **state)
+{
+    fixture *f = *state;
+    engine e;
+    start(&e, f->dir, 0, 0);
+    put1(&e, mk("p", "view", "1", "a1", "alice", T0 + 1));
+    put1(&e, mk("p", "view", "2", "a2", "bob", T0 + 2));
+    rec id = mk("p", "$identify", "m-1", "a1", "bob", T0 + 3); /* two users: refused */
+    id.r.kind = TL_REC_IDENTIFY;
+    put1(&e, id);
+    put1(&e, id); /* the client's retry */
+    tl_index_stats st = stats(&e);
+    assert_int_equal(st.merges_refused, 1);
+    assert_int_equal(st.duplicates, 1);
+    assert_true(tl_index_seen(e.ix, TL_STR("p"), TL_STR("m-1")));
+    stop(&e);
+    /* After a restart too (the id is in a run file now). */
+    start(&e, f->dir, 0, 0);
+    put1(&e, id);
+    st = stats(&e);
+    assert_int_equal(st.merges_refused, 0);
+    assert_int_equal(st.duplicates, 1);
+    assert_int_equal(st.indexed, 0);
+    stop(&e);
+}
+
+/* A data directory written before the dedup run files: its checkpoint's aux is the key count
+ * and the index directory is empty. The first start builds the set from the stored event ids
+ * and records it; the next start reads the runs (aux now names a manifest). */
+static void test_migration_from_count_aux(void **state)
+{
+    fixture *f = *state;
+    engine e;
+    start(&e, f->dir, 3600000, 0);
+    enum { N = 500 };
+    rec *batch = calloc(N, sizeof *batch);
+    char(*ids)[16] = calloc(N, 16);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], 16, "old-%d", i);
+        batch[i] = mk("p", "e", ids[i], "anon", NULL, T0 + (int64_t)(i % 4) * TL_MS_PER_DAY);
+    }
+    put(&e, batch, N);
+    stop(&e); /* checkpoints */
+    /* Make it look old: aux = the key count, no index directory. */
+    char path[256];
+    tl_err err = {0};
+    tl_store *st = NULL;
+    uint64_t pos = 0, aux = 0;
+    snprintf(path, sizeof path, "%s/store", f->dir);
+    assert_int_equal(tl_store_open(path, NULL, &st, &pos, &aux, &err), 0);
+    assert_true(aux & TL_DEDUP_AUX_TAG);
+    assert_int_equal(tl_store_checkpoint(st, pos, N, &err), 0);
+    tl_store_free(st);
+    snprintf(path, sizeof path, "%s/index", f->dir);
+    tl_rm_rf(path);
+
+    start(&e, f->dir, 3600000, 0);
+    assert_true(tl_index_seen(e.ix, TL_STR("p"), TL_STR("old-7")));
+    put(&e, batch, N); /* all repeats */
+    assert_int_equal(stats(&e).duplicates, N);
+    assert_int_equal(assert_each_once(&e, "p"), N);
+    assert_int_equal(stats(&e).dedup_keys, N);
+    stop(&e);
+    snprintf(path, sizeof path, "%s/store", f->dir);
+    assert_int_equal(tl_store_open(path, NULL, &st, &pos, &aux, &err), 0);
+    assert_true(aux & TL_DEDUP_AUX_TAG);
+    tl_store_free(st);
+    /* And with the index directory removed by hand: rebuilt the same way. */
+    snprintf(path, sizeof path, "%s/index", f->dir);
+    tl_rm_rf(path);
+    tl_diag_set_level(TL_LOG_ERROR);
+    start(&e, f->dir, 3600000, 0);
+    put(&e, batch, N);
+    assert_int_equal(stats(&e).duplicates, N);
+    assert_int_equal(assert_each_once(&e, "p"), N);
+    stop(&e);
+    free(batch);
+    free(ids);
+}
+
+/* A run named by the checkpoint is missing: the indexer refuses to open, saying so. */
+static void test_missing_run_refuses(void **state)
+{
+    fixture *f = *state;
+    engine e;
+    start(&e, f->dir, 0, 0);
+    put1(&e, mk("p", "e", "x1", "anon", NULL, T0));
+    stop(&e);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm %s/index/run-*", f->dir);
+    assert_int_equal(system(cmd), 0);
+    char path[256];
+    tl_err err = {0};
+    tl_store *st = NULL;
+    tl_log *log = NULL;
+    tl_index *ix = NULL;
+    uint64_t pos = 0, aux = 0;
+    snprintf(path, sizeof path, "%s/store", f->dir);
+    assert_int_equal(tl_store_open(path, NULL, &st, &pos, &aux, &err), 0);
+    snprintf(path, sizeof path, "%s/log", f->dir);
+    assert_int_equal(tl_log_open(path, NULL, &log, &err), 0);
+    snprintf(path, sizeof path, "%s/index", f->dir);
+    assert_int_equal(tl_index_open(path, st, log, pos, aux, NULL, &ix, &err), TL_ENOENT);
+    assert_non_null(strstr(err.msg, "run-"));
+    tl_log_close(log);
+    tl_store_free(st);
+}
+
+/* Many checkpoints (small runs that merge) and restarts: every repeat is still dropped. */
+static void test_dedup_across_runs(void **state)
+{
+    fixture *f = *state;
+    engine e;
+    start(&e, f->dir, 0, 0);
+    enum { ROUNDS = 12, PER = 300 };
+    rec *batch = calloc(PER, sizeof *batch);
+    char(*ids)[24] = calloc(ROUNDS * PER, 24);
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < PER; i++) {
+            snprintf(ids[r * PER + i], 24, "r%d-%d", r, i);
+            batch[i] = mk("p", "e", ids[r * PER + i], "anon", NULL, T0 + r);
+        }
+        put(&e, batch, PER);
+        assert_int_equal(tl_index_checkpoint(e.ix), 0);
+        if (r % 5 == 4) {
+            stop(&e);
+            start(&e, f->dir, 0, 0);
+        }
+    }
+    /* Everything again, after a restart. */
+    stop(&e);
+    start(&e, f->dir, 0, 0);
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < PER; i++)
+            batch[i] = mk("p", "e", ids[r * PER + i], "anon", NULL, T0 + r + 1);
+        put(&e, batch, PER);
+    }
+    tl_index_stats st = stats(&e);
+    assert_int_equal(st.duplicates, ROUNDS * PER);
+    assert_int_equal(st.indexed, 0);
+    assert_int_equal(st.dedup_keys, ROUNDS * PER);
+    assert_true(st.dedup_runs < ROUNDS); /* merged */
+    assert_int_equal(assert_each_once(&e, "p"), ROUNDS * PER);
+    stop(&e);
+    free(batch);
+    free(ids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +727,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_under_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_without_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identify_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_count_aux, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_run_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup_across_runs, setup, teardown),
     };
     return cmocka_run_group_tests_name("index", tests, NULL, NULL);
 }
