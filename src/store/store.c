@@ -722,6 +722,7 @@ static int scrub_project(tl_store *s, project *p, tl_err *err)
 static int seal_project(tl_store *s, project *p, tl_err *err)
 {
     int rc = 0;
+    expire_project(s, p); /* before sealing: expired open parts are never written */
     for (uint32_t i = 0; i < p->n_parts && !rc; i++) {
         tl_partition *pt = &p->parts[i];
         if (pt->open && pt->open->n) {
@@ -740,7 +741,6 @@ static int seal_project(tl_store *s, project *p, tl_err *err)
         }
         if (pt->n_sealed >= COMPACT_PARTS) rc = compact(s, p, pt, err);
     }
-    if (!rc) expire_project(s, p);
     if (!rc && p->erase_pending) rc = erase_rows(s, p, err);
     char dpath[1100];
     snprintf(dpath, sizeof dpath, "%s/dict.dat", p->dir);
