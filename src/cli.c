@@ -356,17 +356,9 @@ static int import_chunk(engine *e, const tl_project_conf *p, const tl_ingest_lim
         fprintf(stderr, "tally import: line %llu: %s\n",
                 (unsigned long long)(*line_base + b.errors[i].index + 1), b.errors[i].msg);
     tl_buf enc = TL_BUF_INIT;
-    size_t *offs = tl_arena_alloc(a, (b.n + 1) * sizeof *offs);
-    for (uint32_t i = 0; i < b.n; i++) {
-        b.recs[i].project = tl_str_c(p->name);
-        offs[i] = enc.len;
-        tl_record_encode(&b.recs[i], &enc);
-    }
-    offs[b.n] = enc.len;
-    tl_str *recs = tl_arena_alloc(a, (b.n + 1) * sizeof *recs);
-    for (uint32_t i = 0; i < b.n; i++)
-        recs[i] = (tl_str){enc.p + offs[i], offs[i + 1] - offs[i]};
-    rc = b.n ? tl_log_append(e->log, recs, b.n, NULL) : 0;
+    tl_str *recs;
+    size_t n = tl_ingest_encode(a, &b, tl_str_c(p->name), NULL, &enc, &recs);
+    rc = n ? tl_log_append(e->log, recs, n, NULL) : 0;
     tl_buf_fini(&enc);
     *ok += b.n;
     *bad += b.rejected;

@@ -18,6 +18,12 @@
 #include "util/err.h"
 #include "util/str.h"
 
+/* The event names every format's page views and screen views are stored under: PostHog's,
+ * which tally.js sends and the pageviews report counts (Segment page/screen, Snowplow pv and
+ * its screen_view, Plausible pageview, GA4 page_view/screen_view; docs/compat.md). */
+#define TL_COMPAT_PAGEVIEW "$pageview"
+#define TL_COMPAT_SCREEN   "$screen"
+
 typedef enum tl_compat_fmt {
     TL_COMPAT_SEGMENT,
     TL_COMPAT_POSTHOG,

@@ -157,9 +157,6 @@ int tl_http_store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_in
                         uint32_t *dups)
 {
     tl_str pname = tl_str_c(p->name);
-    tl_str *recs = tl_arena_alloc(a, (b->n + 1) * sizeof *recs);
-    tl_buf enc = TL_BUF_INIT;
-    size_t *offs = tl_arena_alloc(a, (b->n + 1) * sizeof *offs);
     /* In-batch duplicates: a small hash set of event-id hashes. */
     uint32_t cap = 16;
     while (cap < b->n * 2)
@@ -167,7 +164,6 @@ int tl_http_store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_in
     uint64_t *seen = tl_arena_calloc(a, cap * sizeof *seen);
     bool *stored = tl_arena_calloc(a, (b->n + 1) * sizeof *stored);
     tl_enrich_memo memo = {0}; /* the events of one request mostly share IP and user agent */
-    size_t n = 0;
     *dups = 0;
     for (uint32_t i = 0; i < b->n; i++) {
         tl_record *r = &b->recs[i];
@@ -192,12 +188,10 @@ int tl_http_store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_in
         }
         stored[i] = true;
         if (!seen[k]) seen[k] = hv;
-        offs[n++] = enc.len;
-        tl_record_encode(r, &enc);
     }
-    offs[n] = enc.len;
-    for (size_t i = 0; i < n; i++)
-        recs[i] = (tl_str){enc.p + offs[i], offs[i + 1] - offs[i]};
+    tl_buf enc = TL_BUF_INIT;
+    tl_str *recs;
+    size_t n = tl_ingest_encode(a, b, pname, stored, &enc, &recs);
     uint64_t end = 0;
     int rc = n ? tl_log_append(h->log, recs, n, &end) : 0;
     /* Answer once the batch is indexed too (normally a few ms after the fsync), so that a

@@ -1217,6 +1217,26 @@ int tl_ingest_native(tl_arena *a, tl_str body, tl_str content_type, const tl_ing
     return 0;
 }
 
+size_t tl_ingest_encode(tl_arena *a, tl_ingest_batch *b, tl_str project, const bool *keep,
+                        tl_buf *enc, tl_str **out)
+{
+    /* Offsets first: enc may move while it grows. */
+    size_t *offs = tl_arena_alloc(a, ((size_t)b->n + 1) * sizeof *offs);
+    size_t n = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (keep && !keep[i]) continue;
+        b->recs[i].project = project;
+        offs[n++] = enc->len;
+        tl_record_encode(&b->recs[i], enc);
+    }
+    offs[n] = enc->len;
+    tl_str *s = tl_arena_alloc(a, (n + 1) * sizeof *s);
+    for (size_t i = 0; i < n; i++)
+        s[i] = (tl_str){enc->p + offs[i], offs[i + 1] - offs[i]};
+    *out = s;
+    return n;
+}
+
 void tl_ingest_limits_from_config(tl_ingest_limits *l, const tl_config *c)
 {
     tl_ingest_limits_default(l);

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "record.h"
 #include "util/arena.h"
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/json.h"
 #include "util/str.h"
@@ -89,6 +90,14 @@ int tl_ingest_event(tl_arena *a, const tl_json *obj, int64_t batch_sent_at_ms,
 int tl_ingest_pixel(tl_arena *a, const tl_str *keys, const tl_str *vals, size_t n,
                     const tl_ingest_ctx *ctx, const tl_ingest_limits *lim, tl_record *out,
                     tl_err *err) TL_MUST_USE;
+
+/* Encodes the records of b that keep selects (every one when keep is NULL; keep has b->n
+ * entries) for the log, in order, each with its project set to `project`: their bytes are
+ * appended to enc, and *out gets an arena array with one slice of enc per encoded record
+ * (valid until enc changes), ready for tl_log_append. Returns how many. What the HTTP
+ * endpoints and `tally import` both do with an accepted batch. */
+size_t tl_ingest_encode(tl_arena *a, tl_ingest_batch *b, tl_str project, const bool *keep,
+                        tl_buf *enc, tl_str **out);
 
 /* Parses a time value: a JSON number (ms since the epoch; values below 1e11 are taken as
  * seconds), a string of such a number, or an ISO-8601 string with a zone. Returns 0 or

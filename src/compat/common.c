@@ -76,6 +76,22 @@ const tl_json *tl_compat__strv(const tl_json *v)
     return v && v->type == TL_JSTR && v->str.len ? v : NULL;
 }
 
+const tl_json *tl_compat__get(const tl_json *o, const char *key)
+{
+    const tl_json *v = o && o->type == TL_JOBJ ? tl_json_get(o, key) : NULL;
+    return v && v->type != TL_JNULL ? v : NULL;
+}
+
+bool tl_compat__is_country(tl_str s)
+{
+    if (s.len != 2) return false;
+    for (int i = 0; i < 2; i++) {
+        char c = (char)(s.p[i] | 0x20);
+        if (c < 'a' || c > 'z') return false;
+    }
+    return true;
+}
+
 tl_str tl_compat__get_str(const tl_json *obj, const char *key)
 {
     const tl_json *v = obj && obj->type == TL_JOBJ ? tl_json_get(obj, key) : NULL;
@@ -156,15 +172,35 @@ bool tl_compat__eq_nocase(tl_str s, const char *lit)
 /* ---------------------------------------------------------------------------------------- */
 /* Batch */
 
-void tl_compat__begin(tl_cbatch *b, tl_arena *a, const tl_ingest_ctx *ctx,
-                      const tl_ingest_limits *lim, tl_ingest_batch *out)
+int tl_compat__start(tl_cbatch *b, tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *ctx,
+                     const tl_ingest_limits *lim, tl_ingest_batch *out, tl_compat_decoder dec,
+                     tl_str *body, tl_err *err)
 {
     memset(out, 0, sizeof *out);
     memset(b, 0, sizeof *b);
     b->a = a;
     b->ctx = ctx;
+    if (!lim) {
+        tl_ingest_limits_default(&b->dl);
+        lim = &b->dl;
+    }
     b->lim = lim;
     b->out = out;
+    *body = TL_STR("");
+    int rc = dec ? dec(a, in, lim, body, err)
+                 : tl_compat__gunzip(a, in->body, in->content_encoding, lim, body, err);
+    if (rc) return rc;
+    *body = tl_compat__trim(*body);
+    return 0;
+}
+
+int tl_compat__object(tl_cbatch *b, tl_str body, const char *what, const tl_json **root,
+                      tl_err *err)
+{
+    *root = tl_compat__parse_json(b->a, body, b->lim);
+    if (*root && (*root)->type == TL_JOBJ) return 0;
+    *root = NULL;
+    return tl_err_set(err, TL_EINVAL, "body: expected %s", what);
 }
 
 void tl_compat__reject(tl_cbatch *b, const char *fmt, ...)

@@ -56,18 +56,39 @@ tl_str tl_compat__trim(tl_str s);
 /* Case-insensitive equality with a lower-case literal. */
 bool tl_compat__eq_nocase(tl_str s, const char *lit);
 
+/* A member that is present and not null, else NULL (also when o is not an object). */
+const tl_json *tl_compat__get(const tl_json *o, const char *key);
+/* True for two ASCII letters (a country code as ISO 3166-1 writes it, in either case). */
+bool tl_compat__is_country(tl_str s);
+
 /* The batch being filled. */
 typedef struct tl_cbatch {
     tl_arena *a;
     const tl_ingest_ctx *ctx;
-    const tl_ingest_limits *lim;
+    const tl_ingest_limits *lim; /* the caller's, or dl */
+    tl_ingest_limits dl;         /* the defaults, when the caller gave no limits */
     tl_ingest_batch *out;
     uint32_t cap;
     uint32_t index; /* position of the current wire event, for error reports */
 } tl_cbatch;
 
-void tl_compat__begin(tl_cbatch *b, tl_arena *a, const tl_ingest_ctx *ctx,
-                      const tl_ingest_limits *lim, tl_ingest_batch *out);
+/* How a format turns the request into the JSON text of its envelope (PostHog: forms, base64,
+ * gzip). 0, or a negative TL_E* code with the reason in err. */
+typedef int (*tl_compat_decoder)(tl_arena *a, const tl_compat_in *in, const tl_ingest_limits *lim,
+                                 tl_str *body, tl_err *err);
+
+/* What every parser starts with: the batch begun on out (emptied), with the default limits
+ * when lim is NULL (then b->lim points into b: b must stay where it is), and the request's
+ * body decoded into *body, white space trimmed at both ends. dec NULL: gzip by
+ * Content-Encoding or magic bytes, within max_body_bytes. Returns 0 or the decoder's error
+ * (out is then empty). */
+int tl_compat__start(tl_cbatch *b, tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *ctx,
+                     const tl_ingest_limits *lim, tl_ingest_batch *out, tl_compat_decoder dec,
+                     tl_str *body, tl_err *err);
+/* Parses the body as a JSON object within the batch's limits into *root: 0, or TL_EINVAL
+ * "body: expected <what>" when it is empty, not JSON or not an object. */
+int tl_compat__object(tl_cbatch *b, tl_str body, const char *what, const tl_json **root,
+                      tl_err *err);
 /* Normalises one native event object into a new record of the given kind (event_id,
  * limits and time rules as /collect). Returns the record, or NULL after recording the
  * rejection under the current index. One wire event may give several records. */

@@ -3,7 +3,8 @@
  *  "events":[{"name","params":{…},"timestamp_micros"}]}.
  *
  * client_id (app_instance_id for Firebase) → anonymous_id; user_id → user_id; each event's
- * name → event (page_view → "pageview"); params → properties, except page_location → url,
+ * name → event (page_view → "$pageview" and screen_view → "$screen", the names of every
+ * format's page and screen views: docs/compat.md); params → properties, except page_location → url,
  * page_referrer → referrer, session_id → session_id; the event's timestamp_micros, else the
  * request's, → timestamp (no sent_at: GA4 sends none, so no skew correction);
  * user_properties' values → user_properties. GA4 has no client event id: ids are derived
@@ -13,12 +14,6 @@
 
 #include "compat.h"
 #include "compat/compat_int.h"
-
-static const tl_json *obj_get(const tl_json *o, const char *k)
-{
-    const tl_json *v = o && o->type == TL_JOBJ ? tl_json_get(o, k) : NULL;
-    return v && v->type != TL_JNULL ? v : NULL;
-}
 
 static bool ga4_param(tl_str k)
 {
@@ -37,56 +32,52 @@ static void add_micros(tl_cobj *o, const tl_json *v)
 int tl_compat_ga4(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *ctx,
                   const tl_ingest_limits *lim, tl_ingest_batch *out, tl_err *err)
 {
-    tl_ingest_limits dl;
-    if (!lim) {
-        tl_ingest_limits_default(&dl);
-        lim = &dl;
-    }
     tl_cbatch b;
-    tl_compat__begin(&b, a, ctx, lim, out);
     tl_str body;
-    int rc = tl_compat__gunzip(a, in->body, in->content_encoding, lim, &body, err);
+    int rc = tl_compat__start(&b, a, in, ctx, lim, out, NULL, &body, err);
     if (rc) return rc;
-    const tl_json *root = tl_compat__parse_json(a, tl_compat__trim(body), lim);
-    if (!root || root->type != TL_JOBJ)
-        return tl_err_set(err, TL_EINVAL, "body: expected a JSON object");
-    const tl_json *events = obj_get(root, "events");
+    const tl_json *root;
+    rc = tl_compat__object(&b, body, "a JSON object", &root, err);
+    if (rc) return rc;
+    const tl_json *events = tl_compat__get(root, "events");
     if (!events || events->type != TL_JARR)
         return tl_err_set(err, TL_EINVAL, "events: required, an array");
 
     /* user_properties {k:{"value":v}} → {k:v}, shared by every event of the request. */
-    const tl_json *up = obj_get(root, "user_properties");
+    const tl_json *up = tl_compat__get(root, "user_properties");
     const tl_json *uprops = NULL;
     if (up && up->type == TL_JOBJ) {
         tl_cobj u;
         tl_compat__obj(&u, a, up->str);
         for (const tl_json *c = up->child; c; c = c->next)
-            tl_compat__node_k(&u, c->key, obj_get(c, "value"));
+            tl_compat__node_k(&u, c->key, tl_compat__get(c, "value"));
         uprops = u.node;
     }
-    const tl_json *cid = obj_get(root, "client_id");
-    if (!cid) cid = obj_get(root, "app_instance_id");
+    const tl_json *cid = tl_compat__get(root, "client_id");
+    if (!cid) cid = tl_compat__get(root, "app_instance_id");
     for (const tl_json *e = events->child; e; e = e->next) {
         if (e->type != TL_JOBJ) {
             tl_compat__reject(&b, "event: must be an object");
             tl_compat__next(&b);
             continue;
         }
-        const tl_json *params = obj_get(e, "params");
+        const tl_json *params = tl_compat__get(e, "params");
         tl_cobj o, p;
         tl_compat__obj(&o, a, e->str);
         tl_str name = tl_compat__get_str(e, "name");
         if (tl_str_eqc(name, "page_view"))
-            tl_compat__str(&o, "event", TL_STR("pageview"));
+            tl_compat__str(&o, "event", TL_STR(TL_COMPAT_PAGEVIEW));
+        else if (tl_str_eqc(name, "screen_view"))
+            tl_compat__str(&o, "event", TL_STR(TL_COMPAT_SCREEN));
         else
-            tl_compat__node(&o, "event", obj_get(e, "name"));
+            tl_compat__node(&o, "event", tl_compat__get(e, "name"));
         tl_compat__node(&o, "anonymous_id", cid);
-        tl_compat__node(&o, "user_id", obj_get(root, "user_id"));
-        const tl_json *ts = obj_get(e, "timestamp_micros");
-        add_micros(&o, ts ? ts : obj_get(root, "timestamp_micros"));
-        tl_compat__node(&o, "url", tl_compat__strv(obj_get(params, "page_location")));
-        tl_compat__node(&o, "referrer", tl_compat__strv(obj_get(params, "page_referrer")));
-        const tl_json *sid = obj_get(params, "session_id");
+        tl_compat__node(&o, "user_id", tl_compat__get(root, "user_id"));
+        const tl_json *ts = tl_compat__get(e, "timestamp_micros");
+        add_micros(&o, ts ? ts : tl_compat__get(root, "timestamp_micros"));
+        tl_compat__node(&o, "url", tl_compat__strv(tl_compat__get(params, "page_location")));
+        tl_compat__node(&o, "referrer", tl_compat__strv(tl_compat__get(params, "page_referrer")));
+        const tl_json *sid = tl_compat__get(params, "session_id");
         if (sid && (sid->type == TL_JSTR || sid->type == TL_JNUM))
             tl_compat__str(&o, "session_id", tl_compat__get_id(a, params, "session_id"));
         if (params && params->type == TL_JOBJ) {

@@ -6,11 +6,12 @@
  * 32 hex digits of XXH3-128 over (in->salt, UTC day of receipt, User-Agent, address, domain),
  * so a visitor is one person per day per site, and without the salt (a secret: the HTTP
  * layer passes the project's read key) the id cannot be turned back into the address by
- * trying every one. name "pageview" is tally's "pageview"; url (required, data: URLs refused; the
- * #fragment dropped unless h=1, hash-mode paths) and referrer are the built-in fields; props
- * (a map, or a JSON string of one) become properties, with list, map and empty values dropped
- * as Plausible drops them. "domain" may be a comma list: out->body_key is the list, and the
- * HTTP layer stores the event once in each project it names (docs/compat.md). */
+ * trying every one. name "pageview" is tally's "$pageview" (every format's page view:
+ * docs/compat.md), other names as they are; url (required, data: URLs refused; the #fragment
+ * dropped unless h=1, hash-mode paths) and referrer are the built-in fields; props (a map, or a
+ * JSON string of one) become properties, with list, map and empty values dropped as Plausible drops
+ * them. "domain" may be a comma list: out->body_key is the list, and the HTTP layer stores the
+ * event once in each project it names (docs/compat.md). */
 #include <stdio.h>
 #include <string.h>
 
@@ -67,19 +68,13 @@ static const tl_json *clean_props(tl_arena *a, const tl_json *v, const tl_ingest
 int tl_compat_plausible(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *ctx,
                         const tl_ingest_limits *lim, tl_ingest_batch *out, tl_err *err)
 {
-    tl_ingest_limits dl;
-    if (!lim) {
-        tl_ingest_limits_default(&dl);
-        lim = &dl;
-    }
     tl_cbatch b;
-    tl_compat__begin(&b, a, ctx, lim, out);
     tl_str body;
-    int rc = tl_compat__gunzip(a, in->body, in->content_encoding, lim, &body, err);
+    int rc = tl_compat__start(&b, a, in, ctx, lim, out, NULL, &body, err);
     if (rc) return rc;
-    const tl_json *ev = tl_compat__parse_json(a, tl_compat__trim(body), lim);
-    if (!ev || ev->type != TL_JOBJ)
-        return tl_err_set(err, TL_EINVAL, "body: expected a JSON object");
+    const tl_json *ev;
+    rc = tl_compat__object(&b, body, "a JSON object", &ev, err);
+    if (rc) return rc;
     const tl_json *dom = get2(ev, "domain", "d");
     tl_str domain = dom && dom->type == TL_JSTR ? dom->str : TL_STR_NULL;
     out->body_key = domain;
@@ -108,13 +103,17 @@ int tl_compat_plausible(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx
 
     tl_cobj o;
     tl_compat__obj(&o, a, ev->str);
-    tl_compat__node(&o, "event", get2(ev, "name", "n"));
+    const tl_json *name = get2(ev, "name", "n");
+    if (name && name->type == TL_JSTR && tl_str_eqc(name->str, "pageview"))
+        tl_compat__str(&o, "event", TL_STR(TL_COMPAT_PAGEVIEW));
+    else
+        tl_compat__node(&o, "event", name);
     tl_compat__str(&o, "anonymous_id", visitor_id(a, ctx, site, in->salt));
     tl_compat__str(&o, "url", u);
     tl_compat__node(&o, "referrer", get2(ev, "referrer", "r"));
     const tl_json *props = get2(ev, "props", "p");
     if (!props) props = get2(ev, "meta", "m");
-    tl_compat__node(&o, "properties", clean_props(a, props, lim));
+    tl_compat__node(&o, "properties", clean_props(a, props, b.lim));
     tl_compat__add(&b, o.node, INT64_MIN, TL_REC_EVENT);
     return 0;
 }

@@ -29,12 +29,6 @@
 #include "compat.h"
 #include "compat/compat_int.h"
 
-static const tl_json *obj_get(const tl_json *o, const char *k)
-{
-    const tl_json *v = o && o->type == TL_JOBJ ? tl_json_get(o, k) : NULL;
-    return v && v->type != TL_JNULL ? v : NULL;
-}
-
 static bool starts_with_nocase(tl_str s, const char *pre)
 {
     size_t n = strlen(pre);
@@ -97,7 +91,7 @@ static tl_str token_of(const tl_json *o)
         tl_str t = tl_compat__get_str(o, keys[i]);
         if (t.len) return t;
     }
-    return tl_compat__get_str(obj_get(o, "properties"), "token");
+    return tl_compat__get_str(tl_compat__get(o, "properties"), "token");
 }
 
 /* distinct_id as PostHog reads it: stringified, cut to 200 bytes (on a UTF-8 boundary). */
@@ -166,48 +160,38 @@ static const tl_json *kept_props(tl_arena *a, const tl_json *props)
     return o.node;
 }
 
-static bool is_country(tl_str s)
-{
-    if (s.len != 2) return false;
-    for (int i = 0; i < 2; i++) {
-        char c = (char)(s.p[i] | 0x20);
-        if (c < 'a' || c > 'z') return false;
-    }
-    return true;
-}
-
 /* Fields every record of the event shares: ids for dedup, time, built-in fields. */
 static void common_fields(tl_cobj *o, tl_cbatch *b, const tl_json *e, const tl_json *props,
                           int64_t *sent)
 {
-    tl_compat__node(o, "timestamp", obj_get(e, "timestamp"));
-    const tl_json *off = obj_get(e, "offset");
-    if (!obj_get(e, "timestamp") && off && off->type == TL_JNUM) {
+    tl_compat__node(o, "timestamp", tl_compat__get(e, "timestamp"));
+    const tl_json *off = tl_compat__get(e, "offset");
+    if (!tl_compat__get(e, "timestamp") && off && off->type == TL_JNUM) {
         /* posthog-js without a timestamp: "offset" ms before it was sent; no skew fix. */
         tl_compat__num(o, "timestamp", (double)b->ctx->recv_ms - off->num);
         *sent = INT64_MIN;
     }
-    tl_compat__node(o, "session_id", tl_compat__strv(obj_get(props, "$session_id")));
-    tl_compat__node(o, "url", tl_compat__strv(obj_get(props, "$current_url")));
+    tl_compat__node(o, "session_id", tl_compat__strv(tl_compat__get(props, "$session_id")));
+    tl_compat__node(o, "url", tl_compat__strv(tl_compat__get(props, "$current_url")));
     tl_str ref = tl_compat__get_str(props, "$referrer");
     if (!tl_str_eqc(ref, "$direct")) tl_compat__str(o, "referrer", ref);
-    tl_compat__node(o, "os", tl_compat__strv(obj_get(props, "$os")));
-    tl_compat__node(o, "browser", tl_compat__strv(obj_get(props, "$browser")));
-    tl_compat__node(o, "device_type", tl_compat__strv(obj_get(props, "$device_type")));
-    tl_compat__node(o, "app_version", tl_compat__strv(obj_get(props, "$app_version")));
-    tl_compat__node(o, "platform", tl_compat__strv(obj_get(props, "$lib")));
-    tl_compat__node(o, "ip", tl_compat__strv(obj_get(props, "$ip")));
-    tl_compat__node(o, "ip", tl_compat__strv(obj_get(e, "ip")));
-    tl_compat__node(o, "user_agent", tl_compat__strv(obj_get(props, "$raw_user_agent")));
+    tl_compat__node(o, "os", tl_compat__strv(tl_compat__get(props, "$os")));
+    tl_compat__node(o, "browser", tl_compat__strv(tl_compat__get(props, "$browser")));
+    tl_compat__node(o, "device_type", tl_compat__strv(tl_compat__get(props, "$device_type")));
+    tl_compat__node(o, "app_version", tl_compat__strv(tl_compat__get(props, "$app_version")));
+    tl_compat__node(o, "platform", tl_compat__strv(tl_compat__get(props, "$lib")));
+    tl_compat__node(o, "ip", tl_compat__strv(tl_compat__get(props, "$ip")));
+    tl_compat__node(o, "ip", tl_compat__strv(tl_compat__get(e, "ip")));
+    tl_compat__node(o, "user_agent", tl_compat__strv(tl_compat__get(props, "$raw_user_agent")));
     tl_str cc = tl_compat__get_str(props, "$geoip_country_code");
-    if (is_country(cc)) tl_compat__str(o, "country", cc);
+    if (tl_compat__is_country(cc)) tl_compat__str(o, "country", cc);
 }
 
 static void set_props(tl_cobj *o, const tl_json *e, const tl_json *props)
 {
-    const tl_json *set = obj_get(props, "$set"), *once = obj_get(props, "$set_once");
-    tl_compat__node(o, "user_properties", set ? set : obj_get(e, "$set"));
-    tl_compat__node(o, "user_properties_once", once ? once : obj_get(e, "$set_once"));
+    const tl_json *set = tl_compat__get(props, "$set"), *once = tl_compat__get(props, "$set_once");
+    tl_compat__node(o, "user_properties", set ? set : tl_compat__get(e, "$set"));
+    tl_compat__node(o, "user_properties_once", once ? once : tl_compat__get(e, "$set_once"));
 }
 
 /* The extra link of an identified distinct_id: anonymous X → user X (see the top). */
@@ -218,7 +202,7 @@ static void link_self(tl_cbatch *b, const tl_json *e, tl_str x, int64_t sent)
     tl_compat__str(&o, "event", TL_STR("$identify"));
     tl_compat__str(&o, "anonymous_id", x);
     tl_compat__str(&o, "user_id", x);
-    tl_compat__node(&o, "timestamp", obj_get(e, "timestamp"));
+    tl_compat__node(&o, "timestamp", tl_compat__get(e, "timestamp"));
     tl_compat__add(b, o.node, sent, TL_REC_IDENTIFY);
 }
 
@@ -230,9 +214,10 @@ static void map_event(tl_cbatch *b, const tl_json *e, int64_t sent)
         tl_compat__next(b);
         return;
     }
-    const tl_json *props = obj_get(e, "properties");
+    const tl_json *props = tl_compat__get(e, "properties");
     tl_str name = tl_compat__get_str(e, "event");
-    if (!name.len && (obj_get(e, "$set") || obj_get(e, "$set_once"))) name = TL_STR("$set");
+    if (!name.len && (tl_compat__get(e, "$set") || tl_compat__get(e, "$set_once")))
+        name = TL_STR("$set");
     if (tl_str_eqc(name, "$groupidentify")) {
         b->index++; /* acknowledged, not stored and not counted */
         return;
@@ -240,7 +225,7 @@ static void map_event(tl_cbatch *b, const tl_json *e, int64_t sent)
     tl_str did = distinct_id(a, e, props);
     tl_cobj o;
     tl_compat__obj(&o, a, e->str);
-    tl_compat__node(&o, "event_id", obj_get(e, "uuid"));
+    tl_compat__node(&o, "event_id", tl_compat__get(e, "uuid"));
     common_fields(&o, b, e, props, &sent);
     set_props(&o, e, props);
 
@@ -265,7 +250,8 @@ static void map_event(tl_cbatch *b, const tl_json *e, int64_t sent)
         return;
     }
 
-    const tl_json *st = obj_get(props, "$user_state"), *isid = obj_get(props, "$is_identified");
+    const tl_json *st = tl_compat__get(props, "$user_state"),
+                  *isid = tl_compat__get(props, "$is_identified");
     bool identified = (st && st->type == TL_JSTR && tl_str_eqc(st->str, "identified")) ||
                       (isid && isid->type == TL_JTRUE);
     tl_compat__str(&o, identified ? "user_id" : "anonymous_id", did);
@@ -280,14 +266,10 @@ static void map_event(tl_cbatch *b, const tl_json *e, int64_t sent)
         tl_compat__next(b);
         return;
     }
-    if (tl_str_eqc(name, "$pageview"))
-        name = TL_STR("pageview");
-    else if (tl_str_eqc(name, "$screen"))
-        name = TL_STR("screen");
-    tl_compat__node(&o, "event", name.p ? tl_compat__jstr(a, name) : obj_get(e, "event"));
+    tl_compat__node(&o, "event", name.p ? tl_compat__jstr(a, name) : tl_compat__get(e, "event"));
     tl_compat__node(&o, "properties", kept_props(a, props));
     tl_record *r = tl_compat__add(b, o.node, sent, TL_REC_EVENT);
-    const tl_json *nogeo = obj_get(props, "$geoip_disable");
+    const tl_json *nogeo = tl_compat__get(props, "$geoip_disable");
     if (r && nogeo && nogeo->type == TL_JTRUE) {
         /* posthog-node sets it by default: the request comes from the app's server, whose
          * address says nothing about the user. No address: no GeoIP, none stored. */
@@ -299,18 +281,12 @@ static void map_event(tl_cbatch *b, const tl_json *e, int64_t sent)
 int tl_compat_posthog(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *ctx,
                       const tl_ingest_limits *lim, tl_ingest_batch *out, tl_err *err)
 {
-    tl_ingest_limits dl;
-    if (!lim) {
-        tl_ingest_limits_default(&dl);
-        lim = &dl;
-    }
     tl_cbatch b;
-    tl_compat__begin(&b, a, ctx, lim, out);
     tl_str body;
-    int rc = decode(a, in, lim, &body, err);
+    int rc = tl_compat__start(&b, a, in, ctx, lim, out, decode, &body, err);
     if (rc) return rc;
     if (!body.len) return tl_err_set(err, TL_EINVAL, "body: empty");
-    const tl_json *root = tl_compat__parse_json(a, body, lim);
+    const tl_json *root = tl_compat__parse_json(a, body, b.lim);
     if (!root || (root->type != TL_JOBJ && root->type != TL_JARR))
         return tl_err_set(err, TL_EINVAL, "body: not a JSON object or array of PostHog events");
 
@@ -319,7 +295,7 @@ int tl_compat_posthog(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *
     /* posthog-js puts the send time in the query: sent_at= (POST) or _= (GET), in ms. */
     tl_str q_sent = tl_compat__arg(in, "sent_at");
     if (!q_sent.len) q_sent = tl_compat__arg(in, "_");
-    const tl_json *s = root->type == TL_JOBJ ? obj_get(root, "sent_at") : NULL;
+    const tl_json *s = root->type == TL_JOBJ ? tl_compat__get(root, "sent_at") : NULL;
     if (s && tl_ingest_time(s, &sent)) sent = INT64_MIN;
     if (sent == INT64_MIN && q_sent.len) {
         tl_json *qs = tl_compat__jstr(a, q_sent);
@@ -327,8 +303,8 @@ int tl_compat_posthog(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *
     }
     if (root->type == TL_JOBJ) {
         out->body_key = token_of(root);
-        const tl_json *batch = obj_get(root, "batch");
-        if (!batch) batch = obj_get(root, "data"); /* the old envelope name */
+        const tl_json *batch = tl_compat__get(root, "batch");
+        if (!batch) batch = tl_compat__get(root, "data"); /* the old envelope name */
         if (batch && batch->type == TL_JARR)
             events = batch;
         else if (batch)

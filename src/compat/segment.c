@@ -3,7 +3,8 @@
  * path gives; /v1/batch and /v1/import take {"batch":[…],"sentAt","writeKey","context"}.
  *
  * Each message becomes one native event object (docs/compat.md has the table):
- *   track → event, page → "pageview", screen → "screen"; identify, alias and group become
+ *   track → event, page → "$pageview", screen → "$screen" (every format's page and screen
+ *   views: docs/compat.md); identify, alias and group become
  *   TL_REC_IDENTIFY records (a merge plus person properties, no event row).
  *   messageId → event_id (dedup), anonymousId/userId → anonymous_id/user_id (alias:
  *   previousId → anonymous_id), timestamp (or originalTimestamp) and sentAt → timestamp and
@@ -14,37 +15,21 @@
 #include "compat.h"
 #include "compat/compat_int.h"
 
-static const tl_json *obj_get(const tl_json *o, const char *k)
-{
-    const tl_json *v = o && o->type == TL_JOBJ ? tl_json_get(o, k) : NULL;
-    return v && v->type != TL_JNULL ? v : NULL;
-}
-
 /* context.<a>.<b> of the message, else of the batch. */
 static const tl_json *ctx_get(const tl_json *ctx, const tl_json *bctx, const char *a, const char *b)
 {
     for (int i = 0; i < 2; i++) {
-        const tl_json *v = obj_get(i ? bctx : ctx, a);
-        if (b) v = obj_get(v, b);
+        const tl_json *v = tl_compat__get(i ? bctx : ctx, a);
+        if (b) v = tl_compat__get(v, b);
         if (v) return v;
     }
     return NULL;
 }
 
-static bool is_country(const tl_json *v)
-{
-    if (!v || v->type != TL_JSTR || v->str.len != 2) return false;
-    for (int i = 0; i < 2; i++) {
-        char c = (char)(v->str.p[i] | 0x20);
-        if (c < 'a' || c > 'z') return false;
-    }
-    return true;
-}
-
 /* properties plus the page/screen "name" and "category" (explicit properties win). */
 static const tl_json *page_props(tl_arena *a, const tl_json *m, const tl_json *props)
 {
-    const tl_json *name = obj_get(m, "name"), *cat = obj_get(m, "category");
+    const tl_json *name = tl_compat__get(m, "name"), *cat = tl_compat__get(m, "category");
     if (!name && !cat) return props;
     tl_cobj o;
     tl_compat__obj(&o, a, props ? props->str : TL_STR_NULL);
@@ -70,31 +55,32 @@ static void map_message(tl_cbatch *b, const tl_json *m, tl_str deftype, const tl
         tl_compat__reject(b, "type: required (track, identify, page, screen, alias, group)");
         return;
     }
-    const tl_json *ctx = obj_get(m, "context"), *props = obj_get(m, "properties");
+    const tl_json *ctx = tl_compat__get(m, "context"), *props = tl_compat__get(m, "properties");
     tl_cobj o;
     tl_compat__obj(&o, a, m->str);
     uint8_t kind = TL_REC_EVENT;
     const tl_json *uprops = ctx_get(ctx, bctx, "traits", NULL);
     bool page = false;
     if (tl_str_eqc(type, "track")) {
-        tl_compat__node(&o, "event", obj_get(m, "event"));
-        if (!obj_get(m, "event")) {
+        tl_compat__node(&o, "event", tl_compat__get(m, "event"));
+        if (!tl_compat__get(m, "event")) {
             tl_compat__reject(b, "event: required for a track call");
             return;
         }
     } else if (tl_str_eqc(type, "page") || tl_str_eqc(type, "screen")) {
         page = true;
-        tl_compat__str(&o, "event", type.p[0] == 'p' ? TL_STR("pageview") : TL_STR("screen"));
+        tl_compat__str(&o, "event",
+                       type.p[0] == 'p' ? TL_STR(TL_COMPAT_PAGEVIEW) : TL_STR(TL_COMPAT_SCREEN));
         props = page_props(a, m, props);
     } else if (tl_str_eqc(type, "identify")) {
         kind = TL_REC_IDENTIFY;
         tl_compat__str(&o, "event", TL_STR("$identify"));
-        if (obj_get(m, "traits")) uprops = obj_get(m, "traits");
+        if (tl_compat__get(m, "traits")) uprops = tl_compat__get(m, "traits");
         props = NULL;
     } else if (tl_str_eqc(type, "alias")) {
         kind = TL_REC_IDENTIFY;
         tl_compat__str(&o, "event", TL_STR("$alias"));
-        tl_compat__node(&o, "anonymous_id", obj_get(m, "previousId"));
+        tl_compat__node(&o, "anonymous_id", tl_compat__get(m, "previousId"));
         props = NULL;
         uprops = NULL;
     } else if (tl_str_eqc(type, "group")) {
@@ -102,33 +88,34 @@ static void map_message(tl_cbatch *b, const tl_json *m, tl_str deftype, const tl
         tl_compat__str(&o, "event", TL_STR("$group"));
         tl_cobj g;
         tl_compat__obj(&g, a, TL_STR_NULL);
-        tl_compat__node(&g, "group_id", obj_get(m, "groupId"));
-        tl_compat__node(&g, "group", obj_get(m, "traits"));
+        tl_compat__node(&g, "group_id", tl_compat__get(m, "groupId"));
+        tl_compat__node(&g, "group", tl_compat__get(m, "traits"));
         uprops = g.node;
         props = NULL;
     } else {
         tl_compat__reject(b, "type: unknown \"%.*s\"", type.len > 32 ? 32 : (int)type.len, type.p);
         return;
     }
-    tl_compat__node(&o, "event_id", obj_get(m, "messageId"));
-    tl_compat__node(&o, "anonymous_id", obj_get(m, "anonymousId"));
-    tl_compat__node(&o, "user_id", obj_get(m, "userId"));
-    const tl_json *ts = obj_get(m, "timestamp");
-    tl_compat__node(&o, "timestamp", ts ? ts : obj_get(m, "originalTimestamp"));
-    tl_compat__node(&o, "sent_at", obj_get(m, "sentAt"));
+    tl_compat__node(&o, "event_id", tl_compat__get(m, "messageId"));
+    tl_compat__node(&o, "anonymous_id", tl_compat__get(m, "anonymousId"));
+    tl_compat__node(&o, "user_id", tl_compat__get(m, "userId"));
+    const tl_json *ts = tl_compat__get(m, "timestamp");
+    tl_compat__node(&o, "timestamp", ts ? ts : tl_compat__get(m, "originalTimestamp"));
+    tl_compat__node(&o, "sent_at", tl_compat__get(m, "sentAt"));
     tl_compat__node(&o, "platform", tl_compat__strv(ctx_get(ctx, bctx, "library", "name")));
     tl_compat__node(&o, "app_version", tl_compat__strv(ctx_get(ctx, bctx, "app", "version")));
     tl_compat__node(&o, "os", tl_compat__strv(ctx_get(ctx, bctx, "os", "name")));
     if (page) {
-        tl_compat__node(&o, "url", tl_compat__strv(obj_get(props, "url")));
-        tl_compat__node(&o, "referrer", tl_compat__strv(obj_get(props, "referrer")));
+        tl_compat__node(&o, "url", tl_compat__strv(tl_compat__get(props, "url")));
+        tl_compat__node(&o, "referrer", tl_compat__strv(tl_compat__get(props, "referrer")));
     }
     tl_compat__node(&o, "url", tl_compat__strv(ctx_get(ctx, bctx, "page", "url")));
     tl_compat__node(&o, "referrer", tl_compat__strv(ctx_get(ctx, bctx, "page", "referrer")));
     tl_compat__node(&o, "ip", tl_compat__strv(ctx_get(ctx, bctx, "ip", NULL)));
     tl_compat__node(&o, "user_agent", tl_compat__strv(ctx_get(ctx, bctx, "userAgent", NULL)));
     const tl_json *country = ctx_get(ctx, bctx, "location", "country");
-    if (is_country(country)) tl_compat__node(&o, "country", country);
+    if (country && country->type == TL_JSTR && tl_compat__is_country(country->str))
+        tl_compat__node(&o, "country", country);
     tl_compat__node(&o, "properties", props);
     tl_compat__node(&o, "user_properties", uprops);
     tl_compat__add(b, o.node, bsent, kind);
@@ -137,21 +124,14 @@ static void map_message(tl_cbatch *b, const tl_json *m, tl_str deftype, const tl
 int tl_compat_segment(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *ctx,
                       const tl_ingest_limits *lim, tl_ingest_batch *out, tl_err *err)
 {
-    tl_ingest_limits dl;
-    if (!lim) {
-        tl_ingest_limits_default(&dl);
-        lim = &dl;
-    }
     tl_cbatch b;
-    tl_compat__begin(&b, a, ctx, lim, out);
     tl_str body;
-    int rc = tl_compat__gunzip(a, in->body, in->content_encoding, lim, &body, err);
+    int rc = tl_compat__start(&b, a, in, ctx, lim, out, NULL, &body, err);
     if (rc) return rc;
-    const tl_json *root = tl_compat__parse_json(a, tl_compat__trim(body), lim);
-    if (!root || root->type != TL_JOBJ)
-        return tl_err_set(err, TL_EINVAL,
-                          "body: expected a JSON object (a Segment message or "
-                          "{\"batch\":[...]})");
+    const tl_json *root;
+    rc = tl_compat__object(&b, body, "a JSON object (a Segment message or {\"batch\":[...]})",
+                           &root, err);
+    if (rc) return rc;
     out->body_key = tl_compat__get_str(root, "writeKey");
 
     tl_str type = in->path;
@@ -165,15 +145,15 @@ int tl_compat_segment(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *
         type = p && *p ? tl_str_c(full[p - "tpiags"]) : type;
     }
     if (tl_str_eqc(type, "batch") || tl_str_eqc(type, "import") || tl_str_eqc(type, "b") ||
-        obj_get(root, "batch")) {
-        const tl_json *batch = obj_get(root, "batch");
+        tl_compat__get(root, "batch")) {
+        const tl_json *batch = tl_compat__get(root, "batch");
         if (!batch || batch->type != TL_JARR)
             return tl_err_set(err, TL_EINVAL, "batch: required, an array of messages");
         int64_t sent = INT64_MIN;
-        const tl_json *s = obj_get(root, "sentAt");
+        const tl_json *s = tl_compat__get(root, "sentAt");
         if (s && tl_ingest_time(s, &sent))
             return tl_err_set(err, TL_EINVAL, "sentAt: not a number or ISO-8601 date");
-        const tl_json *bctx = obj_get(root, "context");
+        const tl_json *bctx = tl_compat__get(root, "context");
         for (const tl_json *m = batch->child; m; m = m->next) {
             map_message(&b, m, TL_STR_NULL, bctx, sent);
             tl_compat__next(&b);

@@ -253,7 +253,7 @@ def test_cli_import_compatible_formats():
     base = {"project": "demo", "kind": "trends", "from": d, "to": d, "interval": "day"}
     ev = cli_query(data, conf, dict(base, metric="events", breakdown="event"))
     got = {r[1]: r[2] for r in ev["rows"]}
-    check_eq(got, {"pageview": 1, "Bought": 1, "Signed Up": 1}, "events by name (repeat once)")
+    check_eq(got, {"$pageview": 1, "Bought": 1, "Signed Up": 1}, "events by name (repeat once)")
     pe = cli_query(data, conf, dict(base, metric="persons"))
     check_eq(pe["rows"][0][1], 2, "persons: sa1 and su1 merged by identify, plus ph-anon")
     p = run_cli(["import", "--data", data, "--config", conf, "--format", "nope"], input="",

@@ -100,14 +100,14 @@ def client_steps(client, steps):
 
 def native_events(client, steps):
     """The native twin: identify folds into the user's next event (both ids, traits as
-    user_properties), page → "pageview", fields the client cannot send are left out."""
+    user_properties), page → "$pageview", fields the client cannot send are left out."""
     pending = {}
     out = []
     for x in steps:
         if x["op"] == "identify":
             pending[x["user"]] = (x["anon"], x.get("traits") or {})
             continue
-        e = {"event": "pageview" if x["op"] == "page" else x["event"], "timestamp": x["ts"],
+        e = {"event": "$pageview" if x["op"] == "page" else x["event"], "timestamp": x["ts"],
              "event_id": x["id"]}
         if x.get("anon"):
             e["anonymous_id"] = x["anon"]
@@ -285,11 +285,11 @@ def test_compat_plausible_and_ga4_equal_native():
             r = s.request("POST", "/api/event", json.dumps(body), h)
             check_eq(r.status, 202, "plausible status (%r)" % r)
             check_eq(r.body, b"ok", "plausible answer")
-        s.collect_ok([{"event": "pageview", "anonymous_id": "v1", "url": "https://p.io/",
+        s.collect_ok([{"event": "$pageview", "anonymous_id": "v1", "url": "https://p.io/",
                        "referrer": "https://g.co/"},
                       {"event": "Signup", "anonymous_id": "v1", "url": "https://p.io/signup",
                        "properties": {"plan": "pro"}},
-                      {"event": "pageview", "anonymous_id": "v2", "url": "https://p.io/pricing",
+                      {"event": "$pageview", "anonymous_id": "v2", "url": "https://p.io/pricing",
                        "properties": {"plan": "free"}}], key="wk_plausible_native")
         compare_answers_small(s, "plausible", "plausible_native")
 
@@ -302,11 +302,11 @@ def test_compat_plausible_and_ga4_equal_native():
         body2 = {"client_id": "555.2", "events": [{"name": "page_view", "params": {"page_location": "https://g.io/x"}}]}
         r = s.request("POST", "/mp/collect?api_secret=wk_ga4", json.dumps(body2))
         check_eq(r.status, 204, "ga4 status (%r)" % r)
-        s.collect_ok([{"event": "pageview", "anonymous_id": "555.1", "user_id": "g1",
+        s.collect_ok([{"event": "$pageview", "anonymous_id": "555.1", "user_id": "g1",
                        "url": "https://g.io/", "referrer": "https://b.io/"},
                       {"event": "purchase", "anonymous_id": "555.1", "user_id": "g1",
                        "session_id": "s1", "properties": {"plan": "pro", "amount": 4}},
-                      {"event": "pageview", "anonymous_id": "555.2", "url": "https://g.io/x"}],
+                      {"event": "$pageview", "anonymous_id": "555.2", "url": "https://g.io/x"}],
                      key="wk_ga4_native")
         compare_answers_small(s, "ga4", "ga4_native")
         # the debug endpoint validates and stores nothing
@@ -362,12 +362,12 @@ def test_compat_posthog_js_in_chromium():
         check("/flags/" in paths or "/decide/" in paths, "no /flags call: %r" % out["requests"])
         anon, url = out["anon"], out["page"]
         s.collect_ok([
-            {"event": "pageview", "anonymous_id": anon, "url": url},
+            {"event": "$pageview", "anonymous_id": anon, "url": url},
             {"event": "signup", "anonymous_id": anon, "url": url, "properties": {"plan": "pro"}},
             {"event": "purchase", "user_id": "u1", "anonymous_id": anon, "url": url,
              "properties": {"amount": 9.5}, "user_properties": {"email": "u1@x.io"}}],
             key="wk_posthog_native")
-        ours = {"prop": "event", "op": "in", "value": ["pageview", "signup", "purchase"]}
+        ours = {"prop": "event", "op": "in", "value": ["$pageview", "signup", "purchase"]}
         f, t = days_ago(1), days_ago(0)
         s.wait_count("posthog", f, t, "rk_posthog", 3, where=[ours])
         compare_browser(s, "posthog", (
@@ -391,7 +391,7 @@ def test_compat_analytics_js_in_chromium():
               "analytics.js loaded no settings from tally: %r" % out["requests"])
         anon, url = out["anon"], out["page"]
         s.collect_ok([
-            {"event": "pageview", "anonymous_id": anon, "url": url},
+            {"event": "$pageview", "anonymous_id": anon, "url": url},
             {"event": "signup", "anonymous_id": anon, "url": url, "properties": {"plan": "pro"}},
             {"event": "purchase", "user_id": "u1", "anonymous_id": anon, "url": url,
              "properties": {"amount": 9.5}, "user_properties": {"email": "u1@x.io"}}],
@@ -417,7 +417,7 @@ def test_compat_plausible_tracker_in_chromium():
         check_eq([(r["method"], r["path"], r["status"]) for r in out["requests"]],
                  [("POST", "/api/event", 202)] * 2, "plausible-tracker requests")
         url = out["page"]
-        s.collect_ok([{"event": "pageview", "anonymous_id": "v", "url": url},
+        s.collect_ok([{"event": "$pageview", "anonymous_id": "v", "url": url},
                       {"event": "Signup", "anonymous_id": "v", "url": url,
                        "properties": {"plan": "pro"}}], key="wk_plausible_native")
         f, t = days_ago(1), days_ago(0)
@@ -542,3 +542,46 @@ def test_compat_keys_and_errors():
         s.wait_count("ga4", f, t, "rk_ga4", 1)
         # rejected events are counted
         check(metric(s, "events_rejected_total") >= 1, "rejections in /metrics")
+
+
+def test_compat_page_views_are_pageview_events():
+    """Every format's page views are stored as "$pageview" and its screen views as
+    "$screen" (docs/compat.md), the names tally.js sends and /api/v1/report?metric=pageviews
+    counts: one page view (and one screen where the format has them) through each endpoint
+    of one project, then the events by name and the pageviews report."""
+    with Server(projects=PROJECTS) as s:
+        sent = [
+            ("POST", "/v1/page", {"anonymousId": "sg", "properties": {"url": "https://x/sg"}}),
+            ("POST", "/v1/screen", {"anonymousId": "sg", "name": "Home"}),
+            ("POST", "/capture/", {"event": "$pageview", "distinct_id": "ph",
+                                   "properties": {"$current_url": "https://x/ph"}}),
+            ("POST", "/capture/", {"event": "$screen", "distinct_id": "ph",
+                                   "properties": {"$screen_name": "Home"}}),
+            ("POST", "/com.snowplowanalytics.snowplow/tp2",
+             {"schema": "x", "data": [{"e": "pv", "duid": "sp", "url": "https://x/sp"}]}),
+            ("POST", "/com.snowplowanalytics.snowplow/tp2", {"schema": "x", "data": [{
+                "e": "ue", "duid": "sp", "ue_pr": json.dumps({"schema": "s", "data": {
+                    "schema": "iglu:com.snowplowanalytics.mobile/screen_view/jsonschema/1-0-0",
+                    "data": {"name": "Home", "id": "1"}}})}]}),
+            ("POST", "/api/event", {"n": "pageview", "u": "https://x/pl", "d": "wk_demo"}),
+            ("POST", "/mp/collect?api_secret=wk_demo", {"client_id": "ga", "events": [
+                {"name": "page_view", "params": {"page_location": "https://x/ga"}},
+                {"name": "screen_view", "params": {"firebase_screen": "Home"}}]}),
+        ]
+        for method, path, body in sent:
+            r = s.request(method, path, json.dumps(body), {"Authorization": "Bearer wk_demo",
+                                                          "Content-Type": "text/plain"})
+            check(r.status in (200, 202, 204), "%s %s: %r" % (method, path, r))
+        f, t = days_ago(1), days_ago(0)
+        s.wait_count("demo", f, t, "rk_demo", 9)
+        j = s.query_ok({"project": "demo", "kind": "trends", "metric": "events", "interval": "day",
+                        "from": f, "to": t, "breakdown": "event"})
+        got = {}
+        for row in j["rows"]:
+            got[row[1]] = got.get(row[1], 0) + row[-1]
+        check_eq({k: v for k, v in got.items() if v}, {"$pageview": 5, "$screen": 4},
+                 "events by name")
+        r = s.request("GET", "/api/v1/report?project=demo&metric=pageviews&from=%s&to=%s" % (f, t),
+                      None, {"Authorization": "Bearer rk_demo"})
+        check_eq(r.status, 200, "report status (%r)" % r)
+        check_eq(sum(row[-1] for row in r.json()["rows"]), 5, "pageviews report: every format's")

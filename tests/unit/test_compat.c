@@ -262,11 +262,11 @@ static void test_segment_batch(void **state)
     assert_uprop(&r[2], "group_id", "acme", false);
     assert_non_null(prop(r[2].uprops, r[2].n_uprops, "group.employees"));
     assert_int_equal(r[3].kind, TL_REC_EVENT);
-    assert_str(r[3].event, "pageview");
+    assert_str(r[3].event, "$pageview");
     assert_str(r[3].field[TL_F_URL], "https://x.io/p");
     assert_sprop(&r[3], "name", "Pricing");
     assert_str(r[3].field[TL_F_PLATFORM], "lib"); /* the batch's context */
-    assert_str(r[4].event, "screen");
+    assert_str(r[4].event, "$screen");
     assert_sprop(&r[4], "name", "Home");
     /* the batch's sentAt corrects skew */
     assert_str(r[5].event, "z");
@@ -296,7 +296,7 @@ static void test_segment_bad_body(void **state)
     /* analytics.js short paths */
     assert_int_equal(tl_compat_by_path(TL_STR("/v1/p")), TL_COMPAT_SEGMENT);
     assert_int_equal(parse(f, TL_COMPAT_SEGMENT, "/v1/p", "{\"anonymousId\":\"a\"}"), 0);
-    assert_str(f->b.recs[0].event, "pageview");
+    assert_str(f->b.recs[0].event, "$pageview");
     assert_int_equal(
         parse(f, TL_COMPAT_SEGMENT, "/v1/i", "{\"anonymousId\":\"a\",\"userId\":\"u\"}"), 0);
     assert_int_equal(f->b.recs[0].kind, TL_REC_IDENTIFY);
@@ -344,7 +344,7 @@ static void test_posthog_batch(void **state)
     assert_int_equal(f->b.n, 6);
     const tl_record *r = f->b.recs;
     assert_int_equal(r[0].kind, TL_REC_EVENT);
-    assert_str(r[0].event, "pageview");
+    assert_str(r[0].event, "$pageview");
     assert_str(r[0].anonymous_id, "anon-123");
     assert_int_equal(r[0].user_id.len, 0);
     assert_str(r[0].event_id, "0190c2a0-7b1e-7c3e-9d1a-2f4c5e6a7b8c");
@@ -546,7 +546,7 @@ static void test_snowplow_post(void **state)
     assert_int_equal(f->b.n, 3);
     assert_int_equal(f->b.rejected, 2);
     const tl_record *r = f->b.recs;
-    assert_str(r[0].event, "pageview");
+    assert_str(r[0].event, "$pageview");
     assert_str(r[0].event_id, "5a305bf5");
     assert_str(r[0].user_id, "user_42");
     assert_str(r[0].anonymous_id, "d1");
@@ -580,7 +580,7 @@ static void test_snowplow_get(void **state)
     assert_int_equal(parse(f, TL_COMPAT_SNOWPLOW, "/i", ""), 0);
     assert_str(f->b.body_key, "wk_demo");
     assert_int_equal(f->b.n, 1);
-    assert_str(f->b.recs[0].event, "pageview");
+    assert_str(f->b.recs[0].event, "$pageview");
     assert_str(f->b.recs[0].field[TL_F_URL], "https://a.io/x");
     assert_str(f->b.recs[0].event_id, "e-1");
     f->n_args = 0;
@@ -619,7 +619,7 @@ static void test_plausible(void **state)
                            "\",\"h\":1}"),
                      0);
     r = &f->b.recs[0];
-    assert_str(r->event, "pageview");
+    assert_str(r->event, "$pageview");
     assert_str(r->field[TL_F_URL], "https://example.com/#/app");
     assert_sprop(r, "a", "b");
     assert_true(tl_str_eq(r->anonymous_id, visitor));
@@ -685,12 +685,127 @@ static void test_ga4(void **state)
     assert_sprop(&r[0], "currency", "EUR");
     assert_null(prop(r[0].props, r[0].n_props, "session_id"));
     assert_uprop(&r[0], "plan", "pro", false);
-    assert_str(r[1].event, "pageview");
+    assert_str(r[1].event, "$pageview");
     assert_str(r[1].field[TL_F_URL], "https://a.io/");
     assert_str(r[1].field[TL_F_REFERRER], "https://b.io/");
     assert_str(r[1].session_id, "77");
     assert_int_equal(r[1].ts_ms, 1749999500000LL);
     assert_int_equal(parse(f, TL_COMPAT_GA4, "/mp/collect", "{}"), TL_EINVAL);
+}
+
+/* Every format's page views are "$pageview" and its screen views "$screen" (PostHog's names,
+ * which tally.js sends and the pageviews report counts); other names pass as they are. */
+static void test_page_view_names(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        tl_compat_fmt fmt;
+        const char *path, *body, *want;
+    } cases[] = {
+        {TL_COMPAT_SEGMENT, "/v1/page", "{\"anonymousId\":\"a\"}", "$pageview"},
+        {TL_COMPAT_SEGMENT, "/v1/p", "{\"anonymousId\":\"a\"}", "$pageview"},
+        {TL_COMPAT_SEGMENT, "/v1/screen", "{\"anonymousId\":\"a\",\"name\":\"Home\"}", "$screen"},
+        {TL_COMPAT_SEGMENT, "/v1/s", "{\"anonymousId\":\"a\"}", "$screen"},
+        {TL_COMPAT_SEGMENT, "/v1/batch", "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"a\"}]}",
+         "$pageview"},
+        {TL_COMPAT_SEGMENT, "/v1/track", "{\"anonymousId\":\"a\",\"event\":\"pageview\"}",
+         "pageview"},
+        {TL_COMPAT_POSTHOG, "/e/",
+         "{\"api_key\":\"k\",\"event\":\"$pageview\",\"distinct_id\":\"d\"}", "$pageview"},
+        {TL_COMPAT_POSTHOG, "/e/",
+         "{\"api_key\":\"k\",\"event\":\"$screen\",\"distinct_id\":\"d\"}", "$screen"},
+        {TL_COMPAT_POSTHOG, "/e/",
+         "{\"api_key\":\"k\",\"event\":\"$pageleave\",\"distinct_id\":\"d\"}", "$pageleave"},
+        {TL_COMPAT_SNOWPLOW, "/com.snowplowanalytics.snowplow/tp2",
+         "{\"data\":[{\"e\":\"pv\",\"duid\":\"d\",\"url\":\"https://a/\"}]}", "$pageview"},
+        {TL_COMPAT_SNOWPLOW, "/com.snowplowanalytics.snowplow/tp2",
+         "{\"data\":[{\"e\":\"pp\",\"duid\":\"d\"}]}", "page_ping"},
+        /* mobile trackers: a self-describing screen_view of Snowplow's own schemas */
+        {TL_COMPAT_SNOWPLOW, "/com.snowplowanalytics.snowplow/tp2",
+         "{\"data\":[{\"e\":\"ue\",\"duid\":\"d\",\"ue_pr\":\"{\\\"schema\\\":\\\"iglu:com."
+         "snowplowanalytics.snowplow/unstruct_event/jsonschema/"
+         "1-0-0\\\",\\\"data\\\":{\\\"schema\\\":"
+         "\\\"iglu:com.snowplowanalytics.mobile/screen_view/jsonschema/1-0-0\\\",\\\"data\\\":{\\\""
+         "name\\\":\\\"Home\\\",\\\"id\\\":\\\"x\\\"}}}\"}]}",
+         "$screen"},
+        {TL_COMPAT_SNOWPLOW, "/com.snowplowanalytics.snowplow/tp2",
+         "{\"data\":[{\"e\":\"ue\",\"duid\":\"d\",\"ue_pr\":\"{\\\"schema\\\":\\\"s\\\",\\\"data"
+         "\\\":{\\\"schema\\\":\\\"iglu:com.acme/screen_view/jsonschema/1-0-0\\\",\\\"data\\\":{}}}"
+         "\"}]}",
+         "screen_view"},
+        {TL_COMPAT_PLAUSIBLE, "/api/event", "{\"n\":\"pageview\",\"u\":\"https://a/\",\"d\":\"k\"}",
+         "$pageview"},
+        {TL_COMPAT_PLAUSIBLE, "/api/event",
+         "{\"name\":\"Signup\",\"url\":\"https://a/\",\"domain\":\"k\"}", "Signup"},
+        {TL_COMPAT_GA4, "/mp/collect",
+         "{\"client_id\":\"c\",\"events\":[{\"name\":\"page_view\"}]}", "$pageview"},
+        {TL_COMPAT_GA4, "/mp/collect",
+         "{\"client_id\":\"c\",\"events\":[{\"name\":\"screen_view\"}]}", "$screen"},
+        {TL_COMPAT_GA4, "/mp/collect", "{\"client_id\":\"c\",\"events\":[{\"name\":\"login\"}]}",
+         "login"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        f->n_args = 0;
+        if (parse(f, cases[i].fmt, cases[i].path, cases[i].body) || f->b.n != 1) {
+            print_error("case %zu (%s): n %u, %s\n", i, cases[i].want, f->b.n, f->err.msg);
+            fail();
+        }
+        assert_str(f->b.recs[0].event, cases[i].want);
+        assert_int_equal(f->b.recs[0].kind, TL_REC_EVENT);
+    }
+    assert_string_equal(TL_COMPAT_PAGEVIEW, "$pageview");
+    assert_string_equal(TL_COMPAT_SCREEN, "$screen");
+}
+
+/* The envelope every format shares: gzip by header or magic bytes, white space around the
+ * body, the default limits without any, and one error with the format's words for a body
+ * that is not its JSON object (the batch left empty). */
+static void test_envelopes(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        tl_compat_fmt fmt;
+        const char *path, *ok, *what;
+    } fm[] = {
+        {TL_COMPAT_SEGMENT, "/v1/batch",
+         "{\"batch\":[{\"type\":\"track\",\"event\":\"e\",\"userId\":\"u\"}]}",
+         "body: expected a JSON object (a Segment message or {\"batch\":[...]})"},
+        {TL_COMPAT_SNOWPLOW, "/com.snowplowanalytics.snowplow/tp2",
+         "{\"data\":[{\"e\":\"se\",\"se_ac\":\"e\",\"uid\":\"u\"}]}",
+         "body: expected a payload_data JSON object"},
+        {TL_COMPAT_PLAUSIBLE, "/api/event", "{\"n\":\"e\",\"u\":\"https://a/\",\"d\":\"k\"}",
+         "body: expected a JSON object"},
+        {TL_COMPAT_GA4, "/mp/collect", "{\"client_id\":\"c\",\"events\":[{\"name\":\"e\"}]}",
+         "body: expected a JSON object"},
+        {TL_COMPAT_POSTHOG, "/batch/",
+         "{\"api_key\":\"k\",\"batch\":[{\"event\":\"e\",\"distinct_id\":\"u\"}]}", NULL},
+    };
+    for (size_t i = 0; i < sizeof fm / sizeof fm[0]; i++) {
+        f->n_args = 0;
+        char padded[512];
+        snprintf(padded, sizeof padded, " \r\n\t%s\n ", fm[i].ok);
+        assert_int_equal(parse(f, fm[i].fmt, fm[i].path, padded), 0);
+        assert_int_equal(f->b.n, 1);
+        assert_str(f->b.recs[0].event, "e");
+        tl_str g = gz(f->a, fm[i].ok);
+        assert_int_equal(parse_n(f, fm[i].fmt, fm[i].path, g.p, g.len, NULL, "gzip"), 0);
+        assert_int_equal(f->b.n, 1);
+        assert_int_equal(parse_n(f, fm[i].fmt, fm[i].path, g.p, g.len, NULL, NULL), 0);
+        assert_int_equal(f->b.n, 1);
+        /* a gzip body cut short: the decoder's error, nothing stored */
+        assert_int_equal(parse_n(f, fm[i].fmt, fm[i].path, g.p, g.len / 2, NULL, "gzip"),
+                         TL_EINVAL);
+        assert_int_equal(f->b.n, 0);
+        if (!fm[i].what) continue; /* PostHog: arrays and base64 too (test_posthog_*) */
+        static const char *const bad[] = {"[1,2]", "\"x\"", "{\"a\":", "  "};
+        for (size_t k = 0; k < 4; k++) {
+            if (fm[i].fmt == TL_COMPAT_SNOWPLOW && !strcmp(bad[k], "  ")) continue; /* GET /i */
+            assert_int_equal(parse(f, fm[i].fmt, fm[i].path, bad[k]), TL_EINVAL);
+            assert_string_equal(f->err.msg, fm[i].what);
+            assert_int_equal(f->b.n, 0);
+            assert_int_equal(f->b.n_input, 0);
+        }
+    }
 }
 
 /* Limits stay the native ones: an oversized event is rejected alone. */
@@ -727,6 +842,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plausible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ga4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_view_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_envelopes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

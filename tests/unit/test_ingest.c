@@ -1155,6 +1155,54 @@ static void test_record_roundtrip(void **state)
     tl_buf_fini(&b);
 }
 
+/* tl_ingest_encode: the kept records of a batch, in order, each under the project, one slice
+ * per record of a buffer that already held something (offsets survive its growth). */
+static void test_encode_batch(void **state)
+{
+    fx *f = *state;
+    tl_buf big = TL_BUF_INIT;
+    tl_buf_adds(&big, "[");
+    for (int i = 0; i < 300; i++)
+        tl_buf_printf(&big,
+                      "%s{\"event\":\"e%d\",\"anonymous_id\":\"a\",\"properties\":"
+                      "{\"pad\":\"%0200d\"}}",
+                      i ? "," : "", i, i);
+    tl_buf_adds(&big, "]");
+    assert_int_equal(native_n(f, big.p, big.len, NULL), 0);
+    assert_int_equal(f->b.n, 300);
+    bool keep[300];
+    for (int i = 0; i < 300; i++)
+        keep[i] = i % 3 != 1;
+    tl_buf enc = TL_BUF_INIT;
+    tl_buf_adds(&enc, "before");
+    tl_str *s = NULL;
+    size_t n = tl_ingest_encode(f->a, &f->b, TL_STR("proj"), keep, &enc, &s);
+    assert_int_equal(n, 200);
+    assert_memory_equal(enc.p, "before", 6);
+    int want = 0;
+    for (size_t i = 0; i < n; i++, want++) {
+        while (want % 3 == 1)
+            want++;
+        tl_record d;
+        assert_true(s[i].p >= enc.p && s[i].p + s[i].len <= enc.p + enc.len);
+        assert_int_equal(tl_record_decode(s[i].p, s[i].len, f->a, &d, &f->err), 0);
+        char name[16];
+        snprintf(name, sizeof name, "e%d", want);
+        assert_str(d.event, name);
+        assert_str(d.project, "proj");
+    }
+    assert_ptr_equal(s[n - 1].p + s[n - 1].len, enc.p + enc.len);
+    /* keep NULL: every record; an empty batch: none */
+    enc.len = 0;
+    assert_int_equal(tl_ingest_encode(f->a, &f->b, TL_STR("p2"), NULL, &enc, &s), 300);
+    assert_str(f->b.recs[299].project, "p2");
+    tl_ingest_batch empty = {0};
+    assert_int_equal(tl_ingest_encode(f->a, &empty, TL_STR("p"), NULL, &enc, &s), 0);
+    assert_non_null(s);
+    tl_buf_fini(&enc);
+    tl_buf_fini(&big);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1182,6 +1230,7 @@ int main(void)
         T(test_gzip),
         T(test_pixel),
         T(test_record_roundtrip),
+        T(test_encode_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
