@@ -217,6 +217,17 @@ void tl_compat__reject(tl_cbatch *b, const char *fmt, ...)
     o->errors[o->n_errors++] = (tl_ingest_error){b->index, tl_arena_strdup(b->a, tl_str_c(tmp)).p};
 }
 
+int tl_compat__start_object(tl_cbatch *b, tl_arena *a, const tl_compat_in *in,
+                            const tl_ingest_ctx *ctx, const tl_ingest_limits *lim,
+                            tl_ingest_batch *out, const char *what, const tl_json **root,
+                            tl_err *err)
+{
+    tl_str body;
+    *root = NULL;
+    int rc = tl_compat__start(b, a, in, ctx, lim, out, NULL, &body, err);
+    return rc ? rc : tl_compat__object(b, body, what, root, err);
+}
+
 /* Room for one more record, growing with the accepted ones only (as ingest.c does). */
 static tl_record *next_rec(tl_cbatch *b)
 {

@@ -89,6 +89,12 @@ int tl_compat__start(tl_cbatch *b, tl_arena *a, const tl_compat_in *in, const tl
  * "body: expected <what>" when it is empty, not JSON or not an object. */
 int tl_compat__object(tl_cbatch *b, tl_str body, const char *what, const tl_json **root,
                       tl_err *err);
+/* tl_compat__start (gzip) then tl_compat__object: the whole envelope of the formats whose body
+ * is one JSON object (Segment, Plausible, GA4). */
+int tl_compat__start_object(tl_cbatch *b, tl_arena *a, const tl_compat_in *in,
+                            const tl_ingest_ctx *ctx, const tl_ingest_limits *lim,
+                            tl_ingest_batch *out, const char *what, const tl_json **root,
+                            tl_err *err);
 /* Normalises one native event object into a new record of the given kind (event_id,
  * limits and time rules as /collect). Returns the record, or NULL after recording the
  * rejection under the current index. One wire event may give several records. */

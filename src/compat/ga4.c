@@ -33,11 +33,8 @@ int tl_compat_ga4(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *ctx,
                   const tl_ingest_limits *lim, tl_ingest_batch *out, tl_err *err)
 {
     tl_cbatch b;
-    tl_str body;
-    int rc = tl_compat__start(&b, a, in, ctx, lim, out, NULL, &body, err);
-    if (rc) return rc;
     const tl_json *root;
-    rc = tl_compat__object(&b, body, "a JSON object", &root, err);
+    int rc = tl_compat__start_object(&b, a, in, ctx, lim, out, "a JSON object", &root, err);
     if (rc) return rc;
     const tl_json *events = tl_compat__get(root, "events");
     if (!events || events->type != TL_JARR)

@@ -69,11 +69,8 @@ int tl_compat_plausible(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx
                         const tl_ingest_limits *lim, tl_ingest_batch *out, tl_err *err)
 {
     tl_cbatch b;
-    tl_str body;
-    int rc = tl_compat__start(&b, a, in, ctx, lim, out, NULL, &body, err);
-    if (rc) return rc;
     const tl_json *ev;
-    rc = tl_compat__object(&b, body, "a JSON object", &ev, err);
+    int rc = tl_compat__start_object(&b, a, in, ctx, lim, out, "a JSON object", &ev, err);
     if (rc) return rc;
     const tl_json *dom = get2(ev, "domain", "d");
     tl_str domain = dom && dom->type == TL_JSTR ? dom->str : TL_STR_NULL;

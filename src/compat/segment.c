@@ -125,12 +125,10 @@ int tl_compat_segment(tl_arena *a, const tl_compat_in *in, const tl_ingest_ctx *
                       const tl_ingest_limits *lim, tl_ingest_batch *out, tl_err *err)
 {
     tl_cbatch b;
-    tl_str body;
-    int rc = tl_compat__start(&b, a, in, ctx, lim, out, NULL, &body, err);
-    if (rc) return rc;
     const tl_json *root;
-    rc = tl_compat__object(&b, body, "a JSON object (a Segment message or {\"batch\":[...]})",
-                           &root, err);
+    int rc = tl_compat__start_object(&b, a, in, ctx, lim, out,
+                                     "a JSON object (a Segment message or {\"batch\":[...]})",
+                                     &root, err);
     if (rc) return rc;
     out->body_key = tl_compat__get_str(root, "writeKey");
 
