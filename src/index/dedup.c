@@ -990,7 +990,10 @@ int tl_dedup__flush(tl_dedup *d, tl_err *err)
     }
     pthread_rwlock_wrlock(&d->lock);
     runs_add(d, r);
-    memset(d->mem.slots, 0, mem_bytes(&d->mem));
+    /* A fresh zeroed table of the same size: large ones come from mmap, so their pages are
+     * given back until touched again (a memset would keep them all resident). */
+    free(d->mem.slots);
+    d->mem.slots = tl_xcalloc(d->mem.cap, sizeof *d->mem.slots);
     d->mem.n = 0;
     pthread_rwlock_unlock(&d->lock);
     d->changed = true;
