@@ -751,6 +751,9 @@ int tl_log_open(const char *dir, const tl_log_opts *opts, tl_log **out, tl_err *
         log->seg_end[i] = (uint32_t)segs[i].size;
     log->stats.segments = n;
     atomic_store(&log->durable, (uint64_t)log->active << 32 | log->w_off);
+    /* Records from before this start may hold an erasure whose expedite request was lost with
+     * the process: the first release that covers them rolls the segment, however short. */
+    if (log->w_off > HDR_LEN) log->expedite = (uint64_t)log->active << 32 | log->w_off;
 
     char path[PATH_CAP];
     seg_path(dir, log->active, path);

@@ -73,7 +73,8 @@ int tl_log_release(tl_log *log, uint64_t pos);
 /* Asks that the segment holding position pos be rolled, however short, by the first
  * tl_log_release that covers pos, so that the next release after it deletes the segment: an
  * erased person's events and the erasure record leave the log within two checkpoints
- * (docs/lifecycle.md). Any thread. */
+ * (docs/lifecycle.md). Any thread. tl_log_open asks it for the end of the records found at
+ * start, since a request made before a crash is lost with the process. */
 void tl_log_expedite(tl_log *log, uint64_t pos);
 
 /* Statistics for /metrics. */

@@ -609,6 +609,8 @@ static void expire_project(tl_store *s, project *p)
 static int erase_rows(tl_store *s, project *p, tl_err *err)
 {
     int rc = 0;
+    int64_t t0 = tl_mono_ms();
+    uint64_t rows = 0, parts = 0;
     for (uint32_t i = 0; i < p->n_parts && !rc; i++) {
         tl_partition *pt = &p->parts[i];
         uint32_t n = pt->n_sealed;
@@ -633,11 +635,17 @@ static int erase_rows(tl_store *s, project *p, tl_err *err)
                 add_sealed(pt, nw);
             }
             doom(s, old[j]);
+            parts++;
+            rows += dropped;
             p->rows -= dropped;
             atomic_fetch_add(&s->rows_erased, dropped);
         }
         free(old);
     }
+    if (!rc)
+        TL_INFO("store", "erasure: project=%s rows=%llu dropped from parts=%llu in %lld ms",
+                p->name, (unsigned long long)rows, (unsigned long long)parts,
+                (long long)(tl_mono_ms() - t0));
     return rc;
 }
 
@@ -653,6 +661,7 @@ static void mark(uint8_t *bits, uint32_t n_bits, uint32_t id)
  * strings are found under the read lock, killed under the write lock. */
 static int scrub_project(tl_store *s, project *p, tl_err *err)
 {
+    int64_t t0 = tl_mono_ms();
     pthread_rwlock_rdlock(&p->lock);
     tl_ident *id = &p->ident;
     uint32_t nd = p->dict.n, nbits = nd + 1;
@@ -713,9 +722,9 @@ static int scrub_project(tl_store *s, project *p, tl_err *err)
     free(kill);
     free(dids);
     atomic_fetch_add(&s->strings_scrubbed, (uint64_t)k1 + k2);
-    if (!rc && k1 + k2)
-        TL_INFO("store", "erasure: scrubbed project=%s distinct_ids=%u strings=%u", p->name, k2,
-                k1);
+    if (!rc)
+        TL_INFO("store", "erasure: scrubbed project=%s distinct_ids=%u strings=%u in %lld ms",
+                p->name, k2, k1, (long long)(tl_mono_ms() - t0));
     return rc;
 }
 
@@ -827,10 +836,14 @@ int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err
             tl_part__unref(s->doomed[i]);
         }
         s->n_doomed = 0;
-        /* The checkpoint records the erasures: now the strings can go from the files. */
-        for (uint32_t i = 0; i < np && !rc; i++)
-            if (s->projects[i]->erase_pending) rc = scrub_project(s, s->projects[i], err);
-        if (rc) s->sticky = rc;
+        /* The checkpoint records the erasures: now the strings can go from the files. A
+         * failure leaves the project pending: the next checkpoint tries again. */
+        for (uint32_t i = 0; i < np; i++) {
+            tl_err e2 = {0};
+            if (s->projects[i]->erase_pending && scrub_project(s, s->projects[i], &e2))
+                TL_ERROR("store", "erasure: scrub failed, retried at the next checkpoint: %s",
+                         e2.msg);
+        }
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
