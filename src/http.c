@@ -474,6 +474,11 @@ static enum MHD_Result handle_metrics(tl_http *h, struct MHD_Connection *c)
       ss.cache_misses);
     M("store_cache_evictions_total", "counter", "columns freed to stay within the budget",
       ss.cache_evictions);
+    M("store_rows_expired_total", "counter", "rows dropped by retention", ss.rows_expired);
+    M("store_rows_erased_total", "counter", "rows removed from part files by erasures",
+      ss.rows_erased);
+    M("store_strings_scrubbed_total", "counter", "ids and strings scrubbed from dictionary files",
+      ss.strings_scrubbed);
 #undef M
     return tl_http_send_buf(h, c, 200, "text/plain; version=0.0.4", &o);
 }
