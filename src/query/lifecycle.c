@@ -19,8 +19,10 @@
  * Answer: {"columns":["bucket","new","returning","resurrecting","dormant"],"rows":[[b,n,r,s,-d],
  * …]} with every bucket.
  *
- * Cost: one sequence build (for lifecycle over all history up to `to`, to find first events),
- * then one pass over each person's events with a binary search per event: O(E log B). */
+ * Cost: one streaming scan (query/seq.c, no grouping by person; for lifecycle over all
+ * history up to `to`, to find first events) with a few bytes of state per person (an array
+ * over persons whose pages are touched only where used) and the bucket of each row found
+ * next to the previous row's: O(E) after the scan. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,28 +63,55 @@ static const char *unit_name(int interval)
     }
 }
 
+/* The bucket of t, trying first the one of the row before (rows come in sequence order, so
+ * nearly always the same or the next one). */
+static inline uint32_t bucket_near(const tl_qplan *pl, int64_t t, uint32_t *hint)
+{
+    uint32_t b = *hint;
+    if (t >= pl->U[b] && t < pl->U[b + 1]) return b;
+    if (b + 2 <= pl->nb && t >= pl->U[b + 1] && t < pl->U[b + 2]) return *hint = b + 1;
+    return *hint = tl_query__bucket_of(pl, t);
+}
+
+/* Stickiness, streamed: per person its last active bucket (+ 1, 0: none) and its count of
+ * active buckets; the histogram is kept as counts change (rows come in each person's time
+ * order, so a bucket is counted once). */
+typedef struct stickctx {
+    const tl_qplan *pl;
+    uint32_t (*st)[2]; /* per person: last bucket + 1, buckets */
+    uint64_t *hist;
+    uint32_t hint;
+} stickctx;
+
+static int stick_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size_t n)
+{
+    stickctx *x = arg;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t *p = x->st[who[i]], b = bucket_near(x->pl, ev[i].ts, &x->hint) + 1;
+        if (p[0] == b) continue;
+        p[0] = b;
+        if (p[1]) x->hist[p[1]]--;
+        x->hist[++p[1]]++;
+    }
+    return 0;
+}
+
 static int stickiness(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, tl_buf *out, tl_err *err)
 {
-    tl_qseq sq;
-    memset(&sq, 0, sizeof sq);
+    uint64_t *hist = tl_xcalloc((size_t)plan->nb + 2, sizeof *hist);
     if (c->sn && !tl_query__compile(c, req)) {
         tl_qseq_spec sp;
         memset(&sp, 0, sizeof sp);
         sp.from = req->from_ms;
         sp.to_excl = req->to_excl;
         sp.keep_all = true;
-        int rc = tl_query__seq_build(c, req, &sp, &sq, err);
-        if (rc) return rc;
-    }
-    uint64_t *hist = tl_xcalloc((size_t)plan->nb + 1, sizeof *hist);
-    for (uint32_t p = 0; p < sq.n_persons; p++) {
-        uint32_t k = 0, last = UINT32_MAX;
-        for (size_t i = sq.off[p]; i < sq.off[p + 1]; i++) {
-            uint32_t b = tl_query__bucket_of(plan, sq.ev[i].ts);
-            k += b != last;
-            last = b;
+        stickctx x = {plan, tl_query__scratch(c, (size_t)c->n_dids + 1, sizeof *x.st), hist, 0};
+        tl_qseq nums;
+        int rc = tl_query__seq_stream(c, req, &sp, stick_rows, &x, &nums, err);
+        if (rc) {
+            free(hist);
+            return rc;
         }
-        hist[k]++;
     }
     tl_buf_printf(out, "{\"columns\":[\"%s\",\"persons\"],\"rows\":[", unit_name(req->interval));
     for (uint32_t k = 1; k <= plan->nb; k++)
@@ -92,47 +121,87 @@ static int stickiness(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, tl_buf *ou
     return 0;
 }
 
+/* Lifecycle, streamed: per person its first event ever (the first row it gets, rows coming
+ * in each person's time order from the start of history) and its last active bucket; the
+ * counts are kept as rows come, and the dormant after each person's last active bucket are
+ * added at the end. */
+typedef struct lperson {
+    int64_t first;
+    int32_t last; /* the last active bucket so far; -1 the previous period, -2 none */
+    uint32_t seen;
+} lperson;
+
+typedef struct lifectx {
+    const tl_qplan *pl;
+    int64_t p0, p1;
+    lperson *st;    /* per person, calloc'd: pages touched only where used */
+    uint32_t *seen; /* persons met */
+    size_t n_seen, cap_seen;
+    uint64_t *cnt; /* per bucket: new, returning, resurrecting, dormant */
+    uint32_t hint;
+} lifectx;
+
+static int life_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size_t n)
+{
+    lifectx *x = arg;
+    const int64_t *U = x->pl->U;
+    for (size_t i = 0; i < n; i++) {
+        lperson *p = &x->st[who[i]];
+        int64_t t = ev[i].ts;
+        if (!p->seen) {
+            if (x->n_seen == x->cap_seen) {
+                x->cap_seen = x->cap_seen ? x->cap_seen * 2 : 1024;
+                x->seen = tl_xrealloc(x->seen, x->cap_seen * sizeof *x->seen);
+            }
+            x->seen[x->n_seen++] = who[i];
+            *p = (lperson){t, -2, 1};
+        }
+        if (t < x->p0 || (t >= x->p1 && t < U[0])) continue;
+        int32_t b = t < x->p1 ? -1 : (int32_t)bucket_near(x->pl, t, &x->hint);
+        if (b == p->last) continue;
+        if (b >= 0) {
+            if (p->first >= U[b])
+                x->cnt[b * 4]++;
+            else if (p->last == b - 1)
+                x->cnt[b * 4 + 1]++;
+            else
+                x->cnt[b * 4 + 2]++;
+        }
+        if (p->last >= -1 && p->last + 1 < b) x->cnt[(p->last + 1) * 4 + 3]++;
+        p->last = b;
+    }
+    return 0;
+}
+
 static int lifecycle(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, tl_buf *out, tl_err *err)
 {
-    int64_t p0, p1;
-    prev_period(req, plan, &p0, &p1);
-    tl_qseq sq;
-    memset(&sq, 0, sizeof sq);
+    uint32_t nb = plan->nb;
+    lifectx x;
+    memset(&x, 0, sizeof x);
+    x.pl = plan;
+    prev_period(req, plan, &x.p0, &x.p1);
+    x.cnt = tl_xcalloc((size_t)nb * 4, sizeof *x.cnt);
     if (c->sn && !tl_query__compile(c, req)) {
         tl_qseq_spec sp;
         memset(&sp, 0, sizeof sp);
         sp.from = INT64_MIN; /* first events ever */
         sp.to_excl = req->to_excl;
         sp.keep_all = true;
-        int rc = tl_query__seq_build(c, req, &sp, &sq, err);
-        if (rc) return rc;
-    }
-    uint32_t nb = plan->nb;
-    uint64_t *cnt = tl_xcalloc((size_t)nb * 4, sizeof *cnt); /* new, returning, resurr., dormant */
-    const int64_t *U = plan->U;
-    for (uint32_t p = 0; p < sq.n_persons; p++) {
-        const tl_qseq_ev *e = sq.ev + sq.off[p];
-        size_t n = sq.off[p + 1] - sq.off[p];
-        int64_t first = e[0].ts;
-        int64_t last = -2; /* the last active bucket so far; -1 the previous period, -2 none */
-        for (size_t i = 0; i < n; i++) {
-            int64_t t = e[i].ts;
-            if (t < p0 || (t >= p1 && t < U[0])) continue;
-            int64_t b = t < p1 ? -1 : (int64_t)tl_query__bucket_of(plan, t);
-            if (b == last) continue;
-            if (b >= 0) {
-                if (first >= U[b])
-                    cnt[b * 4]++;
-                else if (last == b - 1)
-                    cnt[b * 4 + 1]++;
-                else
-                    cnt[b * 4 + 2]++;
-            }
-            if (last >= -1 && last + 1 < b) cnt[(last + 1) * 4 + 3]++;
-            last = b;
+        x.st = tl_query__scratch(c, (size_t)c->n_dids + 1, sizeof *x.st);
+        tl_qseq nums;
+        int rc = tl_query__seq_stream(c, req, &sp, life_rows, &x, &nums, err);
+        if (rc) {
+            free(x.seen);
+            free(x.cnt);
+            return rc;
         }
-        if (last >= -1 && last + 1 < (int64_t)nb) cnt[(last + 1) * 4 + 3]++;
+        for (size_t i = 0; i < x.n_seen; i++) {
+            int32_t last = x.st[x.seen[i]].last;
+            if (last >= -1 && last + 1 < (int32_t)nb) x.cnt[(last + 1) * 4 + 3]++;
+        }
+        free(x.seen);
     }
+    uint64_t *cnt = x.cnt;
     tl_buf_adds(out, "{\"columns\":[\"bucket\",\"new\",\"returning\",\"resurrecting\",\"dormant\"],"
                      "\"rows\":[");
     for (uint32_t b = 0; b < nb; b++) {

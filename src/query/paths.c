@@ -18,8 +18,9 @@
  * persons (ties by from, then to), the persons of all other edges of that depth summed under
  * one edge from "$other" to "$other".
  *
- * Cost: one sequence build, one linear pass over each person's events, then sorts of one
- * fixed-size record per person and one per edge: O(E + P log P). */
+ * Cost: one streaming scan (query/seq.c, no grouping by person) in which each person keeps a
+ * 56-byte walk state (in an array over persons whose pages are touched only where used),
+ * then sorts of one fixed-size record per person and one per edge: O(E + P log P). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,33 +148,74 @@ static int opts_parse(const tl_json *q, popts *o, tl_err *err)
     return 0;
 }
 
-/* The path of one person into *p; false when the person has no start (end) step. */
-static bool person_path(const tl_qseq_ev *e, size_t n, const popts *o, uint32_t anchor,
-                        uint32_t *tmp, qpath *p)
+/* The streaming walk: rows come in sequence order across all persons (each person's in its
+ * own order), and each person keeps what its path still needs: the last step (repeats are one
+ * step) and the steps of the path so far — going forward, from the start step until depth
+ * more are there; going back, the last depth + 1 steps in a ring, until the end step. */
+enum { PW_LOOKING, PW_STARTED, PW_DONE };
+
+typedef struct pwalk {
+    uint32_t last; /* the last step, 0: none yet */
+    uint32_t k;    /* steps in step[] (next), or steps seen so far (previous: a ring) */
+    uint32_t state;
+    uint32_t step[TL_Q_PATH_DEPTH_MAX + 1];
+} pwalk;
+
+typedef struct walkctx {
+    const popts *o;
+    uint32_t anchor;
+    pwalk *st;      /* per person (canonical did), calloc'd: pages touched only where used */
+    uint32_t *seen; /* persons met */
+    size_t n_seen, cap_seen;
+} walkctx;
+
+static int walk_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size_t n)
 {
-    /* Collapsed steps, up to what the path needs: the anchor (its first occurrence) and, going
-     * forward, depth more steps. Without an anchor the path ends (previous) at the last step
-     * or starts (next) at the first. */
-    size_t k = 0, at = SIZE_MAX;
+    walkctx *x = arg;
+    const popts *o = x->o;
+    const uint32_t ring = o->depth + 1;
     for (size_t i = 0; i < n; i++) {
-        uint32_t s = e[i].aux[0];
-        if (!s || (k && tmp[k - 1] == s)) continue;
-        tmp[k++] = s;
-        if (at == SIZE_MAX && (o->has_anchor ? s == anchor : !o->previous)) at = k - 1;
-        if (at != SIZE_MAX && (o->previous || k == at + o->depth + 1)) break;
+        pwalk *w = &x->st[who[i]];
+        uint32_t s = ev[i].aux[0];
+        if (w->state == PW_DONE || !s || s == w->last) continue;
+        if (!w->last) {
+            if (x->n_seen == x->cap_seen) {
+                x->cap_seen = x->cap_seen ? x->cap_seen * 2 : 1024;
+                x->seen = tl_xrealloc(x->seen, x->cap_seen * sizeof *x->seen);
+            }
+            x->seen[x->n_seen++] = who[i];
+        }
+        w->last = s;
+        if (o->previous) {
+            w->step[w->k % ring] = s;
+            w->k++;
+            if (o->has_anchor && s == x->anchor) w->state = PW_DONE;
+        } else if (w->state == PW_STARTED) {
+            w->step[w->k++] = s;
+            if (w->k == ring) w->state = PW_DONE;
+        } else if (!o->has_anchor || s == x->anchor) {
+            w->step[0] = s;
+            w->k = 1;
+            w->state = PW_STARTED;
+        }
     }
-    if (!k) return false;
-    if (at == SIZE_MAX) {
-        if (o->has_anchor) return false;
-        at = k - 1;
+    return 0;
+}
+
+/* The path of a walked person into *p; false when it has no start (end) step. */
+static bool walk_path(const pwalk *w, const popts *o, qpath *p)
+{
+    if (o->previous) {
+        if (!w->k || (o->has_anchor && w->state != PW_DONE)) return false;
+        uint32_t ring = o->depth + 1, len = w->k < ring ? w->k : ring;
+        for (uint32_t i = 0; i < len; i++)
+            p->step[i] = w->step[(w->k - len + i) % ring];
+        p->len = len;
+        return true;
     }
-    size_t lo = at, hi = at + 1;
-    if (o->previous)
-        lo = at >= o->depth ? at - o->depth : 0;
-    else
-        hi = k - at > o->depth + 1 ? at + o->depth + 1 : k;
-    p->len = (uint32_t)(hi - lo);
-    memcpy(p->step, tmp + lo, p->len * sizeof *p->step);
+    if (w->state == PW_LOOKING) return false;
+    p->len = w->k;
+    memcpy(p->step, w->step, w->k * sizeof *p->step);
     return true;
 }
 
@@ -191,8 +233,9 @@ int tl_query__paths(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_jso
     bool none = !c->sn; /* nobody can have a path */
     if (c->sn && o.has_anchor && tl_snap_dict_find(c->sn, o.anchor, &anchor)) none = true;
     if (!none && tl_query__compile(c, req)) none = true;
-    tl_qseq sq;
+    tl_qseq sq; /* only its numeric aux values (none: steps are dict ids) */
     memset(&sq, 0, sizeof sq);
+    walkctx wx = {&o, anchor, NULL, NULL, 0, 0};
     if (!none) {
         tl_qseq_spec sp;
         memset(&sp, 0, sizeof sp);
@@ -200,19 +243,19 @@ int tl_query__paths(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_jso
         sp.to_excl = req->to_excl;
         sp.keep_all = true;
         sp.aux[0] = &name;
-        rc = tl_query__seq_build(c, req, &sp, &sq, err);
-        if (rc) return rc;
+        wx.st = tl_query__scratch(c, (size_t)c->n_dids + 1, sizeof *wx.st);
+        rc = tl_query__seq_stream(c, req, &sp, walk_rows, &wx, &sq, err);
+        if (rc) {
+            free(wx.seen);
+            return rc;
+        }
     }
 
-    qpath *paths = tl_xmalloc(((size_t)sq.n_persons + 1) * sizeof *paths);
-    size_t np = 0, maxev = 0;
-    for (uint32_t i = 0; i < sq.n_persons; i++)
-        if (sq.off[i + 1] - sq.off[i] > maxev) maxev = sq.off[i + 1] - sq.off[i];
-    uint32_t *tmp = tl_xmalloc((maxev + 1) * sizeof *tmp);
-    for (uint32_t i = 0; i < sq.n_persons; i++)
-        np +=
-            person_path(sq.ev + sq.off[i], sq.off[i + 1] - sq.off[i], &o, anchor, tmp, &paths[np]);
-    free(tmp);
+    qpath *paths = tl_xmalloc((wx.n_seen + 1) * sizeof *paths);
+    size_t np = 0;
+    for (size_t i = 0; i < wx.n_seen; i++)
+        np += walk_path(&wx.st[wx.seen[i]], &o, &paths[np]);
+    free(wx.seen);
 
     /* Edges in time order, depth counted from the start (end) step. */
     qedge *edges = tl_xmalloc((np * o.depth + 1) * sizeof *edges);

@@ -20,8 +20,10 @@
  * entry and exit pages, the url of the first / last event of the session that has one,
  * the top 100 by sessions (ties by url bytes).
  *
- * Cost: one sequence build (query/seq.c), one linear pass over the events, and sorts of the
- * sessions (by breakdown value, by cell for the medians, by url) — O(E + S log S). */
+ * Cost: one streaming scan (query/seq.c, no grouping by person): each person keeps its open
+ * session (40 bytes, in an array over persons whose pages are touched only where used), so
+ * a pass over the rows in sequence order cuts every session; then sorts of the sessions (by
+ * breakdown value, by cell for the medians, by url) — O(E + S log S). */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,34 +199,70 @@ static void put_pages(tl_buf *out, tl_qctx *c, const tl_qseq *sq, const char *na
     free(vc);
 }
 
-/* Cuts one person's events into sessions and appends those with a matching event. */
-static void cut_person(const tl_qseq_ev *e, size_t n, int64_t gap_ms, const tl_qplan *pl, sess **ss,
-                       size_t *ns, size_t *cap)
+/* The streaming cut: rows come in sequence order across all persons (each person's in its
+ * own order), and each person keeps its open session; a row that does not continue it closes
+ * it (kept when one of its events matched) and opens the next. */
+typedef struct spers {
+    int64_t first, last;  /* the open session's first and last event times */
+    uint32_t nev;         /* its events; 0: the person has not been seen */
+    uint32_t mask;        /* the conditions its events matched */
+    uint32_t entry, exit; /* its first and last url so far, 0: none */
+    uint32_t bdv;         /* the breakdown value at its first event */
+} spers;
+
+typedef struct cutctx {
+    int64_t gap_ms;
+    const tl_qplan *pl;
+    spers *st;      /* per person (canonical did), calloc'd: pages touched only where used */
+    uint32_t *seen; /* persons met, to close their last sessions */
+    size_t n_seen, cap_seen;
+    sess *ss;
+    size_t ns, cap;
+} cutctx;
+
+static void close_session(cutctx *x, const spers *p)
 {
-    size_t i0 = 0;
-    while (i0 < n) {
-        size_t j = i0 + 1;
-        uint32_t mask = e[i0].mask;
-        while (j < n && e[j].ts - e[j - 1].ts <= gap_ms && e[j].ts - e[i0].ts < DAY_MS)
-            mask |= e[j++].mask;
-        if (mask) {
-            if (*ns == *cap) {
-                *cap = *cap ? *cap * 2 : 1024;
-                *ss = tl_xrealloc(*ss, *cap * sizeof **ss);
-            }
-            sess *s = &(*ss)[(*ns)++];
-            s->bucket = tl_query__bucket_of(pl, e[i0].ts);
-            s->bdv = e[i0].aux[1];
-            s->nev = (uint32_t)(j - i0);
-            s->dur_ms = e[j - 1].ts - e[i0].ts;
-            s->entry = s->exit = 0;
-            for (size_t k = i0; k < j && !s->entry; k++)
-                s->entry = e[k].aux[0];
-            for (size_t k = j; k > i0 && !s->exit; k--)
-                s->exit = e[k - 1].aux[0];
-        }
-        i0 = j;
+    if (!p->mask) return;
+    if (x->ns == x->cap) {
+        x->cap = x->cap ? x->cap * 2 : 1024;
+        x->ss = tl_xrealloc(x->ss, x->cap * sizeof *x->ss);
     }
+    x->ss[x->ns++] = (sess){tl_query__bucket_of(x->pl, p->first),
+                            p->bdv,
+                            p->nev,
+                            p->entry,
+                            p->exit,
+                            p->last - p->first};
+}
+
+static int cut_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size_t n)
+{
+    cutctx *x = arg;
+    for (size_t i = 0; i < n; i++) {
+        const tl_qseq_ev *e = &ev[i];
+        spers *p = &x->st[who[i]];
+        if (p->nev && e->ts - p->last <= x->gap_ms && e->ts - p->first < DAY_MS) {
+            p->last = e->ts;
+            p->nev++;
+            p->mask |= e->mask;
+            if (e->aux[0]) {
+                if (!p->entry) p->entry = e->aux[0];
+                p->exit = e->aux[0];
+            }
+            continue;
+        }
+        if (p->nev) {
+            close_session(x, p);
+        } else {
+            if (x->n_seen == x->cap_seen) {
+                x->cap_seen = x->cap_seen ? x->cap_seen * 2 : 1024;
+                x->seen = tl_xrealloc(x->seen, x->cap_seen * sizeof *x->seen);
+            }
+            x->seen[x->n_seen++] = who[i];
+        }
+        *p = (spers){e->ts, e->ts, 1, e->mask, e->aux[0], e->aux[0], e->aux[1]};
+    }
+    return 0;
 }
 
 int tl_query__sessions(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_json *q,
@@ -253,14 +291,25 @@ int tl_query__sessions(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_
     sp.keep_all = true;
     sp.aux[0] = &url;
     sp.aux[1] = req->has_bd ? &bd : NULL;
-    tl_qseq sq;
+    tl_qseq sq; /* only its numeric aux values */
     memset(&sq, 0, sizeof sq);
-    if (!cond.never && (rc = tl_query__seq_build(c, &all, &sp, &sq, err))) return rc;
-
-    sess *ss = NULL;
-    size_t ns = 0, cap = 0;
-    for (uint32_t p = 0; p < sq.n_persons; p++)
-        cut_person(sq.ev + sq.off[p], sq.off[p + 1] - sq.off[p], gap_ms, plan, &ss, &ns, &cap);
+    cutctx cx;
+    memset(&cx, 0, sizeof cx);
+    cx.gap_ms = gap_ms;
+    cx.pl = plan;
+    if (!cond.never && c->sn) {
+        cx.st = tl_query__scratch(c, (size_t)c->n_dids + 1, sizeof *cx.st);
+        rc = tl_query__seq_stream(c, &all, &sp, cut_rows, &cx, &sq, err);
+        for (size_t i = 0; !rc && i < cx.n_seen; i++)
+            close_session(&cx, &cx.st[cx.seen[i]]);
+        free(cx.seen);
+        if (rc) {
+            free(cx.ss);
+            return rc;
+        }
+    }
+    sess *ss = cx.ss;
+    size_t ns = cx.ns;
 
     /* Breakdown slots: the values of the sessions, the top TL_Q_MAX_BREAKDOWN by sessions
      * (ties in value order) in value order, then "$other". */
