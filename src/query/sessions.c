@@ -35,12 +35,12 @@
 #define TL_Q_MAX_PAGES  100 /* entry / exit pages listed */
 #define DEFAULT_TIMEOUT 1800
 
+/* A kept session (its entry and exit pages are counted as it closes). */
 typedef struct sess {
     uint32_t bucket;
     uint32_t bdv; /* breakdown value (aux), later its slot */
     uint32_t nev;
-    uint32_t entry, exit; /* url dict ids, 0: no event with a url */
-    int64_t dur_ms;
+    uint32_t dur_ms; /* < 24 h */
 } sess;
 
 static int timeout_parse(tl_qctx *c, const tl_json *q, int64_t *gap_ms, tl_err *err)
@@ -176,17 +176,11 @@ static uint32_t vidx_add(vidx *x, uint32_t v)
     return *slot - 1;
 }
 
-static void put_pages(tl_buf *out, tl_qctx *c, const tl_qseq *sq, const char *name, const sess *ss,
-                      size_t ns, bool entry)
+/* Writes the pages counted in x, most sessions first, and frees them. */
+static void put_pages(tl_buf *out, tl_qctx *c, const tl_qseq *sq, const char *name, vidx *x)
 {
-    vidx x;
-    vidx_init(&x, c, sq);
-    for (size_t i = 0; i < ns; i++) {
-        uint32_t u = entry ? ss[i].entry : ss[i].exit;
-        if (u) vidx_add(&x, u);
-    }
-    vcount *vc = x.v;
-    uint32_t k = x.n;
+    vcount *vc = x->v;
+    uint32_t k = x->n;
     rankctx rc = {c, sq};
     if (k) qsort_r(vc, k, sizeof *vc, rank_cmp, &rc);
     tl_buf_printf(out, ",\"%s\":[", name);
@@ -218,6 +212,7 @@ typedef struct cutctx {
     size_t n_seen, cap_seen;
     sess *ss;
     size_t ns, cap;
+    vidx entry, exit; /* url dict ids (a column: never numbers) */
 } cutctx;
 
 static void close_session(cutctx *x, const spers *p)
@@ -227,12 +222,10 @@ static void close_session(cutctx *x, const spers *p)
         x->cap = x->cap ? x->cap * 2 : 1024;
         x->ss = tl_xrealloc(x->ss, x->cap * sizeof *x->ss);
     }
-    x->ss[x->ns++] = (sess){tl_query__bucket_of(x->pl, p->first),
-                            p->bdv,
-                            p->nev,
-                            p->entry,
-                            p->exit,
-                            p->last - p->first};
+    x->ss[x->ns++] = (sess){tl_query__bucket_of(x->pl, p->first), p->bdv, p->nev,
+                            (uint32_t)(p->last - p->first)};
+    if (p->entry) vidx_add(&x->entry, p->entry);
+    if (p->exit) vidx_add(&x->exit, p->exit);
 }
 
 static int cut_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size_t n)
@@ -297,6 +290,10 @@ int tl_query__sessions(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_
     memset(&cx, 0, sizeof cx);
     cx.gap_ms = gap_ms;
     cx.pl = plan;
+    tl_qseq none;
+    memset(&none, 0, sizeof none);
+    vidx_init(&cx.entry, c, &none);
+    vidx_init(&cx.exit, c, &none);
     if (!cond.never && c->sn) {
         cx.st = tl_query__scratch(c, (size_t)c->n_dids + 1, sizeof *cx.st);
         rc = tl_query__seq_stream(c, &all, &sp, cut_rows, &cx, &sq, err);
@@ -305,6 +302,8 @@ int tl_query__sessions(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_
         free(cx.seen);
         if (rc) {
             free(cx.ss);
+            free(cx.entry.v);
+            free(cx.exit.v);
             return rc;
         }
     }
@@ -405,8 +404,8 @@ int tl_query__sessions(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_
         }
     }
     tl_buf_addc(out, ']');
-    put_pages(out, c, &sq, "entry_pages", ss, ns, true);
-    put_pages(out, c, &sq, "exit_pages", ss, ns, false);
+    put_pages(out, c, &sq, "entry_pages", &cx.entry);
+    put_pages(out, c, &sq, "exit_pages", &cx.exit);
     tl_buf_printf(out, ",\"session_timeout_s\":%lld", (long long)(gap_ms / 1000));
     free(durs);
     free(cnt);
