@@ -36,6 +36,7 @@
 #include <math.h>
 
 #include "query/query_int.h"
+#include "util/bigmem.h"
 
 #define MAX_STEPS      20
 #define MAX_EXCLUSIONS 5
@@ -186,7 +187,7 @@ static void step_ordered(const fspec *f, int64_t *b, const tl_qseq_ev *e)
 {
     const uint32_t S = f->n_steps;
     const int64_t t = e->ts;
-    const uint32_t m = e->mask;
+    const uint32_t m = e->mask, steps = S >= 32 ? ~0u : (1u << S) - 1;
     uint32_t has = (uint32_t)b[B_HAS];
     int64_t *lbd = b + B_LBD, *chain = b + 3 + 2 * S;
     /* Exclusions break every chain that is past its from step and not yet at its to step
@@ -198,8 +199,9 @@ static void step_ordered(const fspec *f, int64_t *b, const tl_qseq_ev *e)
     if (f->order == STRICT) {
         /* Chains live only from one event to the next. */
         uint32_t nhas = 0;
-        for (uint32_t j = S; j-- > 0;) {
-            if (!(m >> j & 1)) continue;
+        for (uint32_t mm = m & steps; mm;) {
+            const uint32_t j = 31 - (uint32_t)__builtin_clz(mm); /* the deepest step first */
+            mm ^= 1u << j;
             if (j == 0) {
                 nhas |= 1;
                 chain[0] = t;
@@ -217,8 +219,9 @@ static void step_ordered(const fspec *f, int64_t *b, const tl_qseq_ev *e)
         b[B_HAS] = nhas;
         return;
     }
-    for (uint32_t j = S; j-- > 0;) {
-        if (!(m >> j & 1)) continue;
+    for (uint32_t mm = m & steps; mm;) {
+        const uint32_t j = 31 - (uint32_t)__builtin_clz(mm); /* the deepest step first */
+        mm ^= 1u << j;
         if (j == 0) {
             if (has & 1 && chain[0] >= t) continue;
             has |= 1;
@@ -287,38 +290,6 @@ static void person_any(const fspec *f, const tl_qseq_ev *ev, size_t n, presult *
  * states for its persons, reused from bucket to bucket and hot in the cache: stepping rows in
  * global time order straight away misses the cache on nearly every row. */
 #define BUCKET_SHIFT 11 /* 2048 persons a bucket */
-
-typedef struct frow {
-    tl_qseq_ev ev;
-    uint32_t who;
-} frow;
-
-typedef struct fbucket {
-    frow *r;
-    size_t n, cap;
-} fbucket;
-
-typedef struct streamctx {
-    const fspec *f;
-    int64_t *st; /* the states of one bucket's persons */
-    size_t L;
-    fbucket *b;
-    uint32_t nb;
-} streamctx;
-
-static int stream_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size_t n)
-{
-    streamctx *x = arg;
-    for (size_t i = 0; i < n; i++) {
-        fbucket *b = &x->b[who[i] >> BUCKET_SHIFT];
-        if (b->n == b->cap) {
-            b->cap = b->cap ? b->cap * 2 : 1024;
-            b->r = tl_xrealloc(b->r, b->cap * sizeof *b->r);
-        }
-        b->r[b->n++] = (frow){ev[i], who[i]};
-    }
-    return 0;
-}
 
 /* ---- groups (breakdown values) ---- */
 
@@ -470,29 +441,41 @@ static void gtab_free(gtab *t)
     tl_query__vals_free(&t->v);
 }
 
-/* Runs each bucket with one reused block of states (no page faults for a state array the
- * size of all persons), then adds its persons' results. */
-static void stream_run(streamctx *x, group *total, gtab *gt, bool bd)
+/* One worker's block of states (one bucket's persons, reused from bucket to bucket: no page
+ * faults for a state array the size of all persons) and its persons' results. */
+typedef struct fworker {
+    int64_t *st;
+    group total;
+    gtab gt;
+} fworker;
+
+typedef struct streamctx {
+    const fspec *f;
+    size_t L;
+    bool bd;
+    fworker w[TL_Q_THREADS];
+} streamctx;
+
+static int bucket_run(void *arg, uint32_t worker, uint32_t base, const uint32_t *who,
+                      const tl_qseq_ev *ev, size_t n)
 {
-    const size_t per = (size_t)1 << BUCKET_SHIFT;
-    for (uint32_t k = 0; k < x->nb; k++) {
-        fbucket *b = &x->b[k];
-        if (!b->n) continue;
-        memset(x->st, 0, per * x->L * sizeof *x->st);
-        const uint32_t base = k << BUCKET_SHIFT;
-        for (size_t i = 0; i < b->n; i++)
-            step_ordered(x->f, x->st + (size_t)(b->r[i].who - base) * x->L, &b->r[i].ev);
-        free(b->r);
-        b->r = NULL;
-        for (size_t p = 0; p < per; p++) {
-            const int64_t *blk = x->st + p * x->L;
-            if (!blk[B_LEVEL]) continue;
-            presult pr;
-            block_result(blk, x->f->n_steps, &pr);
-            group_add(total, &pr);
-            if (bd) group_add(gtab_get(gt, pr.bd), &pr);
-        }
+    streamctx *x = arg;
+    fworker *fw = &x->w[worker];
+    const size_t per = (size_t)1 << BUCKET_SHIFT, L = x->L;
+    if (!fw->st) fw->st = tl_big_alloc(per * L * sizeof *fw->st);
+    for (size_t p = 0; p < per; p++) /* the rest of a block is written before it is read */
+        fw->st[p * L + B_LEVEL] = fw->st[p * L + B_HAS] = 0;
+    for (size_t i = 0; i < n; i++)
+        step_ordered(x->f, fw->st + (size_t)(who[i] - base) * L, &ev[i]);
+    for (size_t p = 0; p < per; p++) {
+        const int64_t *blk = fw->st + p * L;
+        if (!blk[B_LEVEL]) continue;
+        presult pr;
+        block_result(blk, x->f->n_steps, &pr);
+        group_add(&fw->total, &pr);
+        if (x->bd) group_add(gtab_get(&fw->gt, pr.bd), &pr);
     }
+    return 0;
 }
 
 int tl_query__funnel(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_json *q, tl_buf *out,
@@ -523,15 +506,22 @@ int tl_query__funnel(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_js
     memset(&sq, 0, sizeof sq);
     size_t L = block_len(f.n_steps);
     if (f.order != ANY && c->sn) {
-        uint32_t nb = (c->n_dids >> BUCKET_SHIFT) + 1;
-        streamctx sx = {&f, tl_xmalloc(((size_t)1 << BUCKET_SHIFT) * L * sizeof(int64_t)), L,
-                        tl_xcalloc(nb, sizeof(fbucket)), nb};
-        rc = tl_query__seq_stream(c, req, &sp, stream_rows, &sx, &sq, err);
-        if (!rc) stream_run(&sx, &total, &gt, req->has_bd);
-        for (uint32_t k = 0; k < nb; k++)
-            free(sx.b[k].r);
-        free(sx.b);
-        free(sx.st);
+        streamctx *sx = tl_xcalloc(1, sizeof *sx);
+        sx->f = &f;
+        sx->L = L;
+        sx->bd = req->has_bd;
+        uint32_t nw = 1;
+        rc = tl_query__seq_buckets(c, req, &sp, BUCKET_SHIFT, bucket_run, sx, &nw, &sq, err);
+        for (uint32_t w = 0; w < TL_Q_THREADS; w++) {
+            fworker *fw = &sx->w[w];
+            tl_big_free(fw->st, ((size_t)1 << BUCKET_SHIFT) * L * sizeof *fw->st);
+            group_merge(&total, &fw->total, f.n_steps);
+            for (uint32_t i = 0; i < fw->gt.v.n; i++)
+                group_merge(gtab_get(&gt, fw->gt.v.value[i]), &fw->gt.g[i], f.n_steps);
+            group_free(&fw->total);
+            gtab_free(&fw->gt);
+        }
+        free(sx);
     } else {
         rc = tl_query__seq_build(c, req, &sp, &sq, err);
         for (uint32_t i = 0; !rc && i < sq.n_persons; i++) {

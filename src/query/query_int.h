@@ -264,6 +264,27 @@ int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, 
 typedef int (*tl_qseq_fn)(void *ctx, const uint32_t *who, const tl_qseq_ev *ev, size_t n);
 int tl_query__seq_stream(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qseq_fn fn,
                          void *ctx, tl_qseq *nums, tl_err *err);
+/* Order-free: the kept rows of each part (who[j], ts[j], mask[j] for j < n, in the part's
+ * row order), the parts split among up to TL_Q_THREADS workers (worker 0 is the calling
+ * thread). Calls with one worker index come one after the other; calls of different workers
+ * run at the same time. No aux values. fn returns 0 or an error that stops the scan. */
+typedef int (*tl_qsel_fn)(void *ctx, uint32_t worker, const uint32_t *who, const int64_t *ts,
+                          const uint32_t *mask, size_t n);
+int tl_query__seq_parts(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qsel_fn fn,
+                        void *ctx, tl_err *err);
+/* The rows dealt into buckets of 2^shift consecutive persons: fn gets each non-empty bucket
+ * once, in sequence order (so each person's rows in its own order), `base` being the
+ * bucket's first person number. Buckets are split among *n_workers workers (set on return;
+ * worker indexes < TL_Q_THREADS), as in tl_query__seq_parts. nums gets the numeric aux
+ * values. */
+typedef int (*tl_qbucket_fn)(void *ctx, uint32_t worker, uint32_t base, const uint32_t *who,
+                             const tl_qseq_ev *ev, size_t n);
+int tl_query__seq_buckets(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, uint32_t shift,
+                          tl_qbucket_fn fn, void *ctx, uint32_t *n_workers, tl_qseq *nums,
+                          tl_err *err);
+/* Threads for work over `rows` rows in `max` pieces: 1 below TL_Q_PAR_ROWS rows, else up to
+ * the CPUs (and TL_Q_THREADS). */
+uint32_t tl_query__threads(uint64_t rows, uint64_t max);
 /* Breakdown values met by an engine (funnels, retention): value → dense index, the caller
  * keeping its own payload per index, and the answer's order. */
 typedef struct tl_qvals {

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "query/query_int.h"
+#include "util/bigmem.h"
 #include "util/time.h"
 
 #define MAX_PERIODS     400
@@ -172,6 +173,56 @@ static int stream_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, siz
     return 0;
 }
 
+/* Order-free (no breakdown, cohorts + periods ≤ 64): per person the lowest period of its start
+ * rows (-1: before the first cohort) and its return periods as bits, relative to the first
+ * cohort; each worker keeps its own arrays over its parts, and they merge by min and or. A
+ * return in a period after the cohort's comes after the first start whatever the order, so
+ * this equals the streaming scan. */
+typedef struct rwork {
+    int32_t *first;
+    uint64_t *bits;
+    int64_t day_start, day_end, cur;
+} rwork;
+
+typedef struct rfree {
+    const tl_tz *tz;
+    int period;
+    uint32_t n_dids;
+    int64_t pf, lo_ms;
+    rwork w[TL_Q_THREADS];
+} rfree;
+
+static int free_rows(void *arg, uint32_t worker, const uint32_t *who, const int64_t *ts,
+                     const uint32_t *mask, size_t n)
+{
+    rfree *x = arg;
+    rwork *w = &x->w[worker];
+    if (!w->first) {
+        w->first = tl_big_alloc(((size_t)x->n_dids + 1) * sizeof *w->first);
+        for (uint32_t d = 0; d < x->n_dids; d++)
+            w->first[d] = INT32_MAX;
+        w->bits = tl_big_zalloc(((size_t)x->n_dids + 1) * sizeof *w->bits);
+        w->day_start = w->day_end = INT64_MIN;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t t = ts[i];
+        int32_t rp = -1;
+        if (t >= x->lo_ms) {
+            if (t < w->day_start || t >= w->day_end) {
+                int64_t d = tl_tz_local_day(x->tz, t);
+                w->day_start = tl_tz_day_start(x->tz, d);
+                w->day_end = tl_tz_day_start(x->tz, d + 1);
+                w->cur = period_of(x->period, d) - x->pf;
+            }
+            rp = (int32_t)w->cur;
+        }
+        uint32_t p = who[i];
+        if (mask[i] & 1 && rp < w->first[p]) w->first[p] = rp;
+        if (mask[i] & 2 && rp >= 0 && rp < 64) w->bits[p] |= 1ull << rp;
+    }
+    return 0;
+}
+
 static int opt_event(const tl_json *q, const char *name, const tl_json **out, tl_err *err)
 {
     *out = tl_json_get(q, name);
@@ -268,11 +319,41 @@ int tl_query__retention(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl
     int64_t lo_ms = nc ? tl_tz_day_start(req->tz, period_first_day(period, pf)) : 0;
     int64_t hi_ms = nc ? tl_tz_day_start(req->tz, period_first_day(period, pf + nc)) : 0;
     radd ra = {tot, &rt, N, unbounded, req->has_bd};
-    if (nc && N <= 64 && c->sn) {
+    if (nc && nc + N <= 64 && !req->has_bd && c->sn) {
+        rfree *x = tl_xcalloc(1, sizeof *x);
+        x->tz = req->tz;
+        x->period = period;
+        x->n_dids = c->n_dids;
+        x->pf = pf;
+        x->lo_ms = lo_ms;
+        free_rows(x, 0, NULL, NULL, NULL, 0); /* worker 0's arrays receive the merge */
+        rc = tl_query__seq_parts(c, &r2, &sp, free_rows, x, err);
+        rwork *w0 = &x->w[0];
+        for (uint32_t k = 1; !rc && k < TL_Q_THREADS; k++) {
+            rwork *w = &x->w[k];
+            for (uint32_t d = 0; w->first && d < c->n_dids; d++) {
+                if (w->first[d] < w0->first[d]) w0->first[d] = w->first[d];
+                w0->bits[d] |= w->bits[d];
+            }
+        }
+        for (uint32_t d = 0; !rc && d < c->n_dids; d++) {
+            int32_t ci = w0->first[d];
+            if (ci < 0 || ci >= (int32_t)nc) continue;
+            for (uint32_t k = 0; k < N; k++)
+                hit[k] = w0->bits[d] >> (ci + k) & 1;
+            add_person(&ra, (uint32_t)ci, 0, hit);
+        }
+        for (uint32_t k = 0; k < TL_Q_THREADS; k++) {
+            if (!x->w[k].first) continue;
+            tl_big_free(x->w[k].first, ((size_t)c->n_dids + 1) * sizeof *x->w[k].first);
+            tl_big_free(x->w[k].bits, ((size_t)c->n_dids + 1) * sizeof *x->w[k].bits);
+        }
+        free(x);
+    } else if (nc && N <= 64 && c->sn) {
         /* Stream every person at once: 24 bytes of state each, no grouping by person. */
         rstream x;
         memset(&x, 0, sizeof x);
-        x.st = tl_xcalloc((size_t)c->n_dids + 1, sizeof *x.st);
+        x.st = tl_big_zalloc(((size_t)c->n_dids + 1) * sizeof *x.st);
         x.tz = req->tz;
         x.period = period;
         x.N = N;
@@ -287,7 +368,7 @@ int tl_query__retention(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl
                 hit[k] = p->bits >> k & 1;
             add_person(&ra, (uint32_t)(p->pc - pf), p->bd, hit);
         }
-        free(x.st);
+        tl_big_free(x.st, ((size_t)c->n_dids + 1) * sizeof *x.st);
     } else if (nc) {
         rc = tl_query__seq_build(c, &r2, &sp, &sq, err);
         for (uint32_t i = 0; !rc && i < sq.n_persons; i++) {

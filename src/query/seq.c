@@ -13,7 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+#include <time.h>
+
 #include "query/query_int.h"
+#include "util/bigmem.h"
 
 int tl_query__cond_parse(tl_qctx *c, const tl_json *where, const tl_json *event, const char *field,
                          tl_qcond *out, tl_err *err)
@@ -56,14 +60,14 @@ typedef struct gather {
 
 static void gather_free(gather *g)
 {
-    free(g->who);
-    free(g->ev);
+    tl_big_free(g->who, g->cap * sizeof *g->who);
+    tl_big_free(g->ev, g->cap * sizeof *g->ev);
     free(g->nums);
     free(g->nkeys);
     free(g->nidx);
-    free(g->sel);
-    free(g->tmp);
-    free(g->mask);
+    tl_big_free(g->sel, g->scap * sizeof *g->sel);
+    tl_big_free(g->tmp, g->scap * sizeof *g->tmp);
+    tl_big_free(g->mask, g->scap * sizeof *g->mask);
 }
 
 static uint32_t num_id(gather *g, double x)
@@ -121,9 +125,15 @@ static inline uint32_t aux_at(gather *g, const auxcol *x, uint32_t r)
     }
 }
 
-static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, size_t part,
-                       gather *g, tl_err *err)
+/* The rows of part `part` the spec keeps: g->sel[0..*k) their row numbers (ascending) and
+ * g->mask[j] the conditions row g->sel[j] matches (never 0 unless keep_all). Rows outside
+ * [from, to_excl), of unknown dids or of erased persons are left out. *ts and *did are the
+ * part's columns. */
+static int select_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, size_t part,
+                       gather *g, const int64_t **ts_out, const uint32_t **did_out, uint32_t *k_out,
+                       tl_err *err)
 {
+    *k_out = 0;
     tl_part_info in = tl_snap_part_info(c->sn, part);
     if (!in.n_rows || in.max_ts_ms < sp->from || in.min_ts_ms >= sp->to_excl) return 0;
     const int64_t *ts;
@@ -131,15 +141,17 @@ static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
     int rc = tl_snap_col_ts(c->sn, part, &ts);
     if (!rc) rc = tl_snap_col_u32(c->sn, part, TL_COL_DID, &did);
     if (rc) return tl_err_set(err, rc, "store: %s", tl_strerror(rc));
+    *ts_out = ts;
+    *did_out = did;
     uint32_t n = in.n_rows, lo = 0, hi = n, k = 0;
     if (g->scap < n) {
-        free(g->sel);
-        free(g->tmp);
-        free(g->mask);
+        tl_big_free(g->sel, g->scap * sizeof *g->sel);
+        tl_big_free(g->tmp, g->scap * sizeof *g->tmp);
+        tl_big_free(g->mask, g->scap * sizeof *g->mask);
         g->scap = n;
-        g->sel = tl_xmalloc(n * sizeof *g->sel);
-        g->tmp = tl_xmalloc(n * sizeof *g->tmp);
-        g->mask = tl_xmalloc(n * sizeof *g->mask);
+        g->sel = tl_big_alloc(n * sizeof *g->sel);
+        g->tmp = tl_big_alloc(n * sizeof *g->tmp);
+        g->mask = tl_big_alloc(n * sizeof *g->mask);
     }
     uint32_t *sel = g->sel, *tmp = g->tmp, *mask = g->mask;
     if (in.sorted) {
@@ -170,38 +182,55 @@ static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
         }
     }
     const uint32_t *persons = c->persons, nd = c->n_dids;
-    if (fast && !req->n_preds && !sp->keep_all && !sp->aux[0] && !sp->aux[1]) {
+    const uint32_t *evc = NULL;
+    if (fast && nf) {
+        rc = tl_snap_col_u32(c->sn, part, TL_COL_EVENT, &evc);
+        if (rc) return tl_err_set(err, rc, "store: event column: %s", tl_strerror(rc));
+    }
+    if (fast && !req->n_preds && !sp->keep_all) {
         /* Straight from the columns: only rows of the conditions' events are looked at
          * further (time, person). */
-        const uint32_t *evc;
-        rc = tl_snap_col_u32(c->sn, part, TL_COL_EVENT, &evc);
-        if (rc) {
-            tl_err_set(err, rc, "store: event column: %s", tl_strerror(rc));
-            goto out;
+        uint32_t nc = 0;
+        if (all_bits) {
+            for (uint32_t r = lo; r < hi; r++)
+                sel[nc++] = r;
+        } else {
+            /* The rows of the events, branch-free (up to four names per pass), then the
+             * other tests on those rows only. */
+            for (uint32_t f0 = 0; f0 < nf; f0 += 4) {
+                uint32_t a = fid[f0], b = f0 + 1 < nf ? fid[f0 + 1] : a,
+                         cc = f0 + 2 < nf ? fid[f0 + 2] : a, d = f0 + 3 < nf ? fid[f0 + 3] : a;
+                uint32_t *dst = f0 ? tmp : sel, w = 0;
+                for (uint32_t r = lo; r < hi; r++) {
+                    uint32_t e = evc[r];
+                    dst[w] = r;
+                    w += (e == a) | (e == b) | (e == cc) | (e == d);
+                }
+                if (!f0) {
+                    nc = w;
+                } else { /* union of two ascending lists (disjoint: one event a row) */
+                    uint32_t *u = mask, i = 0, j = 0, n2 = 0;
+                    while (i < nc || j < w)
+                        u[n2++] = j == w || (i < nc && sel[i] < tmp[j]) ? sel[i++] : tmp[j++];
+                    memcpy(sel, u, n2 * sizeof *sel);
+                    nc = n2;
+                }
+            }
         }
-        if (g->n + (hi - lo) > g->cap) {
-            size_t cap = g->cap ? g->cap : 4096;
-            while (cap < g->n + (hi - lo))
-                cap *= 2;
-            g->cap = cap;
-            g->who = tl_xrealloc(g->who, cap * sizeof *g->who);
-            g->ev = tl_xrealloc(g->ev, cap * sizeof *g->ev);
+        for (uint32_t j = 0; j < nc; j++) {
+            uint32_t r = sel[j], m = all_bits;
+            if (nf) {
+                uint32_t e = evc[r];
+                for (uint32_t f = 0; f < nf; f++)
+                    m |= e == fid[f] ? fmask[f] : 0;
+            }
+            uint32_t dr = did[r];
+            if (ts[r] < sp->from || ts[r] >= sp->to_excl || dr >= nd || persons[dr] >= nd) continue;
+            sel[k] = r;
+            mask[k++] = m;
         }
-        uint32_t *W = g->who + g->n;
-        tl_qseq_ev *E = g->ev + g->n;
-        size_t w = 0;
-        for (uint32_t r = lo; r < hi; r++) {
-            uint32_t e = evc[r], m = all_bits;
-            for (uint32_t f = 0; f < nf; f++)
-                m |= e == fid[f] ? fmask[f] : 0;
-            if (!m || ts[r] < sp->from || ts[r] >= sp->to_excl || did[r] >= nd) continue;
-            uint32_t p = persons[did[r]];
-            if (p >= nd) continue;
-            W[w] = p;
-            E[w++] = (tl_qseq_ev){ts[r], m, {0, 0}};
-        }
-        g->n += w;
-        goto out;
+        *k_out = k;
+        return 0;
     }
     for (uint32_t r = lo; r < hi; r++) {
         sel[k] = r;
@@ -209,82 +238,104 @@ static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
     }
     for (uint32_t i = 0; k && i < req->n_preds; i++) {
         rc = tl_query__filter_sel(c, &req->preds[i], part, sel, 0, k, sel, &k, err);
-        if (rc) goto out;
+        if (rc) return rc;
     }
-    if (!k) goto out;
-    memset(mask, 0, (size_t)k * sizeof *mask);
+    if (!k) return 0;
     if (fast) {
-        const uint32_t *evc;
-        rc = tl_snap_col_u32(c->sn, part, TL_COL_EVENT, &evc);
-        if (rc) {
-            tl_err_set(err, rc, "store: event column: %s", tl_strerror(rc));
-            goto out;
-        }
         for (uint32_t j = 0; j < k; j++) {
-            uint32_t e = evc[sel[j]], m = all_bits;
-            for (uint32_t f = 0; f < nf; f++)
-                m |= e == fid[f] ? fmask[f] : 0;
+            uint32_t m = all_bits;
+            if (nf) {
+                uint32_t e = evc[sel[j]];
+                for (uint32_t f = 0; f < nf; f++)
+                    m |= e == fid[f] ? fmask[f] : 0;
+            }
             mask[j] = m;
         }
-    }
-    for (uint32_t ci = 0; ci < sp->n_conds && !fast; ci++) {
-        const tl_qcond *cd = &sp->conds[ci];
-        if (cd->never) continue;
-        uint32_t bit = 1u << ci;
-        if (!cd->n_preds) {
-            for (uint32_t j = 0; j < k; j++)
-                mask[j] |= bit;
-            continue;
-        }
-        uint32_t m = 0;
-        rc = tl_query__filter_sel(c, &cd->preds[0], part, sel, 0, k, tmp, &m, err);
-        for (uint32_t i = 1; !rc && m && i < cd->n_preds; i++)
-            rc = tl_query__filter_sel(c, &cd->preds[i], part, tmp, 0, m, tmp, &m, err);
-        if (rc) goto out;
-        for (uint32_t j = 0, t = 0; t < m; j++)
-            if (sel[j] == tmp[t]) {
-                mask[j] |= bit;
-                t++;
+    } else {
+        memset(mask, 0, (size_t)k * sizeof *mask);
+        for (uint32_t ci = 0; ci < sp->n_conds; ci++) {
+            const tl_qcond *cd = &sp->conds[ci];
+            if (cd->never) continue;
+            uint32_t bit = 1u << ci;
+            if (!cd->n_preds) {
+                for (uint32_t j = 0; j < k; j++)
+                    mask[j] |= bit;
+                continue;
             }
+            uint32_t m = 0;
+            rc = tl_query__filter_sel(c, &cd->preds[0], part, sel, 0, k, tmp, &m, err);
+            for (uint32_t i = 1; !rc && m && i < cd->n_preds; i++)
+                rc = tl_query__filter_sel(c, &cd->preds[i], part, tmp, 0, m, tmp, &m, err);
+            if (rc) return rc;
+            for (uint32_t j = 0, t = 0; t < m; j++)
+                if (sel[j] == tmp[t]) {
+                    mask[j] |= bit;
+                    t++;
+                }
+        }
     }
+    if (!sp->keep_all) { /* keep the rows some condition matched */
+        uint32_t w = 0;
+        for (uint32_t j = 0; j < k; j++) {
+            sel[w] = sel[j];
+            mask[w] = mask[j];
+            w += mask[j] != 0;
+        }
+        k = w;
+    }
+    *k_out = k;
+    return 0;
+}
+
+static void gather_reserve(gather *g, size_t more)
+{
+    if (g->n + more <= g->cap) return;
+    size_t cap = g->cap ? g->cap : 4096;
+    while (cap < g->n + more)
+        cap *= 2;
+    g->who = tl_big_realloc(g->who, g->cap * sizeof *g->who, cap * sizeof *g->who,
+                            g->n * sizeof *g->who);
+    g->ev =
+        tl_big_realloc(g->ev, g->cap * sizeof *g->ev, cap * sizeof *g->ev, g->n * sizeof *g->ev);
+    g->cap = cap;
+}
+
+/* Appends the kept rows of part `part` to g as (person, event). */
+static int gather_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, size_t part,
+                       gather *g, tl_err *err)
+{
+    const int64_t *ts;
+    const uint32_t *did;
+    uint32_t k;
+    int rc = select_part(c, req, sp, part, g, &ts, &did, &k, err);
+    if (rc || !k) return rc;
     auxcol ax[2];
     memset(ax, 0, sizeof ax);
     for (int i = 0; i < 2; i++)
         if (sp->aux[i]) {
             rc =
                 tl_query__prop_col(c, part, sp->aux[i], &ax[i].col, &ax[i].pc, &ax[i].present, err);
-            if (rc) goto out;
+            if (rc) return rc;
         }
-    if (g->n + k > g->cap) {
-        size_t cap = g->cap ? g->cap : 4096;
-        while (cap < g->n + k)
-            cap *= 2;
-        g->cap = cap;
-        g->who = tl_xrealloc(g->who, cap * sizeof *g->who);
-        g->ev = tl_xrealloc(g->ev, cap * sizeof *g->ev);
-    }
+    gather_reserve(g, k);
+    const uint32_t *sel = g->sel, *mask = g->mask, *persons = c->persons;
     uint32_t *W = g->who + g->n;
     tl_qseq_ev *E = g->ev + g->n;
-    size_t w = 0;
-    const bool all = sp->keep_all;
     if (!ax[0].present && !ax[1].present) {
         for (uint32_t j = 0; j < k; j++) {
-            if (!mask[j] && !all) continue;
             uint32_t r = sel[j];
-            W[w] = persons[did[r]];
-            E[w++] = (tl_qseq_ev){ts[r], mask[j], {0, 0}};
+            W[j] = persons[did[r]];
+            E[j] = (tl_qseq_ev){ts[r], mask[j], {0, 0}};
         }
     } else {
         for (uint32_t j = 0; j < k; j++) {
-            if (!mask[j] && !all) continue;
             uint32_t r = sel[j];
-            W[w] = persons[did[r]];
-            E[w++] = (tl_qseq_ev){ts[r], mask[j], {aux_at(g, &ax[0], r), aux_at(g, &ax[1], r)}};
+            W[j] = persons[did[r]];
+            E[j] = (tl_qseq_ev){ts[r], mask[j], {aux_at(g, &ax[0], r), aux_at(g, &ax[1], r)}};
         }
     }
-    g->n += w;
-out:
-    return rc;
+    g->n += k;
+    return 0;
 }
 
 static inline uint32_t low_bit(uint32_t m)
@@ -356,8 +407,8 @@ static void group_persons(tl_qctx *c, gather *g, tl_qseq *out)
     uint32_t nd = c->n_dids, bits = 1;
     while (bits < 32 && (1u << bits) < nd)
         bits++;
-    uint32_t *who = g->who, *who2 = tl_xmalloc(g->n * sizeof *who2);
-    tl_qseq_ev *ev = g->ev, *ev2 = tl_xmalloc(g->n * sizeof *ev2);
+    uint32_t *who = g->who, *who2 = tl_big_alloc(g->n * sizeof *who2);
+    tl_qseq_ev *ev = g->ev, *ev2 = tl_big_alloc(g->n * sizeof *ev2);
     size_t cnt[2048];
     for (uint32_t shift = 0; shift < bits; shift += 11) {
         uint32_t w = bits - shift < 11 ? bits - shift : 11, mask = (1u << w) - 1;
@@ -398,8 +449,8 @@ static void group_persons(tl_qctx *c, gather *g, tl_qseq *out)
         }
     out->off[np] = g->n;
     /* g's arrays may now be the temporaries: free whichever two are not g's originals. */
-    free(who2 == g->who ? who : who2);
-    free(ev2 == g->ev ? ev : ev2);
+    tl_big_free(who2 == g->who ? who : who2, g->n * sizeof *who);
+    tl_big_free(ev2 == g->ev ? ev : ev2, g->n * sizeof *ev);
 }
 
 int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qseq *out,
@@ -459,8 +510,8 @@ static int flush_group(tl_qctx *c, gather *g, tl_qseq_fn fn, void *ctx)
     while (i < n && ev_cmp(c, &view, &g->ev[i - 1], &g->ev[i]) <= 0)
         i++;
     if (i < n) {
-        rowx *a = tl_xmalloc(n * sizeof *a), *tmp = tl_xmalloc(n * sizeof *tmp);
-        size_t *run = tl_xmalloc((n + 1) * sizeof *run), nr = 0;
+        rowx *a = tl_big_alloc(n * sizeof *a), *tmp = tl_big_alloc(n * sizeof *tmp);
+        size_t *run = tl_big_alloc((n + 1) * sizeof *run), nr = 0;
         for (size_t k = 0; k < n; k++) {
             a[k].ev = g->ev[k];
             a[k].who = g->who[k];
@@ -480,9 +531,9 @@ static int flush_group(tl_qctx *c, gather *g, tl_qseq_fn fn, void *ctx)
             g->ev[k] = a[k].ev;
             g->who[k] = a[k].who;
         }
-        free(a);
-        free(tmp);
-        free(run);
+        tl_big_free(a, n * sizeof *a);
+        tl_big_free(tmp, n * sizeof *tmp);
+        tl_big_free(run, (n + 1) * sizeof *run);
     }
     int rc = fn(ctx, g->who, g->ev, n);
     g->n = 0;
@@ -516,6 +567,320 @@ int tl_query__seq_stream(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp,
         nums->n_nums = g.n_nums;
     }
     gather_free(&g);
+    return rc;
+}
+
+/* ---- in parallel: order-free part visits and person buckets ---- */
+
+/* The parts that meet [from, to_excl), in snapshot order, split into nt contiguous ranges of
+ * about equal rows: worker w takes parts idx[lim[w] .. lim[w + 1]). */
+typedef struct plan {
+    size_t *idx, n;
+    size_t lim[TL_Q_THREADS + 1];
+    uint32_t nt;
+    uint64_t rows;
+} plan;
+
+static void plan_parts(tl_qctx *c, const tl_qseq_spec *sp, uint32_t max_threads, plan *pl)
+{
+    memset(pl, 0, sizeof *pl);
+    size_t np = tl_snap_n_parts(c->sn);
+    pl->idx = tl_query__scratch(c, np ? np : 1, sizeof *pl->idx);
+    for (size_t p = 0; p < np; p++) {
+        tl_part_info in = tl_snap_part_info(c->sn, p);
+        if (!in.n_rows || in.max_ts_ms < sp->from || in.min_ts_ms >= sp->to_excl) continue;
+        pl->idx[pl->n++] = p;
+        pl->rows += in.n_rows;
+    }
+    uint32_t nt = tl_query__threads(pl->rows, pl->n);
+    if (nt > max_threads) nt = max_threads;
+    if (nt < 1) nt = 1;
+    pl->nt = nt;
+    uint64_t acc = 0;
+    uint32_t w = 1;
+    for (size_t i = 0; i < pl->n && w < nt; i++) {
+        acc += tl_snap_part_info(c->sn, pl->idx[i]).n_rows;
+        if (acc * nt >= pl->rows * w) pl->lim[w++] = i + 1;
+    }
+    while (w < nt)
+        pl->lim[w++] = pl->n;
+    pl->lim[nt] = pl->n;
+}
+
+/* Runs job(arg + w * size) for w < nt, worker 0 on the calling thread. */
+static void run_workers(void *(*job)(void *), void *arg, size_t size, uint32_t nt)
+{
+    pthread_t th[TL_Q_THREADS];
+    bool started[TL_Q_THREADS] = {false};
+    for (uint32_t w = 1; w < nt; w++)
+        started[w] = pthread_create(&th[w], NULL, job, (char *)arg + w * size) == 0;
+    job(arg);
+    for (uint32_t w = 1; w < nt; w++) {
+        if (started[w])
+            pthread_join(th[w], NULL);
+        else
+            job((char *)arg + w * size);
+    }
+}
+
+typedef struct pvisit {
+    tl_qctx *c;
+    const tl_qreq *req;
+    const tl_qseq_spec *sp;
+    const plan *pl;
+    uint32_t w;
+    tl_qsel_fn fn;
+    void *ctx;
+    int rc;
+    tl_err err;
+} pvisit;
+
+static void *pvisit_run(void *arg)
+{
+    pvisit *v = arg;
+    tl_qctx *c = v->c;
+    gather g;
+    memset(&g, 0, sizeof g);
+    uint32_t *who = NULL;
+    int64_t *t = NULL;
+    size_t cap = 0;
+    for (size_t i = v->pl->lim[v->w]; i < v->pl->lim[v->w + 1] && !v->rc; i++) {
+        const int64_t *ts;
+        const uint32_t *did;
+        uint32_t k;
+        v->rc = select_part(c, v->req, v->sp, v->pl->idx[i], &g, &ts, &did, &k, &v->err);
+        if (v->rc || !k) continue;
+        if (k > cap) {
+            tl_big_free(who, cap * sizeof *who);
+            tl_big_free(t, cap * sizeof *t);
+            cap = k;
+            who = tl_big_alloc(cap * sizeof *who);
+            t = tl_big_alloc(cap * sizeof *t);
+        }
+        for (uint32_t j = 0; j < k; j++) {
+            uint32_t r = g.sel[j];
+            who[j] = c->persons[did[r]];
+            t[j] = ts[r];
+        }
+        v->rc = v->fn(v->ctx, v->w, who, t, g.mask, k);
+    }
+    tl_big_free(who, cap * sizeof *who);
+    tl_big_free(t, cap * sizeof *t);
+    gather_free(&g);
+    return NULL;
+}
+
+int tl_query__seq_parts(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qsel_fn fn,
+                        void *ctx, tl_err *err)
+{
+    if (!c->sn || !prepare(c, req, sp)) return 0;
+    plan pl;
+    plan_parts(c, sp, TL_Q_THREADS, &pl);
+    pvisit v[TL_Q_THREADS];
+    for (uint32_t w = 0; w < pl.nt; w++)
+        v[w] = (pvisit){c, req, sp, &pl, w, fn, ctx, 0, {0}};
+    run_workers(pvisit_run, v, sizeof *v, pl.nt);
+    for (uint32_t w = 0; w < pl.nt; w++)
+        if (v[w].rc) {
+            if (err) *err = v[w].err;
+            return v[w].rc;
+        }
+    return 0;
+}
+
+/* Person buckets. Stage 1: each worker gathers its parts' rows (time order per part) and
+ * counts them per bucket. Stage 2: each scatters its rows to their buckets, bucket-major and
+ * then worker (so part) order, into one array. Stage 3: each worker takes a range of
+ * buckets, puts each in sequence order (it is already, unless parts overlap in time: a
+ * natural merge sort of the bucket's runs) and hands it to fn. */
+typedef struct bwork {
+    tl_qctx *c;
+    const tl_qreq *req;
+    const tl_qseq_spec *sp;
+    const plan *pl;
+    uint32_t w, shift, nb;
+    gather g;
+    size_t *cnt;     /* per bucket: rows of this worker, then its first slot in the output */
+    size_t *boff;    /* nb + 1 bucket offsets in the output (shared) */
+    uint32_t *who;   /* the output (shared) */
+    tl_qseq_ev *ev;  /* the output (shared) */
+    uint32_t b0, b1; /* stage 3: buckets [b0, b1) */
+    int stage;
+    tl_qbucket_fn fn;
+    void *ctx;
+    int rc;
+    tl_err err;
+} bwork;
+
+/* Puts rows in sequence order (a natural merge sort of their sorted runs). */
+static void bucket_sort(tl_qctx *c, const tl_qseq *view, uint32_t *who, tl_qseq_ev *ev, size_t n)
+{
+    size_t i = 1;
+    while (i < n && ev_cmp(c, view, &ev[i - 1], &ev[i]) <= 0)
+        i++;
+    if (i >= n) return;
+    rowx *a = tl_big_alloc(n * sizeof *a), *tmp = tl_big_alloc(n * sizeof *tmp);
+    size_t *run = tl_big_alloc((n + 1) * sizeof *run), nr = 0;
+    for (size_t k = 0; k < n; k++) {
+        a[k].ev = ev[k];
+        a[k].who = who[k];
+        if (!k || ev_cmp(c, view, &a[k - 1].ev, &a[k].ev) > 0) run[nr++] = k;
+    }
+    run[nr] = n;
+    while (nr > 1) {
+        size_t w = 0;
+        for (size_t r = 0; r < nr; r += 2) {
+            if (r + 1 < nr) merge_runs(c, view, a, tmp, run[r], run[r + 1], run[r + 2]);
+            run[w++] = run[r];
+        }
+        run[w] = n;
+        nr = w;
+    }
+    for (size_t k = 0; k < n; k++) {
+        ev[k] = a[k].ev;
+        who[k] = a[k].who;
+    }
+    tl_big_free(a, n * sizeof *a);
+    tl_big_free(tmp, n * sizeof *tmp);
+    tl_big_free(run, (n + 1) * sizeof *run);
+}
+
+static void *bwork_run(void *arg)
+{
+    bwork *b = arg;
+    if (b->stage == 1) {
+        /* Parts come ordered by their first time; those that overlap in time form a group,
+         * put in sequence order once it is complete, so each worker's rows are in order. */
+        tl_qseq view;
+        memset(&view, 0, sizeof view);
+        int64_t group_end = INT64_MIN;
+        size_t group_lo = 0;
+        for (size_t i = b->pl->lim[b->w]; i < b->pl->lim[b->w + 1] && !b->rc; i++) {
+            tl_part_info in = tl_snap_part_info(b->c->sn, b->pl->idx[i]);
+            if (in.min_ts_ms > group_end) {
+                view.nums = b->g.nums;
+                bucket_sort(b->c, &view, b->g.who + group_lo, b->g.ev + group_lo,
+                            b->g.n - group_lo);
+                group_lo = b->g.n;
+            }
+            if (in.max_ts_ms > group_end) group_end = in.max_ts_ms;
+            b->rc = gather_part(b->c, b->req, b->sp, b->pl->idx[i], &b->g, &b->err);
+        }
+        view.nums = b->g.nums;
+        if (!b->rc)
+            bucket_sort(b->c, &view, b->g.who + group_lo, b->g.ev + group_lo, b->g.n - group_lo);
+        for (size_t i = 0; i < b->g.n; i++)
+            b->cnt[b->g.who[i] >> b->shift]++;
+    } else if (b->stage == 2) {
+        for (size_t i = 0; i < b->g.n; i++) {
+            size_t d = b->cnt[b->g.who[i] >> b->shift]++;
+            b->who[d] = b->g.who[i];
+            b->ev[d] = b->g.ev[i];
+        }
+        tl_big_free(b->g.who, b->g.cap * sizeof *b->g.who);
+        tl_big_free(b->g.ev, b->g.cap * sizeof *b->g.ev);
+        b->g.who = NULL;
+        b->g.ev = NULL;
+        b->g.cap = 0;
+    } else {
+        tl_qseq view;
+        memset(&view, 0, sizeof view);
+        view.nums = b->g.nums;
+        for (uint32_t k = b->b0; k < b->b1 && !b->rc; k++) {
+            size_t lo = b->boff[k], n = b->boff[k + 1] - lo;
+            if (!n) continue;
+            bucket_sort(b->c, &view, b->who + lo, b->ev + lo, n);
+            b->rc = b->fn(b->ctx, b->w, k << b->shift, b->who + lo, b->ev + lo, n);
+        }
+    }
+    return NULL;
+}
+
+int tl_query__seq_buckets(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, uint32_t shift,
+                          tl_qbucket_fn fn, void *ctx, uint32_t *n_workers, tl_qseq *nums,
+                          tl_err *err)
+{
+    memset(nums, 0, sizeof *nums);
+    *n_workers = 1;
+    if (!c->sn || !prepare(c, req, sp)) return 0;
+    /* Numeric aux values are numbered per gather: one worker then, so one numbering. */
+    bool num_aux = (sp->aux[0] && sp->aux[0]->col < 0) || (sp->aux[1] && sp->aux[1]->col < 0);
+    plan pl;
+    plan_parts(c, sp, num_aux ? 1 : TL_Q_THREADS, &pl);
+    uint32_t nt = pl.nt, nb = (c->n_dids >> shift) + 1;
+    bwork *b = tl_xcalloc(nt, sizeof *b);
+    for (uint32_t w = 0; w < nt; w++) {
+        b[w].c = c;
+        b[w].req = req;
+        b[w].sp = sp;
+        b[w].pl = &pl;
+        b[w].w = w;
+        b[w].shift = shift;
+        b[w].nb = nb;
+        b[w].cnt = tl_xcalloc(nb, sizeof *b[w].cnt);
+        b[w].fn = fn;
+        b[w].ctx = ctx;
+        b[w].stage = 1;
+    }
+    int rc = 0;
+    run_workers(bwork_run, b, sizeof *b, nt);
+    size_t total = 0;
+    for (uint32_t w = 0; w < nt && !rc; w++)
+        if (b[w].rc) {
+            rc = b[w].rc;
+            if (err) *err = b[w].err;
+        }
+    size_t *boff = tl_xmalloc((nb + 1) * sizeof *boff);
+    uint32_t *who = NULL;
+    tl_qseq_ev *ev = NULL;
+    if (!rc) {
+        for (uint32_t k = 0; k < nb; k++) {
+            boff[k] = total;
+            for (uint32_t w = 0; w < nt; w++) {
+                size_t x = b[w].cnt[k];
+                b[w].cnt[k] = total;
+                total += x;
+            }
+        }
+        boff[nb] = total;
+        who = tl_big_alloc((total ? total : 1) * sizeof *who);
+        ev = tl_big_alloc((total ? total : 1) * sizeof *ev);
+        /* Buckets to workers by rows. */
+        uint32_t k = 0;
+        for (uint32_t w = 0; w < nt; w++) {
+            b[w].boff = boff;
+            b[w].who = who;
+            b[w].ev = ev;
+            b[w].stage = 2;
+            b[w].b0 = k;
+            while (k < nb && (w == nt - 1 || boff[k + 1] * nt <= total * (w + 1)))
+                k++;
+            b[w].b1 = w == nt - 1 ? nb : k;
+        }
+        run_workers(bwork_run, b, sizeof *b, nt);
+        for (uint32_t w = 0; w < nt; w++)
+            b[w].stage = 3;
+        run_workers(bwork_run, b, sizeof *b, nt);
+        for (uint32_t w = 0; w < nt && !rc; w++)
+            if (b[w].rc) {
+                rc = b[w].rc;
+                if (err) *err = b[w].err;
+            }
+    }
+    if (!rc && b[0].g.n_nums) {
+        nums->nums = tl_query__scratch(c, b[0].g.n_nums, sizeof *nums->nums);
+        memcpy(nums->nums, b[0].g.nums, b[0].g.n_nums * sizeof *b[0].g.nums);
+        nums->n_nums = b[0].g.n_nums;
+    }
+    for (uint32_t w = 0; w < nt; w++) {
+        gather_free(&b[w].g);
+        free(b[w].cnt);
+    }
+    free(b);
+    free(boff);
+    tl_big_free(who, (total ? total : 1) * sizeof *who);
+    tl_big_free(ev, (total ? total : 1) * sizeof *ev);
+    *n_workers = nt;
     return rc;
 }
 

@@ -166,13 +166,13 @@ static inline uint64_t num_key(double x)
 
 /* ---- stage 1: parts ---- */
 
-/* Threads for a stage over `rows` rows, at most `max`: 1 below TL_Q_PAR_ROWS. */
-static uint32_t n_threads(uint64_t rows, uint64_t max)
+uint32_t tl_query__threads(uint64_t rows, uint64_t max)
 {
     uint64_t par_rows = TL_Q_PAR_ROWS;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 #ifdef TL_TESTING
-    if (tl_query__test_flags & TL_QT_THREADS) {
+    /* Test builds: unit tests set the flag, integration tests the environment variable. */
+    if (tl_query__test_flags & TL_QT_THREADS || getenv("TALLY_TEST_QUERY_THREADS")) {
         par_rows = 0;
         cpus = 3;
     }
@@ -329,7 +329,7 @@ static int prep_all(eng *e, size_t np, tl_err *err)
     }
     e->qp = tl_arena_alloc(c->a, (np ? np : 1) * sizeof *e->qp);
     if (!max_rows) return 0;
-    uint32_t nt = e->filtered ? n_threads(rows, np) : 1;
+    uint32_t nt = e->filtered ? tl_query__threads(rows, np) : 1;
     if (nt > TL_Q_THREADS - c->n_warena) nt = 1;
     _Atomic size_t next = 0;
     qpart *out = tl_arena_alloc(c->a, np * sizeof *out);
@@ -791,7 +791,7 @@ static void accumulate(eng *e)
     if (tl_query__test_flags & TL_QT_NO_FLAT) flat_max = 0;
 #endif
     /* Plain event counts are one addition per unit and part: not worth a thread. */
-    uint32_t nw = m == TL_QM_EVENTS && !e->bd ? 1 : n_threads(total, nu);
+    uint32_t nw = m == TL_QM_EVENTS && !e->bd ? 1 : tl_query__threads(total, nu);
     worker *ws = tl_arena_calloc(c->a, nw * sizeof *ws);
     size_t words = (size_t)c->n_dids / 64 + 1;
     bool use_bits = distinct && W == 1 && (uint64_t)words * ns * 8 <= bits_max;
