@@ -84,7 +84,7 @@ struct tl_snap {
         tl_part *sealed;
         tl_open *open;
         tl_part_info info;
-        uint8_t *pinned; /* bit per directory entry this snapshot pinned (under mu) */
+        const void **got; /* per directory entry: the column this snapshot pinned (under mu) */
     } * parts;
     void **allocs;
     size_t n_allocs;
@@ -891,10 +891,10 @@ void tl_snap_free(tl_snap *sn)
     /* Unpinned while the read lock still keeps the parts alive. */
     for (size_t i = 0; i < sn->n; i++) {
         struct snap_part *sp = &sn->parts[i];
-        if (!sp->pinned) continue;
+        if (!sp->got) continue;
         for (uint32_t k = 0; k < sp->sealed->n_cols; k++)
-            if (sp->pinned[k >> 3] >> (k & 7) & 1) tl_part__unpin(sp->sealed, k);
-        free(sp->pinned);
+            if (sp->got[k]) tl_part__unpin(sp->sealed, k);
+        free(sp->got);
     }
     pthread_rwlock_unlock(&sn->p->lock);
     for (size_t i = 0; i < sn->n_allocs; i++)
@@ -905,23 +905,26 @@ void tl_snap_free(tl_snap *sn)
     free(sn);
 }
 
-/* Directory entry ci of a sealed part, pinned for the snapshot's life (once per entry). */
+/* Directory entry ci of a sealed part, pinned for the snapshot's life (once per entry; later
+ * calls only look it up here, without the cache's lock). */
 static int snap_load(tl_snap *sn, struct snap_part *sp, uint32_t ci, const void **out)
 {
     tl_part *p = sp->sealed;
     pthread_mutex_lock(&sn->mu);
-    bool mine = sp->pinned && sp->pinned[ci >> 3] >> (ci & 7) & 1;
+    const void *v = sp->got ? sp->got[ci] : NULL;
     pthread_mutex_unlock(&sn->mu);
-    if (mine) return tl_part__load(p, ci, out); /* pinned: a lookup */
-    const void *v;
+    if (v) {
+        *out = v;
+        return 0;
+    }
     int rc = tl_part__pin(p, ci, &v);
     if (rc) return rc;
     pthread_mutex_lock(&sn->mu);
-    if (!sp->pinned) sp->pinned = tl_xcalloc(p->n_cols / 8 + 1, 1);
-    mine = sp->pinned[ci >> 3] >> (ci & 7) & 1;
-    sp->pinned[ci >> 3] |= (uint8_t)(1u << (ci & 7));
+    if (!sp->got) sp->got = tl_xcalloc(p->n_cols + 1, sizeof *sp->got);
+    bool raced = sp->got[ci] != NULL;
+    sp->got[ci] = v;
     pthread_mutex_unlock(&sn->mu);
-    if (mine) tl_part__unpin(p, ci); /* another thread pinned it first; its pin stays */
+    if (raced) tl_part__unpin(p, ci); /* another thread pinned it first; its pin stays */
     *out = v;
     return 0;
 }
