@@ -5,8 +5,10 @@
 # data dir, alternating, RUNS times. Reports the median ingest rate of each and the ratio
 # on/off (the goal: within 20 %, a ratio ≥ 0.80). A benchmark, never a test.
 #
-#   bash bench/enrich.sh [--events N] [--runs N] [--conns N] [--work DIR] [--md FILE]
-#   (`make bench` runs it after bench/run.sh and appends the table to bench/results.md)
+#   bash bench/enrich.sh [--events N] [--runs N] [--conns N] [--work DIR] [--md FILE] [--bin F]
+#   (`make bench` runs it after bench/run.sh and appends the table to bench/results.md;
+#   --bin measures a copy of a tally binary instead of build/tally, which a build in the same
+#   tree could replace halfway through)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,6 +18,7 @@ RUNS=5
 CONNS=4
 WORK=""
 MD=""
+BIN=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --events) EVENTS="$2"; shift 2 ;;
@@ -23,7 +26,8 @@ while [ $# -gt 0 ]; do
     --conns) CONNS="$2"; shift 2 ;;
     --work) WORK="$2"; shift 2 ;;
     --md) MD="$2"; shift 2 ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    --bin) BIN="$2"; shift 2 ;;
+    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "enrich.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -38,7 +42,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-make -s build/tally build/geo/.installed >&2
+if [ -z "$BIN" ]; then
+    make -s build/tally build/geo/.installed >&2
+    BIN=./build/tally
+else
+    make -s build/geo/.installed >&2
+fi
 cc -O2 -pthread -o "$WORK/load" bench/load.c
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY="$(command -v python3)"
@@ -106,7 +115,7 @@ one_run() { # mode (on|off) → "events/s CPU-µs/event" of the first load, then
     rm -rf "$WORK/data"
     local flag=--enrich=true
     [ "$1" = off ] && flag=--enrich=false
-    ./build/tally serve --config "$WORK/tally.conf" --data "$WORK/data" \
+    "$BIN" serve --config "$WORK/tally.conf" --data "$WORK/data" \
         --listen "127.0.0.1:$PORT" $flag >>"$WORK/serve-$1.log" 2>&1 &
     PID=$!
     for _ in $(seq 600); do
@@ -153,7 +162,7 @@ $EVENTS events with real browser user agents and varied IPv4/IPv6 addresses, $CO
 sent twice to each server: first to a fresh server (cold: every cache, the regexes' answers and
 the database's pages start empty), then the same clients again with new event ids (steady
 state). Median of $RUNS runs each (alternating on/off), fresh data dir per run; commit
-\`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`; load average $LOAD0 at the start,
+\`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`$([ "$BIN" = ./build/tally ] || echo " (binary $BIN)"); load average $LOAD0 at the start,
 $(cut -d' ' -f1-3 /proc/loadavg) at the end. Server CPU: the server's user + system time during
 the load, per event (less sensitive to other work on the machine than the rate).
 

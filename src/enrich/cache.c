@@ -5,11 +5,33 @@
  * hot path). Keys up to 16 bytes (addresses, offsets) live in the slot itself, so a lookup
  * touches one slot pair and nothing else; longer keys are copied to the heap. Values are
  * copied in and out, so nothing handed out can be freed under a reader.
- * Memory: n_entries × (slot + value), plus the long keys. */
+ * Memory: n_entries × (slot + value), plus the long keys, mapped and faulted in at creation:
+ * a page fault taken by a request thread costs ~12 µs on the project's (virtual) machine,
+ * populating the pages at start ~0.6 µs each, and the IP cache alone is ~3,000 pages that the
+ * first events after a start would otherwise fault in one by one. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <pthread.h>
+#include <sys/mman.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TL_CACHE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TL_CACHE_ASAN 1
+#endif
+#endif
+#ifdef TL_CACHE_ASAN
+/* The slots hold the only pointers to long keys: LeakSanitizer must scan the mapping. */
+#include <sanitizer/lsan_interface.h>
+#define LSAN_ROOT(p, n)   __lsan_register_root_region(p, n)
+#define LSAN_UNROOT(p, n) __lsan_unregister_root_region(p, n)
+#endif
+#ifndef LSAN_ROOT
+#define LSAN_ROOT(p, n)   ((void)0)
+#define LSAN_UNROOT(p, n) ((void)0)
+#endif
 
 #include "enrich.h"
 #include "enrich/enrich_int.h"
@@ -29,13 +51,16 @@ typedef struct centry {
 
 typedef struct cshard {
     pthread_mutex_t mu;
-    unsigned char *slots; /* per_shard × stride bytes */
+    unsigned char *slots; /* per_shard × stride bytes, in mem */
 } cshard;
 
 struct tl_ecache {
     cshard shard[N_SHARDS];
     uint32_t per_shard; /* even: slots come in pairs */
     size_t val_size, stride;
+    unsigned char *mem; /* every shard's slots */
+    size_t mem_size;
+    bool mapped; /* mem is an mmap (else calloc) */
 };
 
 tl_ecache *tl_enrich__cache_new(uint32_t n_entries, size_t val_size)
@@ -44,9 +69,16 @@ tl_ecache *tl_enrich__cache_new(uint32_t n_entries, size_t val_size)
     c->per_shard = n_entries / N_SHARDS >= 2 ? (n_entries / N_SHARDS) & ~1u : 2;
     c->val_size = val_size;
     c->stride = (sizeof(centry) + val_size + 15) & ~(size_t)15;
+    c->mem_size = (size_t)N_SHARDS * c->per_shard * c->stride;
+    /* Zeroed anonymous pages, faulted in now rather than by the first events (see the top). */
+    void *m = mmap(NULL, c->mem_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    c->mapped = m != MAP_FAILED;
+    c->mem = c->mapped ? m : tl_xcalloc(1, c->mem_size);
+    if (c->mapped) LSAN_ROOT(c->mem, c->mem_size);
     for (int i = 0; i < N_SHARDS; i++) {
         pthread_mutex_init(&c->shard[i].mu, NULL);
-        c->shard[i].slots = tl_xcalloc(c->per_shard, c->stride);
+        c->shard[i].slots = c->mem + (size_t)i * c->per_shard * c->stride;
     }
     return c;
 }
@@ -67,8 +99,13 @@ void tl_enrich__cache_free(tl_ecache *c)
     for (int i = 0; i < N_SHARDS; i++) {
         for (uint32_t j = 0; j < c->per_shard; j++)
             drop_key(at(c, &c->shard[i], j));
-        free(c->shard[i].slots);
         pthread_mutex_destroy(&c->shard[i].mu);
+    }
+    if (c->mapped) {
+        LSAN_UNROOT(c->mem, c->mem_size);
+        munmap(c->mem, c->mem_size);
+    } else {
+        free(c->mem);
     }
     free(c);
 }

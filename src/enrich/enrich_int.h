@@ -51,6 +51,15 @@ tl_uap *tl_enrich__uap_load(const char *path);
 void tl_enrich__uap_free(tl_uap *u);
 /* Matches ua (NUL-terminated, bounded by the caller) against every list. */
 void tl_enrich__uap_parse(const tl_uap *u, const char *ua, size_t len, tl_uap_result *out);
+/* Turns the literal pre-filter off (every regex tried) or on (the default): for tests that
+ * check it changes no answer. Not while another thread parses. */
+void tl_enrich__uap_set_filter(tl_uap *u, bool on);
+/* The longest run of bytes that every match of the PCRE2 pattern re contains (lower-cased
+ * when nocase), written to out; 0 when there is none or the pattern uses a construct the
+ * reader does not know (it then gives up rather than guess). The pre-filter's source. */
+size_t tl_enrich__uap_literal(const char *re, bool nocase, char out[48]);
+/* How many rules there are, and how many have a literal to filter by. */
+void tl_enrich__uap_filter_stats(const tl_uap *u, uint32_t *n_rules, uint32_t *n_filtered);
 
 /* ---- cache.c ---- */
 /* A bounded, thread-safe map from keys (bytes) to fixed-size values: shards of direct-mapped

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "enrich.h"
+#include "enrich/enrich_int.h"
 #include "util/diag.h"
 
 #define UAP  "/usr/share/uap-core/regexes.yaml"
@@ -494,6 +495,126 @@ static void test_threads(void **state)
     }
 }
 
+/* The pre-filter's literal: what every match of a pattern must contain, or nothing. */
+static void test_ua_literals(void **state)
+{
+    static const struct {
+        const char *re;
+        bool nocase;
+        const char *want; /* "" for none */
+    } cases[] = {
+        {"ArcGIS Client Using WinInet", false, "ArcGIS Client Using WinInet"},
+        {"(GeoEvent Server) (\\d+)(?:\\.(\\d+)(?:\\.(\\d+)|)|)", false, "GeoEvent Server "},
+        {"(Dar)(win)/(9).(\\d+)", false, "Darwin/9"},       /* groups run together */
+        {"com.esri.(earth).phone/(\\d+)", false, "phone/"}, /* '.' is any byte */
+        {"(?:PPC|Intel) (Mac OS X)", false, " Mac OS X"},   /* an alternation gives nothing */
+        {"(iPhone|iPad|iPod); Opera", false, "; Opera"},
+        {"A|Bcdef", false, ""},    /* top-level alternation */
+        {"(ab)?cd", false, "cd"},  /* optional group */
+        {"(abc)+d", false, "abc"}, /* repeated group: its content, apart */
+        {"abcx?y", false, "abc"},  /* an optional byte ends the run */
+        {"ab+cd", false, "ab"},    /* a repeated one too, after itself */
+        {"a{2}bcd", false, "bcd"}, /* a counted one: "a", then a new run */
+        {"ab{0,3}cd", false, "cd"},
+        {"x{abc}yz", false, "x{abc}yz"},       /* not a quantifier: literal braces */
+        {"Safari\\/(\\d+)", false, "Safari/"}, /* escaped punctuation is literal */
+        {"\\bFoo\\sBar", false, "Foo"},        /* classes and anchors end a run */
+        {"[Ff]irefox/", false, "irefox/"},     /* a character class too */
+        {"[]x]yzw", false, "yzw"},             /* a leading ] is a member */
+        {"FireFox", true, "firefox"},          /* caseless: lower-cased */
+        {"^(.{0,200})-iPad\\/(\\d+)", false, "-iPad/"},
+        {"(?i)abc", false, ""},    /* inline options: not read */
+        {"(?=abc)abd", false, ""}, /* lookaround: not read */
+        {"\\x41bcd", false, ""},   /* \x: not read */
+        {"abc)", false, ""},       /* unbalanced */
+        {"(abc", false, ""},
+        {"*abc", false, ""},
+        {"", false, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[48];
+        size_t n = tl_enrich__uap_literal(cases[i].re, cases[i].nocase, out);
+        if (n != strlen(cases[i].want) || memcmp(out, cases[i].want, n)) {
+            print_error("%s: got \"%.*s\", want \"%s\"\n", cases[i].re, (int)n, out, cases[i].want);
+            fail();
+        }
+    }
+    (void)state;
+}
+
+/* Reads the user_agent_string values of a uap-core test file (every `step`-th one). */
+static size_t test_uas(const char *path, size_t step, char ***out)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) return 0;
+    char line[4096];
+    size_t n = 0, cap = 0, k = 0;
+    char **v = NULL;
+    while (fgets(line, sizeof line, fp)) {
+        char *p = strstr(line, "user_agent_string: ");
+        if (!p || k++ % step) continue;
+        p += strlen("user_agent_string: ");
+        p[strcspn(p, "\r\n")] = 0;
+        size_t len = strlen(p);
+        if (len >= 2 && (p[0] == '\'' || p[0] == '"') && p[len - 1] == p[0]) {
+            char q = p[0], *w = p;
+            for (size_t r = 1; r + 1 < len; r++) { /* '' is a quote in single-quoted YAML */
+                if (q == '\'' && p[r] == '\'' && p[r + 1] == '\'') r++;
+                *w++ = p[r];
+            }
+            *w = 0;
+        }
+        if (n == cap) v = realloc(v, (cap = cap ? cap * 2 : 256) * sizeof *v);
+        v[n++] = strdup(p);
+    }
+    fclose(fp);
+    *out = v;
+    return n;
+}
+
+/* The pre-filter changes no answer: uap-core's own test user agents (browsers, OSes and every
+ * 8th device case, ~4,000) give the same browser, os, device and brand with it and without. */
+static void test_ua_filter_same_answers(void **state)
+{
+    if (!have(UAP)) skip();
+    tl_uap *u = tl_enrich__uap_load(UAP);
+    assert_non_null(u);
+    uint32_t n_rules, n_lit;
+    tl_enrich__uap_filter_stats(u, &n_rules, &n_lit);
+    assert_true(n_rules > 1000);
+    assert_true(n_lit > n_rules / 2); /* most rules have a literal */
+    static const struct {
+        const char *file;
+        size_t step;
+    } files[] = {{"/usr/share/uap-core/tests/test_ua.yaml", 1},
+                 {"/usr/share/uap-core/tests/test_os.yaml", 1},
+                 {"/usr/share/uap-core/tests/test_device.yaml", 8}};
+    size_t total = 0;
+    for (size_t fi = 0; fi < 3; fi++) {
+        char **uas = NULL;
+        size_t n = test_uas(files[fi].file, files[fi].step, &uas);
+        for (size_t i = 0; i < n; i++) {
+            size_t len = strlen(uas[i]);
+            tl_uap_result on, off;
+            tl_enrich__uap_set_filter(u, true);
+            tl_enrich__uap_parse(u, uas[i], len, &on);
+            tl_enrich__uap_set_filter(u, false);
+            tl_enrich__uap_parse(u, uas[i], len, &off);
+            if (memcmp(&on, &off, sizeof on)) {
+                print_error("%s: filtered %s|%s|%s|%s, all %s|%s|%s|%s\n", uas[i], on.family, on.os,
+                            on.device, on.brand, off.family, off.os, off.device, off.brand);
+                fail();
+            }
+            free(uas[i]);
+        }
+        free(uas);
+        total += n;
+    }
+    if (total < 1000) skip(); /* the test files are not installed */
+    tl_enrich__uap_free(u);
+    (void)state;
+}
+
 int main(void)
 {
     tl_diag_set_level(0);
@@ -507,6 +628,8 @@ int main(void)
         T(test_record),
         cmocka_unit_test(test_bad_config),
         T(test_threads),
+        cmocka_unit_test(test_ua_literals),
+        cmocka_unit_test(test_ua_filter_same_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
