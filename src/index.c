@@ -72,7 +72,9 @@ static void rebuild_cb(void *ctx, tl_str project, tl_str event_id)
 {
     rebuild_ctx *c = ctx;
     if (c->rc) return;
+    tl_dedup__write_begin(c->dd);
     int rc = tl_dedup__insert(c->dd, tl_dedup__key(project, event_id));
+    tl_dedup__write_end(c->dd);
     if (rc < 0) {
         c->rc = tl_err_set(c->err, rc, "rebuilding the dedup set: %s", tl_strerror(rc));
         return;
@@ -166,6 +168,7 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
     bool locked = false;
     uint64_t pos = ix->pos;
     tl_arena_reset(a);
+    tl_dedup__write_begin(ix->dd); /* once per batch: tl_index_seen waits meanwhile */
     while (n < BATCH) {
         tl_str raw;
         uint64_t next;
@@ -220,6 +223,7 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
         atomic_fetch_add(&ix->indexed, 1);
     }
     if (locked) tl_store_w_end(ix->store, pid);
+    tl_dedup__write_end(ix->dd);
     bool moved = false;
     if (rc == 0 && tl_log_iter_pos(it) > pos) {
         /* At the durable end: the iterator may have stepped past released segments. */

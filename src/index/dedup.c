@@ -945,18 +945,25 @@ static int runs_have(tl_dedup *d, tl_h128 k)
     return 0;
 }
 
+void tl_dedup__write_begin(tl_dedup *d)
+{
+    pthread_rwlock_wrlock(&d->lock);
+}
+
+void tl_dedup__write_end(tl_dedup *d)
+{
+    pthread_rwlock_unlock(&d->lock);
+}
+
 int tl_dedup__insert(tl_dedup *d, tl_h128 k)
 {
-    /* The writer is the only one changing mem and runs: it reads them without the lock. */
     uint64_t slot;
     if (mem_find(&d->mem, k, &slot)) return 0;
     int rc = runs_have(d, k);
     if (rc) return rc < 0 ? rc : 0;
-    pthread_rwlock_wrlock(&d->lock);
     d->mem.slots[slot] = k;
     d->mem.n++;
     if (d->mem.n * 10 > d->mem.cap * 7) mem_grow(&d->mem);
-    pthread_rwlock_unlock(&d->lock);
     return 1;
 }
 

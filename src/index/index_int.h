@@ -45,8 +45,12 @@ int tl_dedup__open(const char *dir, uint64_t aux, bool *rebuild, tl_dedup **out,
  * NULL-safe. */
 void tl_dedup__free(tl_dedup *d);
 
+/* The writer inserts between these two (they hold the set's write lock: lookups wait, so a
+ * batch of inserts pays for the lock once, not per key). */
+void tl_dedup__write_begin(tl_dedup *d);
+void tl_dedup__write_end(tl_dedup *d);
 /* Adds k: 1 when it was new, 0 when already present, or a negative error (a run could not be
- * read; the set is unchanged). Writer only. */
+ * read; the set is unchanged). Writer only, between tl_dedup__write_begin and _end. */
 int tl_dedup__insert(tl_dedup *d, tl_h128 k) TL_MUST_USE;
 /* 1 when k is present, 0 when not, negative on a read error. Any thread. */
 int tl_dedup__contains(tl_dedup *d, tl_h128 k) TL_MUST_USE;

@@ -56,6 +56,15 @@ static tl_h128 key(const char *series, uint64_t i)
     return tl_dedup__key(TL_STR("p"), tl_str_c(id));
 }
 
+/* One insert, as the writer does it. */
+static int ins(tl_dedup *d, tl_h128 k)
+{
+    tl_dedup__write_begin(d);
+    int rc = tl_dedup__insert(d, k);
+    tl_dedup__write_end(d);
+    return rc;
+}
+
 static tl_dedup *open_ok(const char *dir, uint64_t aux, bool want_rebuild)
 {
     tl_dedup *d = NULL;
@@ -82,7 +91,7 @@ static uint64_t checkpoint(tl_dedup *d)
 static void insert_range(tl_dedup *d, const char *series, uint64_t from, uint64_t to)
 {
     for (uint64_t i = from; i < to; i++)
-        assert_int_equal(tl_dedup__insert(d, key(series, i)), 1);
+        assert_int_equal(ins(d, key(series, i)), 1);
 }
 
 static void assert_range(tl_dedup *d, const char *series, uint64_t from, uint64_t to, int want)
@@ -135,14 +144,14 @@ static void test_lifecycle(void **state)
     fixture *f = *state;
     tl_dedup *d = open_ok(f->dir, 0, true); /* a new store: aux 0 */
     insert_range(d, "a", 0, 1000);
-    assert_int_equal(tl_dedup__insert(d, key("a", 7)), 0); /* memtable hit */
+    assert_int_equal(ins(d, key("a", 7)), 0); /* memtable hit */
     assert_range(d, "a", 0, 1000, 1);
     assert_range(d, "b", 0, 1000, 0);
     assert_int_equal(tl_dedup__mem_keys(d), 1000);
     uint64_t aux = checkpoint(d);
     assert_int_equal(tl_dedup__mem_keys(d), 0);
     assert_int_equal(stats(d).runs, 1);
-    assert_int_equal(tl_dedup__insert(d, key("a", 7)), 0); /* run hit */
+    assert_int_equal(ins(d, key("a", 7)), 0); /* run hit */
     assert_range(d, "a", 0, 1000, 1);
     /* A checkpoint without new keys keeps the generation. */
     assert_int_equal(checkpoint(d), aux);
@@ -191,7 +200,7 @@ static void test_many_runs_and_filter(void **state)
     print_message("filter false positives: %.4f\n", fp);
     assert_true(fp < 0.02);
     for (uint64_t i = 0; i < RUNS * PER; i += 97)
-        assert_int_equal(tl_dedup__insert(d, key("k", i)), 0);
+        assert_int_equal(ins(d, key("k", i)), 0);
     tl_dedup__free(d);
     check_runs(f->dir);
 }
@@ -205,9 +214,9 @@ static void test_memtable_sort(void **state)
     insert_range(d, "m", 0, N);
     /* Keys whose home slot is the last ones: their clusters wrap to slot 0. */
     for (uint64_t i = 0; i < 64; i++)
-        assert_int_equal(tl_dedup__insert(d, (tl_h128){(i << 1) | 1, UINT64_MAX - i / 4}), 1);
+        assert_int_equal(ins(d, (tl_h128){(i << 1) | 1, UINT64_MAX - i / 4}), 1);
     for (uint64_t i = 0; i < 64; i++)
-        assert_int_equal(tl_dedup__insert(d, (tl_h128){(i << 1) | 1, i / 4}), 1);
+        assert_int_equal(ins(d, (tl_h128){(i << 1) | 1, i / 4}), 1);
     uint64_t aux = checkpoint(d);
     tl_dedup__free(d);
     check_runs(f->dir);
