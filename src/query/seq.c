@@ -10,6 +10,7 @@
  * passes. Then a radix sort on the person number groups them, and each person's events,
  * which arrive almost in time order because parts are visited by time, are put in order with
  * an insertion sort (qsort past a small size when they are not already in order). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -688,30 +689,6 @@ int tl_query__seq_parts(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, 
     return 0;
 }
 
-/* Person buckets. Stage 1: each worker gathers its parts' rows (time order per part) and
- * counts them per bucket. Stage 2: each scatters its rows to their buckets, bucket-major and
- * then worker (so part) order, into one array. Stage 3: each worker takes a range of
- * buckets, puts each in sequence order (it is already, unless parts overlap in time: a
- * natural merge sort of the bucket's runs) and hands it to fn. */
-typedef struct bwork {
-    tl_qctx *c;
-    const tl_qreq *req;
-    const tl_qseq_spec *sp;
-    const plan *pl;
-    uint32_t w, shift, nb;
-    gather g;
-    size_t *cnt;     /* per bucket: rows of this worker, then its first slot in the output */
-    size_t *boff;    /* nb + 1 bucket offsets in the output (shared) */
-    uint32_t *who;   /* the output (shared) */
-    tl_qseq_ev *ev;  /* the output (shared) */
-    uint32_t b0, b1; /* stage 3: buckets [b0, b1) */
-    int stage;
-    tl_qbucket_fn fn;
-    void *ctx;
-    int rc;
-    tl_err err;
-} bwork;
-
 /* Puts rows in sequence order (a natural merge sort of their sorted runs). */
 static void bucket_sort(tl_qctx *c, const tl_qseq *view, uint32_t *who, tl_qseq_ev *ev, size_t n)
 {
@@ -745,54 +722,151 @@ static void bucket_sort(tl_qctx *c, const tl_qseq *view, uint32_t *who, tl_qseq_
     tl_big_free(run, (n + 1) * sizeof *run);
 }
 
+/* Person buckets. Stage 1: each worker gathers its parts' rows, part by part, and deals them
+ * into its own chunks per bucket (one write stream per bucket, no global array). Stage 2:
+ * each worker takes a range of buckets and, per bucket, copies the workers' chunks in worker
+ * (so time) order into one small buffer that stays in the cache, puts it in sequence order
+ * (it is already unless parts overlap in time: a natural merge sort of its runs) and hands it
+ * to fn. */
+#define CHUNK     2048u         /* rows a chunk */
+#define SLAB_ROWS (73u * CHUNK) /* a slab (who then ev) just under 4 MiB: two huge pages */
+
+typedef struct bchunks {
+    uint32_t *who[1024]; /* slabs of SLAB_ROWS rows; chunk i is rows [i * CHUNK, +CHUNK) */
+    tl_qseq_ev *ev[1024];
+    uint32_t n_slabs, n_chunks;
+    uint32_t *next; /* per chunk: the next chunk of its bucket + 1, 0 at the end */
+    uint32_t cap_next;
+    uint32_t *head, *tail; /* per bucket: first and last chunk + 1 (0: none) */
+    uint32_t *fill;        /* per bucket: rows in its last chunk */
+    size_t *rows;          /* per bucket: rows in all */
+} bchunks;
+
+typedef struct bwork {
+    tl_qctx *c;
+    const tl_qreq *req;
+    const tl_qseq_spec *sp;
+    const plan *pl;
+    struct bwork *all; /* every worker's (stage 2 reads their chunks) */
+    uint32_t w, nt, shift, nb;
+    gather g;
+    bchunks ch;
+    uint32_t b0, b1; /* stage 2: buckets [b0, b1) */
+    int stage;
+    tl_qbucket_fn fn;
+    void *ctx;
+    int rc;
+    tl_err err;
+} bwork;
+
+static uint32_t chunk_new(bchunks *ch)
+{
+    uint32_t i = ch->n_chunks++;
+    if (i / (SLAB_ROWS / CHUNK) == ch->n_slabs) {
+        if (ch->n_slabs == 1024) {
+            fprintf(stderr, "FATAL query: more than %u rows in one query worker\n",
+                    1024u * SLAB_ROWS);
+            abort();
+        }
+        char *slab = tl_big_alloc(SLAB_ROWS * (sizeof(uint32_t) + sizeof(tl_qseq_ev)));
+        ch->who[ch->n_slabs] = (uint32_t *)slab;
+        ch->ev[ch->n_slabs++] = (tl_qseq_ev *)(slab + SLAB_ROWS * sizeof(uint32_t));
+    }
+    if (ch->n_chunks > ch->cap_next) {
+        ch->cap_next = ch->cap_next ? ch->cap_next * 2 : 256;
+        ch->next = tl_xrealloc(ch->next, ch->cap_next * sizeof *ch->next);
+    }
+    ch->next[i] = 0;
+    return i;
+}
+
+static inline uint32_t *chunk_who(bchunks *ch, uint32_t i)
+{
+    return ch->who[i / (SLAB_ROWS / CHUNK)] + (size_t)(i % (SLAB_ROWS / CHUNK)) * CHUNK;
+}
+
+static inline tl_qseq_ev *chunk_ev(bchunks *ch, uint32_t i)
+{
+    return ch->ev[i / (SLAB_ROWS / CHUNK)] + (size_t)(i % (SLAB_ROWS / CHUNK)) * CHUNK;
+}
+
+/* Deals the rows gathered in b->g into b's chunks, in order. */
+static void deal(bwork *b)
+{
+    bchunks *ch = &b->ch;
+    for (size_t i = 0; i < b->g.n; i++) {
+        uint32_t k = b->g.who[i] >> b->shift, t = ch->tail[k];
+        if (!t || ch->fill[k] == CHUNK) {
+            uint32_t c = chunk_new(ch);
+            if (t)
+                ch->next[t - 1] = c + 1;
+            else
+                ch->head[k] = c + 1;
+            ch->tail[k] = t = c + 1;
+            ch->fill[k] = 0;
+        }
+        uint32_t f = ch->fill[k]++;
+        chunk_who(ch, t - 1)[f] = b->g.who[i];
+        chunk_ev(ch, t - 1)[f] = b->g.ev[i];
+        ch->rows[k]++;
+    }
+    b->g.n = 0;
+}
+
+static void chunks_free(bchunks *ch)
+{
+    for (uint32_t i = 0; i < ch->n_slabs; i++)
+        tl_big_free(ch->who[i], SLAB_ROWS * (sizeof(uint32_t) + sizeof(tl_qseq_ev)));
+    free(ch->next);
+    free(ch->head);
+    free(ch->tail);
+    free(ch->fill);
+    free(ch->rows);
+}
+
 static void *bwork_run(void *arg)
 {
     bwork *b = arg;
     if (b->stage == 1) {
-        /* Parts come ordered by their first time; those that overlap in time form a group,
-         * put in sequence order once it is complete, so each worker's rows are in order. */
-        tl_qseq view;
-        memset(&view, 0, sizeof view);
-        int64_t group_end = INT64_MIN;
-        size_t group_lo = 0;
         for (size_t i = b->pl->lim[b->w]; i < b->pl->lim[b->w + 1] && !b->rc; i++) {
-            tl_part_info in = tl_snap_part_info(b->c->sn, b->pl->idx[i]);
-            if (in.min_ts_ms > group_end) {
-                view.nums = b->g.nums;
-                bucket_sort(b->c, &view, b->g.who + group_lo, b->g.ev + group_lo,
-                            b->g.n - group_lo);
-                group_lo = b->g.n;
-            }
-            if (in.max_ts_ms > group_end) group_end = in.max_ts_ms;
             b->rc = gather_part(b->c, b->req, b->sp, b->pl->idx[i], &b->g, &b->err);
+            deal(b);
         }
-        view.nums = b->g.nums;
-        if (!b->rc)
-            bucket_sort(b->c, &view, b->g.who + group_lo, b->g.ev + group_lo, b->g.n - group_lo);
-        for (size_t i = 0; i < b->g.n; i++)
-            b->cnt[b->g.who[i] >> b->shift]++;
-    } else if (b->stage == 2) {
-        for (size_t i = 0; i < b->g.n; i++) {
-            size_t d = b->cnt[b->g.who[i] >> b->shift]++;
-            b->who[d] = b->g.who[i];
-            b->ev[d] = b->g.ev[i];
-        }
-        tl_big_free(b->g.who, b->g.cap * sizeof *b->g.who);
-        tl_big_free(b->g.ev, b->g.cap * sizeof *b->g.ev);
-        b->g.who = NULL;
-        b->g.ev = NULL;
-        b->g.cap = 0;
-    } else {
-        tl_qseq view;
-        memset(&view, 0, sizeof view);
-        view.nums = b->g.nums;
-        for (uint32_t k = b->b0; k < b->b1 && !b->rc; k++) {
-            size_t lo = b->boff[k], n = b->boff[k + 1] - lo;
-            if (!n) continue;
-            bucket_sort(b->c, &view, b->who + lo, b->ev + lo, n);
-            b->rc = b->fn(b->ctx, b->w, k << b->shift, b->who + lo, b->ev + lo, n);
-        }
+        return NULL;
     }
+    tl_qseq view;
+    memset(&view, 0, sizeof view);
+    view.nums = b->all[0].g.nums;
+    uint32_t *who = NULL;
+    tl_qseq_ev *ev = NULL;
+    size_t cap = 0;
+    for (uint32_t k = b->b0; k < b->b1 && !b->rc; k++) {
+        size_t n = 0;
+        for (uint32_t w = 0; w < b->nt; w++)
+            n += b->all[w].ch.rows[k];
+        if (!n) continue;
+        if (n > cap) {
+            tl_big_free(who, cap * sizeof *who);
+            tl_big_free(ev, cap * sizeof *ev);
+            cap = n;
+            who = tl_big_alloc(cap * sizeof *who);
+            ev = tl_big_alloc(cap * sizeof *ev);
+        }
+        size_t at = 0;
+        for (uint32_t w = 0; w < b->nt; w++) {
+            bchunks *ch = &b->all[w].ch;
+            for (uint32_t c = ch->head[k]; c; c = ch->next[c - 1]) {
+                uint32_t m = ch->next[c - 1] ? CHUNK : ch->fill[k];
+                memcpy(who + at, chunk_who(ch, c - 1), m * sizeof *who);
+                memcpy(ev + at, chunk_ev(ch, c - 1), m * sizeof *ev);
+                at += m;
+            }
+        }
+        bucket_sort(b->c, &view, who, ev, n);
+        b->rc = b->fn(b->ctx, b->w, k << b->shift, who, ev, n);
+    }
+    tl_big_free(who, cap * sizeof *who);
+    tl_big_free(ev, cap * sizeof *ev);
     return NULL;
 }
 
@@ -810,56 +884,48 @@ int tl_query__seq_buckets(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp
     uint32_t nt = pl.nt, nb = (c->n_dids >> shift) + 1;
     bwork *b = tl_xcalloc(nt, sizeof *b);
     for (uint32_t w = 0; w < nt; w++) {
-        b[w].c = c;
-        b[w].req = req;
-        b[w].sp = sp;
-        b[w].pl = &pl;
-        b[w].w = w;
-        b[w].shift = shift;
-        b[w].nb = nb;
-        b[w].cnt = tl_xcalloc(nb, sizeof *b[w].cnt);
-        b[w].fn = fn;
-        b[w].ctx = ctx;
-        b[w].stage = 1;
+        b[w] = (bwork){.c = c,
+                       .req = req,
+                       .sp = sp,
+                       .pl = &pl,
+                       .all = b,
+                       .w = w,
+                       .nt = nt,
+                       .shift = shift,
+                       .nb = nb,
+                       .stage = 1,
+                       .fn = fn,
+                       .ctx = ctx};
+        b[w].ch.head = tl_xcalloc(nb, sizeof *b[w].ch.head);
+        b[w].ch.tail = tl_xcalloc(nb, sizeof *b[w].ch.tail);
+        b[w].ch.fill = tl_xcalloc(nb, sizeof *b[w].ch.fill);
+        b[w].ch.rows = tl_xcalloc(nb, sizeof *b[w].ch.rows);
     }
     int rc = 0;
     run_workers(bwork_run, b, sizeof *b, nt);
-    size_t total = 0;
     for (uint32_t w = 0; w < nt && !rc; w++)
         if (b[w].rc) {
             rc = b[w].rc;
             if (err) *err = b[w].err;
         }
-    size_t *boff = tl_xmalloc((nb + 1) * sizeof *boff);
-    uint32_t *who = NULL;
-    tl_qseq_ev *ev = NULL;
     if (!rc) {
-        for (uint32_t k = 0; k < nb; k++) {
-            boff[k] = total;
-            for (uint32_t w = 0; w < nt; w++) {
-                size_t x = b[w].cnt[k];
-                b[w].cnt[k] = total;
-                total += x;
-            }
-        }
-        boff[nb] = total;
-        who = tl_big_alloc((total ? total : 1) * sizeof *who);
-        ev = tl_big_alloc((total ? total : 1) * sizeof *ev);
         /* Buckets to workers by rows. */
+        size_t total = 0, acc = 0;
+        for (uint32_t k = 0; k < nb; k++)
+            for (uint32_t w = 0; w < nt; w++)
+                total += b[w].ch.rows[k];
         uint32_t k = 0;
         for (uint32_t w = 0; w < nt; w++) {
-            b[w].boff = boff;
-            b[w].who = who;
-            b[w].ev = ev;
             b[w].stage = 2;
             b[w].b0 = k;
-            while (k < nb && (w == nt - 1 || boff[k + 1] * nt <= total * (w + 1)))
+            if (w == nt - 1) k = nb;
+            while (k < nb && acc * nt < total * (w + 1)) {
+                for (uint32_t x = 0; x < nt; x++)
+                    acc += b[x].ch.rows[k];
                 k++;
-            b[w].b1 = w == nt - 1 ? nb : k;
+            }
+            b[w].b1 = k;
         }
-        run_workers(bwork_run, b, sizeof *b, nt);
-        for (uint32_t w = 0; w < nt; w++)
-            b[w].stage = 3;
         run_workers(bwork_run, b, sizeof *b, nt);
         for (uint32_t w = 0; w < nt && !rc; w++)
             if (b[w].rc) {
@@ -874,12 +940,9 @@ int tl_query__seq_buckets(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp
     }
     for (uint32_t w = 0; w < nt; w++) {
         gather_free(&b[w].g);
-        free(b[w].cnt);
+        chunks_free(&b[w].ch);
     }
     free(b);
-    free(boff);
-    tl_big_free(who, (total ? total : 1) * sizeof *who);
-    tl_big_free(ev, (total ? total : 1) * sizeof *ev);
     *n_workers = nt;
     return rc;
 }

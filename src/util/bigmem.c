@@ -16,7 +16,7 @@
 
 #define SMALL    (256u << 10) /* below: malloc */
 #define GRAIN    (2u << 20)   /* mapping granularity: a huge page */
-#define MAX_KEPT 32
+#define MAX_KEPT 128
 
 typedef struct kept {
     void *p;
