@@ -70,9 +70,10 @@ static void add_row(found *f, uint32_t r)
     f->rows[f->n++] = r;
 }
 
-/* Whether part may hold rows of any of the dids. Every part may for now: a per-part did index
- * (the sorted unique dids of a sealed part, stored beside its columns) would answer here and
- * spare the did column of every part the person never touched. */
+/* Whether part may hold rows of any of the dids (false only when it surely holds none). Every
+ * part may for now: a per-part did index (the sorted unique dids of a sealed part, stored
+ * beside its columns, or a filter kept in memory per part) answers here and spares the did
+ * column of every part the person never touched. */
 static bool part_may_hold(tl_snap *sn, size_t part, const uint32_t *dids, uint32_t n)
 {
     (void)sn;
@@ -111,16 +112,22 @@ static void match_rows(found *f, const uint32_t *dc, uint32_t lo, uint32_t hi, c
         if (persons[dc[r]] == root) add_row(f, r);
 }
 
-/* Finds the person's rows with ts in [from_ms, to_excl), part by part. */
-static int find_rows(tl_snap *sn, const uint32_t *m, uint32_t root, int64_t from_ms,
-                     int64_t to_excl, found *f, tl_err *err)
+/* Finds the rows of the person (root, its dids members[0..nm), all of them unless `partial`)
+ * with ts in [from_ms, to_excl), part by part. */
+static int find_rows(tl_snap *sn, uint32_t root, const uint32_t *members, uint32_t nm, bool partial,
+                     int64_t from_ms, int64_t to_excl, found *f, tl_err *err)
 {
     const uint32_t *persons = tl_snap_persons(sn);
+    /* Up to 4 dids are compared directly (repeated to fill 4); more go through the map. */
+    uint32_t m4[4];
+    for (uint32_t i = 0; i < 4; i++)
+        m4[i] = members[i < nm ? i : 0];
+    const uint32_t *m = nm <= 4 && !partial ? m4 : NULL;
     size_t np = tl_snap_n_parts(sn);
     for (size_t pi = 0; pi < np; pi++) {
         tl_part_info in = tl_snap_part_info(sn, pi);
         if (!in.n_rows || in.max_ts_ms < from_ms || in.min_ts_ms >= to_excl) continue;
-        if (m && !part_may_hold(sn, pi, m, 4)) continue;
+        if (!partial && !part_may_hold(sn, pi, members, nm)) continue;
         const uint32_t *dc;
         const int64_t *ts = NULL;
         int rc = tl_snap_col_u32(sn, pi, TL_COL_DID, &dc);
@@ -328,17 +335,14 @@ int tl_query_person_events(tl_store *s, const tl_project_conf *p, tl_str distinc
     }
     uint32_t members[MAX_MEMBERS];
     uint32_t nm = tl_snap_person_members(sn, did, members, MAX_MEMBERS);
-    if (nm > MAX_MEMBERS) nm = MAX_MEMBERS;
+    const bool partial = nm > MAX_MEMBERS; /* members[] holds only the first MAX_MEMBERS */
+    if (partial) nm = MAX_MEMBERS;
     const uint32_t root = persons[did];
-    /* Up to 4 dids are compared directly (repeated to fill 4); more go through the map. */
-    uint32_t m4[4];
-    for (int i = 0; i < 4; i++)
-        m4[i] = members[(uint32_t)i < nm ? i : 0];
     found f;
     memset(&f, 0, sizeof f);
     hit *hits = NULL;
     size_t n_page = 0;
-    rc = find_rows(sn, nm <= 4 ? m4 : NULL, root, from_ms, to_excl, &f, err);
+    rc = find_rows(sn, root, members, nm, partial, from_ms, to_excl, &f, err);
     size_t n = f.n, end = (size_t)offset + limit < n ? (size_t)offset + limit : n;
     if (!rc && offset < end) rc = find_page(sn, &f, offset, end, &hits, &n_page, err);
     if (!rc) {
