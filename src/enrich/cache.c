@@ -1,57 +1,40 @@
 /* The enrichment caches (user agent → browser/os/device/bot; IP → country/region/city; mmdb
  * record → its decoded strings): a fixed number of entries split into shards, each a two-way
- * set-associative table under its own mutex, so lookups from many request threads rarely
- * meet. A key whose two slots are taken replaces one of them (no recency bookkeeping on the
- * hot path). Keys up to 16 bytes (addresses, offsets) live in the slot itself, so a lookup
- * touches one slot pair and nothing else; longer keys are copied to the heap. Values are
+ * set-associative table under its own mutex (on its own cache line), so lookups from many
+ * request threads rarely meet. A key whose two slots are taken replaces one of them (no
+ * recency bookkeeping on the hot path). Keys live in the slot itself, so a lookup touches one
+ * slot pair and nothing else: keys up to 16 bytes (addresses, offsets) as they are, longer
+ * ones (user agents) as their 128-bit XXH3 digest with their length — two different user
+ * agents with the same digest and length are taken to be impossible (~2^-128). Values are
  * copied in and out, so nothing handed out can be freed under a reader.
- * Memory: n_entries × (slot + value), plus the long keys, mapped and faulted in at creation:
- * a page fault taken by a request thread costs ~12 µs on the project's (virtual) machine,
- * populating the pages at start ~0.6 µs each, and the IP cache alone is ~3,000 pages that the
- * first events after a start would otherwise fault in one by one. */
+ * Memory: n_entries × (32-byte slot + value), mapped and faulted in at creation: a page fault
+ * taken by a request thread costs ~12 µs on the project's (virtual) machine, populating the
+ * pages at start ~0.6 µs each, and the IP cache alone is ~3,000 pages that the first events
+ * after a start would otherwise fault in one by one. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <pthread.h>
 #include <sys/mman.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TL_CACHE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TL_CACHE_ASAN 1
-#endif
-#endif
-#ifdef TL_CACHE_ASAN
-/* The slots hold the only pointers to long keys: LeakSanitizer must scan the mapping. */
-#include <sanitizer/lsan_interface.h>
-#define LSAN_ROOT(p, n)   __lsan_register_root_region(p, n)
-#define LSAN_UNROOT(p, n) __lsan_unregister_root_region(p, n)
-#endif
-#ifndef LSAN_ROOT
-#define LSAN_ROOT(p, n)   ((void)0)
-#define LSAN_UNROOT(p, n) ((void)0)
-#endif
-
 #include "enrich.h"
 #include "enrich/enrich_int.h"
+#include "util/hash.h"
 
-#define N_SHARDS   16
-#define INLINE_KEY 16
+#define N_SHARDS 16
+#define KEY_MAX  16
 
 typedef struct centry {
     uint64_t hash; /* hash | 1; 0: empty */
-    size_t klen;
-    union {
-        char *heap; /* klen > INLINE_KEY */
-        unsigned char in[INLINE_KEY];
-    } key;
+    uint64_t klen;
+    unsigned char key[KEY_MAX]; /* the key, or its digest when longer than KEY_MAX */
     /* then val_size bytes of value */
 } centry;
 
 typedef struct cshard {
     pthread_mutex_t mu;
     unsigned char *slots; /* per_shard × stride bytes, in mem */
+    char pad[64 - (sizeof(pthread_mutex_t) + sizeof(unsigned char *)) % 64];
 } cshard;
 
 struct tl_ecache {
@@ -63,9 +46,21 @@ struct tl_ecache {
     bool mapped; /* mem is an mmap (else calloc) */
 };
 
+/* The slot form of a key: itself, or its digest. */
+static const unsigned char *slot_key(const void *key, size_t klen, unsigned char buf[KEY_MAX])
+{
+    if (klen <= KEY_MAX) return key;
+    tl_h128 h = tl_hash128(key, klen, 0x75616b6579ULL);
+    memcpy(buf, &h.lo, 8);
+    memcpy(buf + 8, &h.hi, 8);
+    return buf;
+}
+
 tl_ecache *tl_enrich__cache_new(uint32_t n_entries, size_t val_size)
 {
-    tl_ecache *c = tl_xcalloc(1, sizeof *c);
+    tl_ecache *c = aligned_alloc(64, (sizeof *c + 63) & ~(size_t)63); /* shards on lines */
+    if (!c) abort();                                                  /* as tl_xmalloc */
+    memset(c, 0, sizeof *c);
     c->per_shard = n_entries / N_SHARDS >= 2 ? (n_entries / N_SHARDS) & ~1u : 2;
     c->val_size = val_size;
     c->stride = (sizeof(centry) + val_size + 15) & ~(size_t)15;
@@ -75,7 +70,6 @@ tl_ecache *tl_enrich__cache_new(uint32_t n_entries, size_t val_size)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     c->mapped = m != MAP_FAILED;
     c->mem = c->mapped ? m : tl_xcalloc(1, c->mem_size);
-    if (c->mapped) LSAN_ROOT(c->mem, c->mem_size);
     for (int i = 0; i < N_SHARDS; i++) {
         pthread_mutex_init(&c->shard[i].mu, NULL);
         c->shard[i].slots = c->mem + (size_t)i * c->per_shard * c->stride;
@@ -88,25 +82,15 @@ static centry *at(const tl_ecache *c, const cshard *sh, size_t i)
     return (centry *)(void *)(sh->slots + i * c->stride);
 }
 
-static void drop_key(centry *e)
-{
-    if (e->hash && e->klen > INLINE_KEY) free(e->key.heap);
-}
-
 void tl_enrich__cache_free(tl_ecache *c)
 {
     if (!c) return;
-    for (int i = 0; i < N_SHARDS; i++) {
-        for (uint32_t j = 0; j < c->per_shard; j++)
-            drop_key(at(c, &c->shard[i], j));
+    for (int i = 0; i < N_SHARDS; i++)
         pthread_mutex_destroy(&c->shard[i].mu);
-    }
-    if (c->mapped) {
-        LSAN_UNROOT(c->mem, c->mem_size);
+    if (c->mapped)
         munmap(c->mem, c->mem_size);
-    } else {
+    else
         free(c->mem);
-    }
     free(c);
 }
 
@@ -117,14 +101,15 @@ static size_t pair(tl_ecache *c, uint64_t hash, cshard **sh)
     return (size_t)(hash % c->per_shard) & ~(size_t)1;
 }
 
-static bool same(const centry *e, uint64_t tag, const void *key, size_t klen)
+static bool same(const centry *e, uint64_t tag, const unsigned char *k, size_t klen)
 {
-    if (e->hash != tag || e->klen != klen) return false;
-    return !memcmp(klen > INLINE_KEY ? (const void *)e->key.heap : e->key.in, key, klen);
+    return e->hash == tag && e->klen == klen && !memcmp(e->key, k, klen < KEY_MAX ? klen : KEY_MAX);
 }
 
 bool tl_enrich__cache_get(tl_ecache *c, const void *key, size_t klen, uint64_t hash, void *val)
 {
+    unsigned char buf[KEY_MAX];
+    const unsigned char *k = slot_key(key, klen, buf);
     cshard *sh;
     size_t i = pair(c, hash, &sh);
     uint64_t tag = hash | 1;
@@ -132,7 +117,7 @@ bool tl_enrich__cache_get(tl_ecache *c, const void *key, size_t klen, uint64_t h
     pthread_mutex_lock(&sh->mu);
     for (size_t w = 0; w < 2 && !hit; w++) {
         centry *e = at(c, sh, i + w);
-        if (same(e, tag, key, klen)) {
+        if (same(e, tag, k, klen)) {
             memcpy(val, e + 1, c->val_size);
             hit = true;
         }
@@ -144,30 +129,21 @@ bool tl_enrich__cache_get(tl_ecache *c, const void *key, size_t klen, uint64_t h
 void tl_enrich__cache_put(tl_ecache *c, const void *key, size_t klen, uint64_t hash,
                           const void *val)
 {
+    unsigned char buf[KEY_MAX];
+    const unsigned char *k = slot_key(key, klen, buf);
     cshard *sh;
     size_t i = pair(c, hash, &sh);
     uint64_t tag = hash | 1;
-    char *copy = NULL;
-    if (klen > INLINE_KEY) {
-        copy = tl_xmalloc(klen);
-        memcpy(copy, key, klen);
-    }
-    char *old = NULL;
     pthread_mutex_lock(&sh->mu);
     /* The way that holds this key already, else an empty one, else the one a hash bit picks. */
     centry *e = at(c, sh, i), *e1 = at(c, sh, i + 1);
-    if (!same(e, tag, key, klen)) {
-        if (same(e1, tag, key, klen) || (e->hash && !e1->hash) || (e->hash && (hash >> 32) & 1))
+    if (!same(e, tag, k, klen)) {
+        if (same(e1, tag, k, klen) || (e->hash && !e1->hash) || (e->hash && (hash >> 32) & 1))
             e = e1;
     }
-    if (e->hash && e->klen > INLINE_KEY) old = e->key.heap;
     e->hash = tag;
     e->klen = klen;
-    if (copy)
-        e->key.heap = copy;
-    else
-        memcpy(e->key.in, key, klen);
+    memcpy(e->key, k, klen < KEY_MAX ? klen : KEY_MAX);
     memcpy(e + 1, val, c->val_size);
     pthread_mutex_unlock(&sh->mu);
-    free(old);
 }

