@@ -212,3 +212,58 @@ def test_enrich_bad_config_refused():
             continue
         s.stop()
         raise tally.TestFailure("tally serve started with a bad %s" % word)
+
+
+def uap_cases(path, key, limit):
+    """(user agent, expected value of `key`) pairs of a uap-core test file, every n-th one."""
+    try:
+        import yaml
+    except ImportError:
+        return []
+    if not os.path.exists(path):
+        return []
+    cases = [(c["user_agent_string"], c.get(key)) for c in yaml.safe_load(open(path))["test_cases"]
+             if c.get("user_agent_string") and "\n" not in c["user_agent_string"]]
+    step = max(1, len(cases) // limit)
+    return cases[::step][:limit]
+
+
+def test_enrich_user_agents_as_uap_core_says():
+    """uap-core's own test user agents (a spread of its browser and OS suites) through the
+    server: the stored browser and os are the families uap-core's test files expect, so the
+    literal pre-filter in front of the regexes (src/enrich/ua.c) changes no answer end to end.
+    HTTP client libraries, bots and uap's "Other" are left aside (not parsed, filtered, empty)."""
+    if not HAVE_UAP:
+        print("SKIP: no uap-core")
+        return
+    ua = uap_cases("/usr/share/uap-core/tests/test_ua.yaml", "family", 120)
+    os_ = uap_cases("/usr/share/uap-core/tests/test_os.yaml", "family", 60)
+    if not ua:
+        print("SKIP: no uap-core test files or PyYAML")
+        return
+    want = {}
+    evs = []
+    for n, (kind, cases) in enumerate((("browser", ua), ("os", os_))):
+        for i, (s, fam) in enumerate(cases):
+            anon = "%s-%d" % (kind, i)
+            want[anon] = (kind, fam, s)
+            evs.append(event(anon=anon, user_agent=s, ts=None))
+    with Server(config=conf({"bot_filter": "false"})) as s:
+        r = s.collect_ok(evs)
+        check_eq(r["accepted"], len(evs), "accepted")
+        f, t = tally.recent_range(3)
+        s.wait_count(P, f, t, RK, len(evs))
+        log = open(s.log_path).read() if getattr(s, "log_path", None) else ""
+        by_anon, _ = exported(s)
+    if log:
+        check(re.search(r"\d+ with a literal to skip them by", log), "the pre-filter is on: %s" % log[-500:])
+    wrong, compared = [], 0
+    for anon, (kind, fam, s) in want.items():
+        e = by_anon.get(anon, {})
+        if e.get("device_type") in ("bot", None) or fam in (None, "Other"):
+            continue  # bots, and what uap-core does not know; HTTP libraries are not parsed
+        compared += 1
+        if e.get(kind) != fam:
+            wrong.append((s, fam, e.get(kind)))
+    check(compared >= len(evs) // 2, "only %d of %d user agents compared" % (compared, len(evs)))
+    check(not wrong, "%d user agents differ from uap-core's answers: %r" % (len(wrong), wrong[:5]))
