@@ -11,8 +11,8 @@
  * log, and a restart replays the log from there: every event counts exactly once.
  *
  * Threads: the indexer thread owns everything; tl_index_seen reads the set from any thread
- * (the set locks itself); tl_index_wait and tl_index_checkpoint synchronise through a mutex
- * and condition variable. */
+ * under the set's read lock, which the indexer takes for writing once per batch of records;
+ * tl_index_wait and tl_index_checkpoint synchronise through a mutex and condition variable. */
 #include "index.h"
 
 #include <stdatomic.h>

@@ -448,6 +448,7 @@ static int run_open(tl_dedup *d, uint64_t id, uint64_t n_keys, run **out, tl_err
     r->n_pages = n_pages_of(r->n_keys);
     if (memcmp(hdr, RUN_MAGIC, 8) || tl_le32(hdr + 8) != 1 ||
         tl_le32(hdr + 12) != TL_DEDUP_PAGE_KEYS || r->n_keys != n_keys || !r->n_blocks ||
+        r->n_keys > (uint64_t)stt.st_size / KEY_LEN ||
         r->n_blocks > (uint64_t)stt.st_size / BLOCK_LEN ||
         (uint64_t)stt.st_size != run_file_len(r->n_keys, r->n_pages, r->n_blocks)) {
         rc = TL_EBADMSG;
