@@ -27,6 +27,8 @@
 #include <string.h>
 
 #include "query/query_int.h"
+
+#define PREFETCH 16 /* rows ahead whose person state is fetched (persons are far apart) */
 #include "util/time.h"
 
 /* [*p0, *p1): the calendar period before the first bucket's, in UTC ms. */
@@ -87,6 +89,7 @@ static int stick_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size
 {
     stickctx *x = arg;
     for (size_t i = 0; i < n; i++) {
+        if (i + PREFETCH < n) __builtin_prefetch(&x->st[who[i + PREFETCH]], 1);
         uint32_t *p = x->st[who[i]], b = bucket_near(x->pl, ev[i].ts, &x->hint) + 1;
         if (p[0] == b) continue;
         p[0] = b;
@@ -146,6 +149,7 @@ static int life_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size_
     lifectx *x = arg;
     const int64_t *U = x->pl->U;
     for (size_t i = 0; i < n; i++) {
+        if (i + PREFETCH < n) __builtin_prefetch(&x->st[who[i + PREFETCH]], 1);
         lperson *p = &x->st[who[i]];
         int64_t t = ev[i].ts;
         if (!p->seen) {

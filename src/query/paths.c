@@ -27,6 +27,8 @@
 
 #include "query/query_int.h"
 
+#define PREFETCH 16 /* rows ahead whose person state is fetched (persons are far apart) */
+
 #define TL_Q_PATH_DEPTH_MAX 10
 #define TL_Q_PATHS_MAX      100 /* paths listed */
 #define TL_Q_EDGES_MAX      100 /* edges listed per depth */
@@ -51,11 +53,91 @@ static int name_cmp(const pctx *x, uint32_t a, uint32_t b)
     return tl_query__seq_aux_cmp(x->c, x->sq, a, b);
 }
 
-static int path_id_cmp(const void *a, const void *b)
+/* Distinct keys (paths, edges) numbered 0, 1, … in order of first sight: an open-addressing
+ * table of index + 1 and hash, the keys themselves in the caller's array. */
+typedef struct dtab {
+    uint32_t *slot; /* index + 1, 0: empty */
+    uint64_t *hash; /* per index */
+    uint32_t n, cap, mask;
+} dtab;
+
+static uint64_t mix(uint64_t h, uint32_t v)
 {
-    const qpath *x = a, *y = b;
-    if (x->len != y->len) return x->len < y->len ? -1 : 1;
-    return memcmp(x->step, y->step, x->len * sizeof *x->step);
+    return (h ^ v) * 0x9E3779B97F4A7C15ull;
+}
+
+static uint64_t path_hash(const qpath *p)
+{
+    uint64_t h = mix(0, p->len);
+    for (uint32_t i = 0; i < p->len; i++)
+        h = mix(h, p->step[i]);
+    return h ^ h >> 29;
+}
+
+static bool path_same(const void *keys, uint32_t i, const void *key)
+{
+    const qpath *x = (const qpath *)keys + i, *y = key;
+    return x->len == y->len && !memcmp(x->step, y->step, x->len * sizeof *x->step);
+}
+
+static uint64_t edge_hash(const qedge *e)
+{
+    uint64_t h = mix(mix(mix(0, e->depth), e->from), e->to);
+    return h ^ h >> 29;
+}
+
+static bool edge_same(const void *keys, uint32_t i, const void *key)
+{
+    const qedge *x = (const qedge *)keys + i, *y = key;
+    return x->depth == y->depth && x->from == y->from && x->to == y->to;
+}
+
+/* The index of key (hash h) in keys, or t->n when it is not there yet. */
+static uint32_t dtab_find(const dtab *t, uint64_t h, const void *keys, const void *key,
+                          bool (*same)(const void *, uint32_t, const void *))
+{
+    if (!t->n) return 0;
+    for (uint32_t j = (uint32_t)h & t->mask;; j = (j + 1) & t->mask) {
+        uint32_t s = t->slot[j];
+        if (!s) return t->n;
+        if (t->hash[s - 1] == h && same(keys, s - 1, key)) return s - 1;
+    }
+}
+
+/* Adds index k (== t->n) with hash h; true when the caller's key arrays must grow to t->cap. */
+static bool dtab_add(dtab *t, uint64_t h, uint32_t k)
+{
+    bool grow = false;
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 256;
+        t->hash = tl_xrealloc(t->hash, t->cap * sizeof *t->hash);
+        grow = true;
+    }
+    if ((t->n + 1) * 2 > t->mask + 1 || !t->slot) {
+        uint32_t ns = t->slot ? (t->mask + 1) * 2 : 512;
+        free(t->slot);
+        t->slot = tl_xcalloc(ns, sizeof *t->slot);
+        t->mask = ns - 1;
+        for (uint32_t i = 0; i < t->n; i++) {
+            uint32_t j = (uint32_t)t->hash[i] & t->mask;
+            while (t->slot[j])
+                j = (j + 1) & t->mask;
+            t->slot[j] = i + 1;
+        }
+    }
+    uint32_t j = (uint32_t)h & t->mask;
+    while (t->slot[j])
+        j = (j + 1) & t->mask;
+    t->slot[j] = k + 1;
+    t->hash[k] = h;
+    t->n++;
+    return grow;
+}
+
+static void dtab_free(dtab *t)
+{
+    free(t->slot);
+    free(t->hash);
 }
 
 /* Paths with their counts (in qedge.n of a parallel array): most first, then by names. */
@@ -74,14 +156,6 @@ static int path_rank_cmp(const void *a, const void *b, void *arg)
         if (r) return r;
     }
     return x->p->len < y->p->len ? -1 : x->p->len > y->p->len;
-}
-
-static int edge_id_cmp(const void *a, const void *b)
-{
-    const qedge *x = a, *y = b;
-    if (x->depth != y->depth) return x->depth < y->depth ? -1 : 1;
-    if (x->from != y->from) return x->from < y->from ? -1 : 1;
-    return x->to < y->to ? -1 : x->to > y->to;
 }
 
 static int edge_rank_cmp(const void *a, const void *b, void *arg)
@@ -175,6 +249,7 @@ static int walk_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size_
     const popts *o = x->o;
     const uint32_t ring = o->depth + 1;
     for (size_t i = 0; i < n; i++) {
+        if (i + PREFETCH < n) __builtin_prefetch(&x->st[who[i + PREFETCH]], 1);
         pwalk *w = &x->st[who[i]];
         uint32_t s = ev[i].aux[0];
         if (w->state == PW_DONE || !s || s == w->last) continue;
@@ -251,49 +326,56 @@ int tl_query__paths(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_jso
         }
     }
 
-    qpath *paths = tl_xmalloc((wx.n_seen + 1) * sizeof *paths);
+    /* Distinct paths with their persons, then distinct edges from them (a path has one edge
+     * per depth, so an edge's persons are the sum over the paths that have it). */
+    dtab dp, de;
+    memset(&dp, 0, sizeof dp);
+    memset(&de, 0, sizeof de);
+    qpath *paths = NULL;
+    uint64_t *pcount = NULL;
+    qedge *edges = NULL;
     size_t np = 0;
-    for (size_t i = 0; i < wx.n_seen; i++)
-        np += walk_path(&wx.st[wx.seen[i]], &o, &paths[np]);
+    for (size_t i = 0; i < wx.n_seen; i++) {
+        qpath p;
+        if (!walk_path(&wx.st[wx.seen[i]], &o, &p)) continue;
+        np++;
+        uint64_t h = path_hash(&p);
+        uint32_t k = dtab_find(&dp, h, paths, &p, path_same);
+        if (k == dp.n) {
+            if (dtab_add(&dp, h, k)) {
+                paths = tl_xrealloc(paths, dp.cap * sizeof *paths);
+                pcount = tl_xrealloc(pcount, dp.cap * sizeof *pcount);
+            }
+            paths[k] = p;
+            pcount[k] = 0;
+        }
+        pcount[k]++;
+    }
     free(wx.seen);
-
-    /* Edges in time order, depth counted from the start (end) step. */
-    qedge *edges = tl_xmalloc((np * o.depth + 1) * sizeof *edges);
-    size_t ne = 0;
-    for (size_t i = 0; i < np; i++) {
+    for (uint32_t i = 0; i < dp.n; i++) {
         const qpath *p = &paths[i];
         for (uint32_t d = 1; d < p->len; d++) {
             uint32_t a = o.previous ? p->len - 1 - d : d - 1;
-            edges[ne++] = (qedge){d, p->step[a], p->step[a + 1], 1};
+            qedge e = {d, p->step[a], p->step[a + 1], 0};
+            uint64_t h = edge_hash(&e);
+            uint32_t k = dtab_find(&de, h, edges, &e, edge_same);
+            if (k == de.n) {
+                if (dtab_add(&de, h, k)) edges = tl_xrealloc(edges, de.cap * sizeof *edges);
+                edges[k] = e;
+            }
+            edges[k].n += pcount[i];
         }
     }
     pctx px = {c, &sq};
-
-    /* Distinct paths, ranked. */
-    qsort(paths, np, sizeof *paths, path_id_cmp);
-    qpathn *pn = tl_xmalloc((np + 1) * sizeof *pn);
-    size_t npn = 0;
-    for (size_t i = 0; i < np;) {
-        size_t j = i + 1;
-        while (j < np && !path_id_cmp(&paths[i], &paths[j]))
-            j++;
-        pn[npn++] = (qpathn){&paths[i], j - i};
-        i = j;
-    }
+    qpathn *pn = tl_xmalloc(((size_t)dp.n + 1) * sizeof *pn);
+    size_t npn = dp.n;
+    for (uint32_t i = 0; i < dp.n; i++)
+        pn[i] = (qpathn){&paths[i], pcount[i]};
     qsort_r(pn, npn, sizeof *pn, path_rank_cmp, &px);
-
-    /* Distinct edges, ranked per depth. */
-    qsort(edges, ne, sizeof *edges, edge_id_cmp);
-    size_t nde = 0;
-    for (size_t i = 0; i < ne;) {
-        size_t j = i + 1;
-        while (j < ne && !edge_id_cmp(&edges[i], &edges[j]))
-            j++;
-        edges[nde] = edges[i];
-        edges[nde++].n = j - i;
-        i = j;
-    }
-    qsort_r(edges, nde, sizeof *edges, edge_rank_cmp, &px);
+    size_t nde = de.n;
+    if (nde) qsort_r(edges, nde, sizeof *edges, edge_rank_cmp, &px);
+    dtab_free(&dp);
+    dtab_free(&de);
 
     tl_buf_printf(out, "{\"direction\":\"%s\",\"by\":\"%s\",\"depth\":%u,\"persons\":%zu",
                   o.previous ? "previous" : "next", o.by_url ? "url" : "event", o.depth, np);
@@ -333,6 +415,7 @@ int tl_query__paths(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_jso
     free(pn);
     free(edges);
     free(paths);
+    free(pcount);
     (void)plan;
     return 0;
 }

@@ -29,6 +29,8 @@
 #include <string.h>
 
 #include "query/query_int.h"
+
+#define PREFETCH 16 /* rows ahead whose person state is fetched (persons are far apart) */
 #include "util/time.h"
 
 #define DAY_MS          86400000LL
@@ -233,6 +235,7 @@ static int cut_rows(void *arg, const uint32_t *who, const tl_qseq_ev *ev, size_t
     cutctx *x = arg;
     for (size_t i = 0; i < n; i++) {
         const tl_qseq_ev *e = &ev[i];
+        if (i + PREFETCH < n) __builtin_prefetch(&x->st[who[i + PREFETCH]], 1);
         spers *p = &x->st[who[i]];
         if (p->nev && e->ts - p->last <= x->gap_ms && e->ts - p->first < DAY_MS) {
             p->last = e->ts;
