@@ -17,7 +17,7 @@ def q(**kw):
 
 
 def test_funnel_and_retention_errors_name_the_field():
-    with Server() as s:
+    with Server(config_extra={"retention_days": 3650}) as s:  # DAY is older than 90 days
         for body, field in [
             (q(steps=[{"event": "a"}]), "steps"),
             (q(steps=[{"event": "a"}] * 21), "steps"),
@@ -42,7 +42,7 @@ def test_funnel_and_retention_errors_name_the_field():
 
 
 def test_funnel_and_retention_without_data():
-    with Server() as s:
+    with Server(config_extra={"retention_days": 3650}) as s:  # DAY is older than 90 days
         j = s.query_ok(q())
         check_eq([x["persons"] for x in j["steps"]], [0, 0], "empty funnel")
         check(j["steps"][1]["median_s_from_previous"] is None, "no times")
@@ -53,7 +53,7 @@ def test_funnel_and_retention_without_data():
 
 
 def test_breakdown_keeps_100_values_and_other():
-    with Server() as s:
+    with Server(config_extra={"retention_days": 3650}) as s:  # DAY is older than 90 days
         T = int(time.time() * 1000) - 86400_000
         evs = []
         for p in range(130):

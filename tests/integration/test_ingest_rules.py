@@ -35,7 +35,8 @@ def post_raw(s, body, ctype="application/json"):
 def test_field_normalisation():
     d = day_add(today_utc(), -1)
     ts = day_ms(d)
-    with Server() as s:
+    # events from 2000 are kept: a retention longer than they are old
+    with Server(config_extra={"retention_days": 36500}) as s:
         evs = [
             {"event": "ints", "anonymous_id": 12345, "event_id": 77, "timestamp": ts},
             {"event": "ints", "anonymous_id": "12345", "event_id": "77", "timestamp": ts},   # same id: duplicate
