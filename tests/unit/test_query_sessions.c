@@ -435,6 +435,39 @@ static void test_bounded(void **state)
     expect_has(f, q, "/u100", false);
 }
 
+/* Many persons and distinct paths (the engines' tables and arrays grow past their first
+ * sizes): 1400 persons, 350 distinct paths of 2 to 4 persons each, counted exactly, the same
+ * from sealed parts. */
+static void test_many_persons(void **state)
+{
+    fx *f = *state;
+    char who[16], ev[16];
+    for (int i = 0; i < 1400; i++) {
+        snprintf(who, sizeof who, "q%04d", i);
+        snprintf(ev, sizeof ev, "e%03d", i % 350);
+        add(f, "s", who, T("2026-01-02T10:00Z") + i, NULL, NULL);
+        add(f, ev, who, T("2026-01-02T10:01Z") + i, NULL, NULL);
+        if (i % 350 < 175) add(f, "t", who, T("2026-01-02T10:02Z") + i, NULL, NULL);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const char *q = P("'from':'2026-01-02','to':'2026-01-02','start_event':'s','depth':2");
+        expect_has(f, q, "'persons':1400,'paths':[{'path':['s','e000','t'],'persons':4},", true);
+        expect_has(f, q, "{'path':['s','e099','t'],'persons':4}],'edges':[", true);
+        /* depth 1: 350 edges of 4 persons, the top 100 listed and 250 × 4 under $other */
+        expect_has(f, q,
+                   "{'depth':1,'from':'s','to':'e099','persons':4},{'depth':1,'from':'$other',"
+                   "'to':'$other','persons':1000},{'depth':2,'from':'e000','to':'t','persons':4}",
+                   true);
+        /* depth 2: 175 edges of 4, 75 × 4 under $other */
+        expect_has(f, q, "{'depth':2,'from':'$other','to':'$other','persons':300}]", true);
+        q = P("'from':'2026-01-02','to':'2026-01-02','end_event':'e349','depth':3");
+        expect_has(f, q, "'persons':4,'paths':[{'path':['s','e349'],'persons':4}]", true);
+        q = S("'from':'2026-01-02','to':'2026-01-02'");
+        expect_has(f, q, "'rows':[['2026-01-02',1400,90,90,0,2.5]]", true);
+        checkpoint(f);
+    }
+}
+
 /* ---- stickiness and lifecycle ---- */
 
 static void test_stickiness(void **state)
@@ -508,6 +541,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_paths_previous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paths_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_persons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stickiness, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
     };
