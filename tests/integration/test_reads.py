@@ -132,6 +132,29 @@ def test_timeline_across_sealed_overlapping_parts_matches_reference():
             check_eq(j["events"][0].get("url"), first.get("url"), "row fields")
 
 
+def test_timeline_tie_across_touching_parts():
+    """Two sealed parts where the first one's last instant is the second one's first, with a
+    row of the person at that instant in each: ordered by event_id across the parts, on one
+    page and split over pages."""
+    day = 86400_000
+    X = (int(time.time() * 1000) // day - 1) * day + 12 * 3600_000
+    with Server(config_extra={"checkpoint_ms": 3600000}) as s:
+        s.collect_ok([{"event": "a", "anonymous_id": "tp", "timestamp": X - 60_000 + i,
+                       "event_id": "t0%d" % i} for i in range(3)] +
+                     [{"event": "a", "anonymous_id": "tp", "timestamp": X, "event_id": "tb"}])
+        s.restart()  # part 1: [X - 60 s, X]
+        s.collect_ok([{"event": "a", "anonymous_id": "tp", "timestamp": X, "event_id": "ta"},
+                      {"event": "a", "anonymous_id": "tp", "timestamp": X + 1, "event_id": "t9"}])
+        s.restart()  # part 2: [X, X + 1 ms]
+        want = ["t00", "t01", "t02", "ta", "tb", "t9"]
+        check_eq([e["event_id"] for e in timeline(s, "tp").json()["events"]], want, "one page")
+        for limit in (1, 2, 4):
+            got = []
+            for off in range(0, len(want), limit):
+                got += [e["event_id"] for e in timeline(s, "tp", limit=limit, offset=off).json()["events"]]
+            check_eq(got, want, "pages of %d" % limit)
+
+
 def test_person_properties_set_and_set_once_across_merges_and_restarts():
     with Server() as s:
         T = int(time.time() * 1000) - 3600_000
