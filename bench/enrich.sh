@@ -176,7 +176,8 @@ TABLE="## Enrichment cost at ingest (bench/enrich.sh)
 
 $EVENTS events with real browser user agents and varied IPv4/IPv6 addresses, $CONNS connections,
 sent twice to each server: first to a fresh server (cold: every cache and the regexes' answers
-start empty), then the same clients again with new event ids (steady state). Median of $RUNS runs each (alternating on/off), fresh data dir per run; commit
+start empty), then the same clients again with new event ids (steady state). Median of $RUNS
+runs each (alternating on/off), fresh data dir per run; commit
 \`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`$([ "$BIN" = ./build/tally ] || echo " (binary $BIN)"); load average $LOAD0 at the start,
 $(cut -d' ' -f1-3 /proc/loadavg) at the end. Server CPU: the server's user + system time during
 the load, per event (less sensitive to other work on the machine than the rate).
