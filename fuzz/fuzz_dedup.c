@@ -46,6 +46,7 @@ static void fix_hash(uint8_t *d, size_t size)
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
     XXH3_64bits_update(&st, d, 40);
+    XXH3_64bits_update(&st, d + 48, 16);
     XXH3_64bits_update(&st, d + off, size - off);
     tl_put64(d + 40, XXH3_64bits_digest(&st));
 }
@@ -106,14 +107,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint64_t i = 0; i < 64; i++) {
         char id[32];
         snprintf(id, sizeof id, "id-%" PRIu64, i);
-        if (tl_dedup__contains(d, tl_dedup__key(TL_STR("p"), tl_str_c(id))) > 1) abort();
+        if (tl_dedup__contains(d, tl_dedup__key(TL_STR("p"), tl_str_c(id), 0)) > 1) abort();
     }
     char path[256];
     snprintf(path, sizeof path, "%s/run-0000000000000001", g_dir);
     memset(&err, 0, sizeof err);
     rc = tl_dedup__check_run(path, &err);
     if (rc && (rc != TL_EBADMSG || !err.msg[0])) abort();
-    /* A commit starts the merge of the four runs of one tier (when they are of tier 0). */
+    /* A commit starts the merge of the four runs of one tier (when they are of tier 0), with
+     * the keys of some days expired (the key at offset 64's day, if any). */
+    if (size >= 80) tl_dedup__set_horizon(d, (uint32_t)(tl_le64(copy + 64) >> 1) & 0xFFFF);
     uint64_t aux = 0;
     if (tl_dedup__prepare(d, &aux, &err)) abort();
     tl_dedup__committed(d, aux);

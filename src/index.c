@@ -62,6 +62,7 @@ struct tl_index {
 /* Inserts the event ids of stored rows while migrating (see tl_index_open). */
 typedef struct rebuild_ctx {
     tl_dedup *dd;
+    int64_t now_ms;
     uint32_t flush_keys;
     uint64_t n;
     int rc;
@@ -73,7 +74,9 @@ static void rebuild_cb(void *ctx, tl_str project, tl_str event_id)
     rebuild_ctx *c = ctx;
     if (c->rc) return;
     tl_dedup__write_begin(c->dd);
-    int rc = tl_dedup__insert(c->dd, tl_dedup__key(project, event_id));
+    /* The event time is not at hand: the keys count as today's (they expire late, not
+     * early). */
+    int rc = tl_dedup__insert(c->dd, tl_dedup__key(project, event_id, c->now_ms));
     tl_dedup__write_end(c->dd);
     if (rc < 0) {
         c->rc = tl_err_set(c->err, rc, "rebuilding the dedup set: %s", tl_strerror(rc));
@@ -90,7 +93,7 @@ static void rebuild_cb(void *ctx, tl_str project, tl_str event_id)
 static int rebuild(tl_index *ix, uint64_t log_pos, uint64_t aux, tl_err *err)
 {
     int64_t t0 = tl_mono_ms();
-    rebuild_ctx c = {ix->dd, ix->opts.seal_rows, 0, 0, err};
+    rebuild_ctx c = {ix->dd, tl_now_ms(), ix->opts.seal_rows, 0, 0, err};
     int rc = tl_store_scan_event_ids(ix->store, rebuild_cb, &c);
     if (rc) return tl_err_set(err, rc, "rebuilding the dedup set: %s", tl_strerror(rc));
     if (c.rc) return c.rc;
@@ -136,10 +139,21 @@ static void apply(tl_index *ix, uint32_t pid, const tl_record *r)
     if (r->kind == TL_REC_EVENT) tl_store_w_append(s, pid, r, did);
 }
 
+/* Keys of events older than the retention (plus a margin for events dated up to a day in
+ * the future, and a day's slack) expire. */
+static void set_horizon(tl_index *ix)
+{
+    if (!ix->opts.retention_days) return;
+    int64_t today = tl_floordiv(tl_now_ms(), TL_MS_PER_DAY);
+    int64_t h = today - (int64_t)ix->opts.retention_days - 2;
+    tl_dedup__set_horizon(ix->dd, h > 0 ? (uint32_t)h : 0);
+}
+
 static int do_checkpoint(tl_index *ix, uint64_t pos)
 {
     tl_err err = {0};
     uint64_t aux = 0;
+    set_horizon(ix);
     int rc = tl_dedup__prepare(ix->dd, &aux, &err);
     if (!rc) rc = tl_store_checkpoint(ix->store, pos, aux, &err);
     if (rc) {
@@ -186,7 +200,7 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
         /* Events and identify records (a retried alias must not log a merge or a $set
          * twice) count once per (project, event_id); erasures always apply. */
         if ((r.kind == TL_REC_EVENT || r.kind == TL_REC_IDENTIFY) && r.event_id.len) {
-            int fresh = tl_dedup__insert(ix->dd, tl_dedup__key(r.project, r.event_id));
+            int fresh = tl_dedup__insert(ix->dd, tl_dedup__key(r.project, r.event_id, r.ts_ms));
             if (fresh < 0) {
                 /* Not knowing whether it is a repeat, stop before it (its position is not
                  * reached): a restart replays it. */
@@ -351,7 +365,7 @@ void tl_index_free(tl_index *ix)
 
 bool tl_index_seen(tl_index *ix, tl_str project, tl_str event_id)
 {
-    return tl_dedup__contains(ix->dd, tl_dedup__key(project, event_id)) > 0;
+    return tl_dedup__contains(ix->dd, tl_dedup__key(project, event_id, 0)) > 0;
 }
 
 int tl_index_wait(tl_index *ix, uint64_t pos, int timeout_ms)

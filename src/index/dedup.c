@@ -14,20 +14,24 @@
  * Memory: per stored key, the filter's 10 bits and 16 bytes per 256 keys of page index, about
  * 1.31 bytes, plus the memtable (16 bytes a slot at most 70% full; the indexer checkpoints
  * once it holds seal_rows keys, so at most 32 MiB at the default 1 M). docs/dedup.md.
- * Keys: 127 bits of XXH3-128; with 10^10 keys the chance of any false duplicate is about
- * n^2 / 2^128 = 3e-19, negligible.
+ * Keys: 111 bits of XXH3-128 identify a key; with 10^10 keys the chance of any false
+ * duplicate is about n^2 / 2^112 = 2e-14, negligible. Bits 1..16 of lo hold the event's UTC
+ * day (for expiry past the retention: runs count their keys per day, merges leave out the
+ * expired ones, and a run that is all expired is dropped whole), bit 0 is always 1.
  *
  * Run file "run-<id, 16 hex>", version 1, little-endian:
  *
  *   0   "TLDDRUN1"            8   u32 version (1)       12  u32 page_keys (256)
  *   16  u64 n_keys            24  u64 n_blocks (filter, 64-byte blocks)
  *   32  u64 keys_hash: XXH3-64 of the keys region
- *   40  u64 meta_hash: XXH3-64 of bytes 0..40, the page index and the filter
- *   48  zero to 64
- *   64  keys:       n_keys × (u64 lo, u64 hi), sorted by (hi, lo), unique
+ *   40  u64 meta_hash: XXH3-64 of bytes 0..40 and 48..64, the page index, filter and days
+ *   48  u32 n_days        52  zero to 64
+ *   64  keys:       n_keys × (u64 lo, u64 hi), sorted by (hi, lo without the day), unique
+ *                   without the day
  *       page index: ceil(n_keys / 256) × 16 bytes, the first key of each page
- *       filter:     n_blocks × 64 bytes; a key sets 7 bits (9 bits each of lo >> 1) in the
- *                   512-bit block (hi × n_blocks) >> 64
+ *       filter:     n_blocks × 64 bytes; a key sets 7 bits (9 bits each of lo >> 17, then
+ *                   hi's low bits) in the 512-bit block (hi × n_blocks) >> 64
+ *       days:       n_days × (u32 day, u32 keys), ascending days, the counts sum to n_keys
  *
  * Opening checks the header, the size and meta_hash (what is read into memory); keys_hash is
  * checked whenever a merge reads the keys, and by tl_dedup__check_run.
@@ -74,13 +78,17 @@
 #define WRITE_BUF  (1u << 20)
 #define READ_BUF   (1u << 16)
 #define CANCEL_CHK (1u << 16) /* keys between checks for a stop during a merge */
+#define DAY_BITS   0x1FFFFull /* lo bits 1..16: the event's day; bit 0: always 1 */
+#define N_DAYS     65536
 
 typedef struct run {
     uint64_t id, n_keys, n_pages, n_blocks;
     int fd;
     tl_h128 *fences; /* first key of each page */
     uint64_t *bloom; /* n_blocks × 8 words, 64-byte aligned */
-    bool busy;       /* an input of the running merge */
+    uint32_t *days;  /* n_days × (day, keys of that day), ascending days */
+    uint32_t n_days;
+    bool busy; /* an input of the running merge */
 } run;
 
 typedef struct memtable {
@@ -94,6 +102,8 @@ typedef struct job {
     run *in[TL_DEDUP_FANOUT];
     int n_in;
     uint64_t out_id;
+    uint32_t horizon; /* keys of earlier days are left out */
+    uint64_t expired; /* keys left out */
     run *out;
     int rc;
     bool running, done;
@@ -109,6 +119,7 @@ struct tl_dedup {
     uint64_t gen_written; /* newest manifest written */
     uint64_t next_id;
     bool changed;     /* runs differ from manifest gen_written */
+    uint32_t horizon; /* keys of earlier event days have expired (0: none) */
     uint64_t *doomed; /* ids of runs merged away, deleted after the next commit */
     size_t n_doomed, cap_doomed;
     /* the merge thread */
@@ -118,12 +129,12 @@ struct tl_dedup {
     bool thread_started;
     job *job; /* under mmu */
     atomic_bool mstop;
-    _Atomic uint64_t flushes, merges, page_reads;
+    _Atomic uint64_t flushes, merges, page_reads, expired;
 };
 
 /* ---- keys ---- */
 
-tl_h128 tl_dedup__key(tl_str project, tl_str event_id)
+tl_h128 tl_dedup__key(tl_str project, tl_str event_id, int64_t ts_ms)
 {
     XXH3_state_t st;
     XXH3_128bits_reset(&st);
@@ -131,13 +142,27 @@ tl_h128 tl_dedup__key(tl_str project, tl_str event_id)
     XXH3_128bits_update(&st, "", 1);
     XXH3_128bits_update(&st, event_id.p, event_id.len);
     XXH128_hash_t h = XXH3_128bits_digest(&st);
-    return (tl_h128){h.low64 | 1, h.high64};
+    int64_t day = ts_ms < 0 ? 0 : ts_ms / 86400000;
+    if (day > 0xFFFF) day = 0xFFFF;
+    return (tl_h128){(h.low64 & ~DAY_BITS) | (uint64_t)day << 1 | 1, h.high64};
 }
 
+static inline uint32_t key_day(tl_h128 k)
+{
+    return (uint32_t)(k.lo >> 1) & 0xFFFF;
+}
+
+/* Identity and order ignore the day: a retry whose corrected time differs is the same key. */
 static inline int key_cmp(tl_h128 a, tl_h128 b)
 {
     if (a.hi != b.hi) return a.hi < b.hi ? -1 : 1;
-    return a.lo < b.lo ? -1 : a.lo > b.lo;
+    uint64_t x = a.lo & ~DAY_BITS, y = b.lo & ~DAY_BITS;
+    return x < y ? -1 : x > y;
+}
+
+static inline bool key_eq(tl_h128 a, tl_h128 b)
+{
+    return a.hi == b.hi && !((a.lo ^ b.lo) & ~DAY_BITS);
 }
 
 static inline void key_put(uint8_t *p, tl_h128 k)
@@ -164,9 +189,16 @@ static inline const uint64_t *bloom_block(const uint64_t *bloom, uint64_t n_bloc
     return bloom + (uint64_t)(((unsigned __int128)k.hi * n_blocks) >> 64) * 8;
 }
 
+/* 63 hash bits for the 7 probes: lo above the day, then the low bits of hi (the block index
+ * comes from hi's high bits). */
+static inline uint64_t bloom_bits(tl_h128 k)
+{
+    return k.lo >> 17 | k.hi << 47;
+}
+
 static void bloom_add(uint64_t *bloom, uint64_t n_blocks, tl_h128 k)
 {
-    uint64_t *b = (uint64_t *)bloom_block(bloom, n_blocks, k), h = k.lo >> 1;
+    uint64_t *b = (uint64_t *)bloom_block(bloom, n_blocks, k), h = bloom_bits(k);
     for (int i = 0; i < BLOOM_K; i++, h >>= 9)
         b[(h & 511) >> 6] |= 1ull << (h & 63);
 }
@@ -174,7 +206,7 @@ static void bloom_add(uint64_t *bloom, uint64_t n_blocks, tl_h128 k)
 static bool bloom_maybe(const uint64_t *bloom, uint64_t n_blocks, tl_h128 k)
 {
     const uint64_t *b = bloom_block(bloom, n_blocks, k);
-    uint64_t h = k.lo >> 1;
+    uint64_t h = bloom_bits(k);
     for (int i = 0; i < BLOOM_K; i++, h >>= 9)
         if (!(b[(h & 511) >> 6] & (1ull << (h & 63)))) return false;
     return true;
@@ -210,7 +242,7 @@ static bool mem_find(const memtable *m, tl_h128 k, uint64_t *slot)
             *slot = i;
             return false;
         }
-        if (m->slots[i].lo == k.lo && m->slots[i].hi == k.hi) {
+        if (key_eq(m->slots[i], k)) {
             *slot = i;
             return true;
         }
@@ -289,12 +321,23 @@ static void run_free(run *r)
     if (r->fd >= 0) close(r->fd);
     free(r->fences);
     free(r->bloom);
+    free(r->days);
     free(r);
 }
 
-static uint64_t run_file_len(uint64_t n_keys, uint64_t n_pages, uint64_t n_blocks)
+static uint64_t run_file_len(const run *r)
 {
-    return HDR_LEN + (n_keys + n_pages) * KEY_LEN + n_blocks * BLOCK_LEN;
+    return HDR_LEN + (r->n_keys + r->n_pages) * KEY_LEN + r->n_blocks * BLOCK_LEN +
+           (uint64_t)r->n_days * 8;
+}
+
+/* Keys of the run whose day is before `day`. */
+static uint64_t run_keys_before(const run *r, uint32_t day)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < r->n_days && r->days[2 * i] < day; i++)
+        n += r->days[2 * i + 1];
+    return n;
 }
 
 static uint64_t n_pages_of(uint64_t n_keys)
@@ -302,12 +345,13 @@ static uint64_t n_pages_of(uint64_t n_keys)
     return (n_keys + TL_DEDUP_PAGE_KEYS - 1) / TL_DEDUP_PAGE_KEYS;
 }
 
-/* meta_hash: bytes 0..40 of the header, then the page index and filter bytes as stored. */
+/* meta_hash: the header but itself, then the page index, filter and days as stored. */
 static uint64_t meta_hash(const uint8_t *hdr, const void *meta, size_t len)
 {
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
     XXH3_64bits_update(&st, hdr, 40);
+    XXH3_64bits_update(&st, hdr + 48, HDR_LEN - 48);
     XXH3_64bits_update(&st, meta, len);
     return XXH3_64bits_digest(&st);
 }
@@ -321,6 +365,7 @@ typedef struct writer {
     uint64_t off, n;
     XXH3_state_t hs;
     tl_h128 last;
+    uint32_t *day_n; /* keys per day, N_DAYS entries */
 } writer;
 
 static int writer_begin(tl_dedup *d, writer *w, uint64_t id, uint64_t max_keys)
@@ -340,6 +385,7 @@ static int writer_begin(tl_dedup *d, writer *w, uint64_t id, uint64_t max_keys)
     r->fences = tl_xmalloc((n_pages_of(max_keys) + 1) * sizeof *r->fences);
     w->r = r;
     w->buf = tl_xmalloc(WRITE_BUF);
+    w->day_n = tl_xcalloc(N_DAYS, sizeof *w->day_n);
     w->off = HDR_LEN;
     XXH3_64bits_reset(&w->hs);
     return 0;
@@ -361,6 +407,7 @@ static int writer_add(writer *w, tl_h128 k)
     if (w->n && key_cmp(k, w->last) <= 0) return key_cmp(k, w->last) ? TL_EBADMSG : 0;
     if (w->n % TL_DEDUP_PAGE_KEYS == 0) w->r->fences[w->n / TL_DEDUP_PAGE_KEYS] = k;
     bloom_add(w->r->bloom, w->r->n_blocks, k);
+    w->day_n[key_day(k)]++;
     key_put(w->buf + w->len, k);
     w->len += KEY_LEN;
     w->n++;
@@ -375,8 +422,10 @@ static void writer_abort(writer *w)
         run_free(w->r);
     }
     free(w->buf);
+    free(w->day_n);
     w->r = NULL;
     w->buf = NULL;
+    w->day_n = NULL;
 }
 
 /* Writes the page index, the filter and the header, and fsyncs. */
@@ -394,6 +443,17 @@ static int writer_finish(writer *w, run **out)
     }
     for (uint64_t i = 0; !rc && i < r->n_blocks * 8; i++)
         tl_buf_u64(&b, r->bloom[i]);
+    for (uint32_t day = 0; day < N_DAYS; day++)
+        r->n_days += w->day_n[day] != 0;
+    r->days = tl_xmalloc((r->n_days + 1) * 2 * sizeof *r->days);
+    for (uint32_t day = 0, i = 0; day < N_DAYS; day++) {
+        if (!w->day_n[day]) continue;
+        r->days[2 * i] = day;
+        r->days[2 * i + 1] = w->day_n[day];
+        tl_buf_u32(&b, day);
+        tl_buf_u32(&b, w->day_n[day]);
+        i++;
+    }
     if (!rc) rc = tl_pwrite_all(r->fd, b.p, b.len, (off_t)w->off);
     uint8_t hdr[HDR_LEN] = {0};
     memcpy(hdr, RUN_MAGIC, 8);
@@ -402,6 +462,7 @@ static int writer_finish(writer *w, run **out)
     tl_put64(hdr + 16, r->n_keys);
     tl_put64(hdr + 24, r->n_blocks);
     tl_put64(hdr + 32, XXH3_64bits_digest(&w->hs));
+    tl_put32(hdr + 48, r->n_days);
     tl_put64(hdr + 40, meta_hash(hdr, b.p, b.len));
     tl_buf_fini(&b);
     if (!rc) rc = tl_pwrite_all(r->fd, hdr, sizeof hdr, 0);
@@ -411,7 +472,9 @@ static int writer_finish(writer *w, run **out)
         return rc;
     }
     free(w->buf);
+    free(w->day_n);
     w->buf = NULL;
+    w->day_n = NULL;
     w->r = NULL;
     *out = r;
     return 0;
@@ -446,11 +509,12 @@ static int run_open(tl_dedup *d, uint64_t id, uint64_t n_keys, run **out, tl_err
     r->n_keys = tl_le64(hdr + 16);
     r->n_blocks = tl_le64(hdr + 24);
     r->n_pages = n_pages_of(r->n_keys);
+    r->n_days = tl_le32(hdr + 48);
     if (memcmp(hdr, RUN_MAGIC, 8) || tl_le32(hdr + 8) != 1 ||
         tl_le32(hdr + 12) != TL_DEDUP_PAGE_KEYS || r->n_keys != n_keys || !r->n_blocks ||
         r->n_keys > (uint64_t)stt.st_size / KEY_LEN ||
-        r->n_blocks > (uint64_t)stt.st_size / BLOCK_LEN ||
-        (uint64_t)stt.st_size != run_file_len(r->n_keys, r->n_pages, r->n_blocks)) {
+        r->n_blocks > (uint64_t)stt.st_size / BLOCK_LEN || r->n_days > N_DAYS ||
+        (uint64_t)stt.st_size != run_file_len(r)) {
         rc = TL_EBADMSG;
         tl_err_set(err, rc, "%s: not a dedup run of %" PRIu64 " keys (bad header or size)", path,
                    n_keys);
@@ -460,21 +524,34 @@ static int run_open(tl_dedup *d, uint64_t id, uint64_t n_keys, run **out, tl_err
      * checksummed as stored, then decoded in place (a no-op on little-endian hosts). */
     r->fences = tl_xmalloc((r->n_pages + 1) * sizeof *r->fences);
     r->bloom = bloom_new(r->n_blocks);
-    size_t flen = r->n_pages * KEY_LEN, blen = r->n_blocks * BLOCK_LEN;
+    r->days = tl_xmalloc(((size_t)r->n_days + 1) * 2 * sizeof *r->days);
+    size_t flen = r->n_pages * KEY_LEN, blen = r->n_blocks * BLOCK_LEN, dlen = r->n_days * 8;
     off_t at = (off_t)(HDR_LEN + r->n_keys * KEY_LEN);
     rc = tl_pread_all(r->fd, r->fences, flen, at);
     if (!rc) rc = tl_pread_all(r->fd, r->bloom, blen, at + (off_t)flen);
+    if (!rc) rc = tl_pread_all(r->fd, r->days, dlen, at + (off_t)(flen + blen));
     if (!rc) {
         XXH3_state_t hs;
         XXH3_64bits_reset(&hs);
         XXH3_64bits_update(&hs, hdr, 40);
+        XXH3_64bits_update(&hs, hdr + 48, HDR_LEN - 48);
         XXH3_64bits_update(&hs, r->fences, flen);
         XXH3_64bits_update(&hs, r->bloom, blen);
+        XXH3_64bits_update(&hs, r->days, dlen);
         if (XXH3_64bits_digest(&hs) != tl_le64(hdr + 40)) rc = TL_EBADMSG;
         for (uint64_t i = 0; i < r->n_pages; i++)
             r->fences[i] = key_get((const uint8_t *)&r->fences[i]);
         for (uint64_t i = 0; i < r->n_blocks * 8; i++)
             r->bloom[i] = tl_le64(&r->bloom[i]);
+        uint64_t sum = 0;
+        for (uint32_t i = 0; i < 2 * r->n_days; i++) {
+            r->days[i] = tl_le32(&r->days[i]);
+            if (i % 2)
+                sum += r->days[i];
+            else if (r->days[i] >= N_DAYS || (i && r->days[i] <= r->days[i - 2]))
+                rc = TL_EBADMSG;
+        }
+        if (sum != r->n_keys) rc = TL_EBADMSG;
     }
     if (rc) {
         tl_err_set(err, rc, "%s: %s (page index or filter)", path,
@@ -754,7 +831,10 @@ static int merge_runs(tl_dedup *d, job *j)
         for (int i = 0; i < j->n_in; i++)
             if (live[i] && (best < 0 || key_cmp(head[i], head[best]) < 0)) best = i;
         if (best < 0) break;
-        rc = writer_add(&w, head[best]);
+        if (key_day(head[best]) >= j->horizon)
+            rc = writer_add(&w, head[best]);
+        else
+            j->expired++;
         if (rc) break;
         rc = reader_next(&rd[best], &head[best]);
         if (rc == 0) {
@@ -798,8 +878,8 @@ static void *merger(void *arg)
     return NULL;
 }
 
-/* Starts a merge of the oldest FANOUT runs of the lowest full tier, if any and if none is
- * running. Writer only. */
+/* Starts a merge of the oldest FANOUT runs of the lowest full tier, or else the rewrite of a
+ * run that is mostly expired, if any and if none is running. Writer only. */
 static void maybe_merge(tl_dedup *d)
 {
     pthread_mutex_lock(&d->mmu);
@@ -822,7 +902,19 @@ static void maybe_merge(tl_dedup *d)
         }
         j->out_id = d->next_id++;
     }
+    /* Else a run at least half expired (not all: those are dropped without a rewrite). */
+    for (size_t i = 0; i < d->n_runs && !j && d->horizon; i++) {
+        run *r = d->runs[i];
+        uint64_t old = run_keys_before(r, d->horizon);
+        if (old * 2 < r->n_keys || old == r->n_keys) continue;
+        j = tl_xcalloc(1, sizeof *j);
+        j->n_in = 1;
+        j->in[0] = r;
+        r->busy = true;
+        j->out_id = d->next_id++;
+    }
     if (j) {
+        j->horizon = d->horizon;
         if (!d->thread_started && pthread_create(&d->thread, NULL, merger, d) == 0)
             d->thread_started = true;
         if (d->thread_started) {
@@ -865,9 +957,31 @@ static void install_merge(tl_dedup *d)
     }
     d->changed = true;
     atomic_fetch_add(&d->merges, 1);
+    atomic_fetch_add(&d->expired, j->expired);
     TL_DEBUG("index", "dedup merge: %d runs into run %016" PRIx64 " keys=%" PRIu64, j->n_in,
              j->out->id, j->out->n_keys);
     free(j);
+}
+
+/* Drops the runs whose every key has expired (writer, in prepare). */
+static void drop_expired(tl_dedup *d)
+{
+    if (!d->horizon) return;
+    for (size_t i = 0; i < d->n_runs;) {
+        run *r = d->runs[i];
+        if (r->busy || run_keys_before(r, d->horizon) != r->n_keys) {
+            i++;
+            continue;
+        }
+        pthread_rwlock_wrlock(&d->lock);
+        runs_remove(d, r);
+        pthread_rwlock_unlock(&d->lock);
+        doom(d, r->id);
+        atomic_fetch_add(&d->expired, r->n_keys);
+        TL_DEBUG("index", "dedup run %016" PRIx64 " expired keys=%" PRIu64, r->id, r->n_keys);
+        run_free(r);
+        d->changed = true;
+    }
 }
 
 /* ---- public ---- */
@@ -1021,6 +1135,7 @@ int tl_dedup__prepare(tl_dedup *d, uint64_t *aux, tl_err *err)
     int rc = tl_dedup__flush(d, err);
     if (rc) return rc;
     install_merge(d);
+    drop_expired(d);
     if (d->changed) {
         rc = man_write(d, d->gen_written + 1);
         if (rc)
@@ -1053,6 +1168,11 @@ void tl_dedup__committed(tl_dedup *d, uint64_t aux)
     maybe_merge(d);
 }
 
+void tl_dedup__set_horizon(tl_dedup *d, uint32_t day)
+{
+    d->horizon = day;
+}
+
 void tl_dedup__wait_merge(tl_dedup *d)
 {
     pthread_mutex_lock(&d->mmu);
@@ -1069,14 +1189,15 @@ void tl_dedup__get_stats(tl_dedup *d, tl_dedup_stats *out)
     for (size_t i = 0; i < d->n_runs; i++) {
         const run *r = d->runs[i];
         out->run_keys += r->n_keys;
-        out->mem_bytes += r->n_pages * KEY_LEN + r->n_blocks * BLOCK_LEN;
-        out->disk_bytes += run_file_len(r->n_keys, r->n_pages, r->n_blocks);
+        out->mem_bytes += r->n_pages * KEY_LEN + r->n_blocks * BLOCK_LEN + r->n_days * 8;
+        out->disk_bytes += run_file_len(r);
     }
     out->mem_keys = d->mem.n;
     out->mem_bytes += mem_bytes(&d->mem);
     pthread_rwlock_unlock(&d->lock);
     out->flushes = atomic_load(&d->flushes);
     out->merges = atomic_load(&d->merges);
+    out->expired = atomic_load(&d->expired);
     out->page_reads = atomic_load(&d->page_reads);
 }
 
@@ -1105,7 +1226,9 @@ int tl_dedup__check_run(const char *path, tl_err *err)
     reader_init(&rd, r);
     tl_h128 k, prev = {0, 0};
     uint64_t i = 0;
+    uint32_t *day_n = tl_xcalloc(N_DAYS, sizeof *day_n);
     while ((rc = reader_next(&rd, &k)) == 1) {
+        day_n[key_day(k)]++;
         if (i && key_cmp(prev, k) >= 0) {
             rc = tl_err_set(err, TL_EBADMSG, "%s: key %" PRIu64 " out of order", path, i);
             break;
@@ -1125,6 +1248,12 @@ int tl_dedup__check_run(const char *path, tl_err *err)
         rc = tl_err_set(err, TL_EBADMSG, "%s: keys checksum mismatch", path);
     else if (rc < 0 && rc != TL_EBADMSG)
         tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
+    /* run_open checked that the days' counts sum to n_keys; each must match too. */
+    for (uint32_t j = 0; rc == 0 && j < r->n_days; j++)
+        if (day_n[r->days[2 * j]] != r->days[2 * j + 1])
+            rc = tl_err_set(err, TL_EBADMSG, "%s: day %u counts %u keys, not %u", path,
+                            r->days[2 * j], r->days[2 * j + 1], day_n[r->days[2 * j]]);
+    free(day_n);
     reader_fini(&rd);
     run_free(r);
     return rc;

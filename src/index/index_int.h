@@ -26,9 +26,11 @@
 
 typedef struct tl_dedup tl_dedup;
 
-/* The key of (project, event_id): XXH3-128 of project, NUL, event_id, with the lowest bit
- * set (zero marks an empty memtable slot), so 127 bits of hash. */
-tl_h128 tl_dedup__key(tl_str project, tl_str event_id);
+/* The key of (project, event_id): XXH3-128 of project, NUL, event_id, of which 111 bits
+ * identify it; the other 17 hold the UTC day of ts_ms (the event time; 0 when unknown), for
+ * expiry, and a bit always set (zero marks an empty memtable slot). Keys that differ only in
+ * their day are the same key. */
+tl_h128 tl_dedup__key(tl_str project, tl_str event_id, int64_t ts_ms);
 
 /* Opens the set in `dir` (created when absent) at the state the store's checkpoint names:
  * aux is the value recorded with it. When aux names a manifest (TL_DEDUP_AUX_TAG set) and
@@ -68,6 +70,11 @@ int tl_dedup__prepare(tl_dedup *d, uint64_t *aux, tl_err *err) TL_MUST_USE;
 /* Step 2, after the store recorded aux durably: deletes the runs merged away and the older
  * manifest, and starts a merge when a size tier is full. Writer only. */
 void tl_dedup__committed(tl_dedup *d, uint64_t aux);
+/* Keys of event days before `day` (UTC days since 1970) have expired: merges leave them out,
+ * a run holding only such keys is dropped at the next tl_dedup__prepare, and a run that is
+ * at least half expired is rewritten without them. 0 (the default) expires nothing. Until
+ * dropped, an expired key still counts as present. Writer only. */
+void tl_dedup__set_horizon(tl_dedup *d, uint32_t day);
 /* Blocks until no merge is running (tests). */
 void tl_dedup__wait_merge(tl_dedup *d);
 
@@ -83,6 +90,7 @@ typedef struct tl_dedup_stats {
     uint64_t mem_bytes;  /* resident bytes: filters, page indexes and the memtable */
     uint64_t disk_bytes; /* bytes of the run files in use */
     uint64_t flushes, merges;
+    uint64_t expired;    /* keys dropped because their day passed the horizon */
     uint64_t page_reads; /* lookups that read a page (filter said maybe) */
 } tl_dedup_stats;
 void tl_dedup__get_stats(tl_dedup *d, tl_dedup_stats *out);

@@ -48,12 +48,19 @@ static int teardown(void **state)
     return 0;
 }
 
-/* The i-th test key of a series. */
-static tl_h128 key(const char *series, uint64_t i)
+#define DAY0 20454 /* 2026-01-01 */
+
+/* The i-th test key of a series, of an event on `day`. */
+static tl_h128 keyd(const char *series, uint64_t i, int64_t day)
 {
     char id[64];
     snprintf(id, sizeof id, "%s-%" PRIu64, series, i);
-    return tl_dedup__key(TL_STR("p"), tl_str_c(id));
+    return tl_dedup__key(TL_STR("p"), tl_str_c(id), day * 86400000 + 1234);
+}
+
+static tl_h128 key(const char *series, uint64_t i)
+{
+    return keyd(series, i, DAY0);
 }
 
 /* One insert, as the writer does it. */
@@ -214,17 +221,17 @@ static void test_memtable_sort(void **state)
     insert_range(d, "m", 0, N);
     /* Keys whose home slot is the last ones: their clusters wrap to slot 0. */
     for (uint64_t i = 0; i < 64; i++)
-        assert_int_equal(ins(d, (tl_h128){(i << 1) | 1, UINT64_MAX - i / 4}), 1);
+        assert_int_equal(ins(d, (tl_h128){(i << 17) | 1, UINT64_MAX - i / 4}), 1);
     for (uint64_t i = 0; i < 64; i++)
-        assert_int_equal(ins(d, (tl_h128){(i << 1) | 1, i / 4}), 1);
+        assert_int_equal(ins(d, (tl_h128){(i << 17) | 1, i / 4}), 1);
     uint64_t aux = checkpoint(d);
     tl_dedup__free(d);
     check_runs(f->dir);
     d = open_ok(f->dir, aux, false);
     assert_range(d, "m", 0, N, 1);
     for (uint64_t i = 0; i < 64; i++) {
-        assert_int_equal(tl_dedup__contains(d, (tl_h128){(i << 1) | 1, UINT64_MAX - i / 4}), 1);
-        assert_int_equal(tl_dedup__contains(d, (tl_h128){(i << 1) | 1, i / 4}), 1);
+        assert_int_equal(tl_dedup__contains(d, (tl_h128){(i << 17) | 1, UINT64_MAX - i / 4}), 1);
+        assert_int_equal(tl_dedup__contains(d, (tl_h128){(i << 17) | 1, i / 4}), 1);
     }
     assert_int_equal(stats(d).run_keys, N + 128);
     tl_dedup__free(d);
@@ -416,6 +423,67 @@ static void test_old_aux_rebuilds(void **state)
     tl_dedup__free(d);
 }
 
+/* The day is not part of a key's identity: a retry whose corrected time moved to another day
+ * is the same event. */
+static void test_day_not_identity(void **state)
+{
+    fixture *f = *state;
+    tl_dedup *d = open_ok(f->dir, 0, true);
+    assert_int_equal(ins(d, keyd("t", 1, DAY0)), 1);
+    assert_int_equal(ins(d, keyd("t", 1, DAY0 + 1)), 0);
+    assert_int_equal(tl_dedup__contains(d, keyd("t", 1, 0)), 1);
+    uint64_t aux = checkpoint(d);
+    assert_int_equal(ins(d, keyd("t", 1, DAY0 - 300)), 0);
+    tl_dedup__free(d);
+    d = open_ok(f->dir, aux, false);
+    assert_int_equal(tl_dedup__contains(d, keyd("t", 1, DAY0 + 5)), 1);
+    assert_int_equal(tl_dedup__contains(d, keyd("t", 2, DAY0)), 0);
+    tl_dedup__free(d);
+}
+
+/* Past the horizon: a run of only expired keys is dropped whole, a mostly expired one is
+ * rewritten without them, a mostly live one is kept as it is; merges leave expired keys out. */
+static void test_expiry(void **state)
+{
+    fixture *f = *state;
+    tl_dedup *d = open_ok(f->dir, 0, true);
+    insert_range(d, "old", 0, 400); /* run A: all old */
+    for (uint64_t i = 0; i < 400; i++)
+        assert_int_equal(ins(d, keyd("old", i, DAY0 - 200)), 0); /* already there */
+    checkpoint(d);
+    for (uint64_t i = 0; i < 300; i++) /* run B: 3/4 old */
+        assert_int_equal(ins(d, keyd("b", i, i < 225 ? DAY0 - 100 : DAY0 + 50)), 1);
+    checkpoint(d);
+    for (uint64_t i = 0; i < 300; i++) /* run C: 1/3 old */
+        assert_int_equal(ins(d, keyd("c", i, i < 100 ? DAY0 - 100 : DAY0 + 50)), 1);
+    checkpoint(d);
+    assert_int_equal(stats(d).runs, 3);
+    assert_int_equal(stats(d).run_keys, 1000);
+
+    tl_dedup__set_horizon(d, DAY0 + 1); /* DAY0 - 200, DAY0 - 100 and DAY0 have expired */
+    uint64_t aux = checkpoint(d);       /* drops A; starts the rewrite of B */
+    assert_int_equal(stats(d).runs, 2);
+    assert_int_equal(stats(d).expired, 400);
+    tl_dedup__wait_merge(d);
+    aux = checkpoint(d); /* installs B without its expired keys */
+    tl_dedup_stats st = stats(d);
+    assert_int_equal(st.runs, 2);
+    assert_int_equal(st.expired, 625);
+    assert_int_equal(st.run_keys, 75 + 300);
+    assert_int_equal(count_files(f->dir, "run-"), 2);
+    check_runs(f->dir);
+    assert_range(d, "old", 0, 400, 0);
+    assert_range(d, "b", 0, 225, 0);
+    assert_range(d, "b", 225, 300, 1);
+    assert_range(d, "c", 0, 300, 1); /* C kept whole: expired keys still count until merged */
+    tl_dedup__free(d);
+    d = open_ok(f->dir, aux, false);
+    assert_range(d, "b", 225, 300, 1);
+    assert_range(d, "c", 100, 300, 1);
+    assert_int_equal(stats(d).run_keys, 375);
+    tl_dedup__free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +495,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_before_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_damaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_aux_rebuilds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_day_not_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

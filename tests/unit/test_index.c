@@ -62,6 +62,8 @@ static int teardown(void **state)
     return 0;
 }
 
+static uint32_t g_retention_days; /* for the indexers that start() opens */
+
 /* Opens store, then log, then indexer (the order `tally serve` uses), and starts it. */
 static void start(engine *e, const char *root, uint32_t checkpoint_ms, uint32_t seal_rows)
 {
@@ -77,7 +79,8 @@ static void start(engine *e, const char *root, uint32_t checkpoint_ms, uint32_t 
     rc = tl_log_open(path, NULL, &e->log, &err);
     if (rc) fail_msg("log: %s", err.msg);
     snprintf(path, sizeof path, "%s/index", root);
-    tl_index_opts io = {.checkpoint_ms = checkpoint_ms, .seal_rows = seal_rows};
+    tl_index_opts io = {
+        .checkpoint_ms = checkpoint_ms, .seal_rows = seal_rows, .retention_days = g_retention_days};
     rc = tl_index_open(path, e->store, e->log, pos, aux, &io, &e->ix, &err);
     if (rc) fail_msg("index: %s", err.msg);
     assert_int_equal(tl_index_start(e->ix), 0);
@@ -714,6 +717,41 @@ static void test_dedup_across_runs(void **state)
     free(ids);
 }
 
+/* With a retention, keys of events older than it (plus 2 days) leave the dedup set: a run
+ * that is half expired is rewritten without them. Recent keys stay. */
+static void test_dedup_expiry_by_retention(void **state)
+{
+    fixture *f = *state;
+    g_retention_days = 30;
+    engine e;
+    start(&e, f->dir, 3600000, 0);
+    enum { N = 200 };
+    rec *batch = calloc(2 * N, sizeof *batch);
+    char(*ids)[16] = calloc(2 * N, 16);
+    int64_t now = tl_now_ms();
+    for (int i = 0; i < 2 * N; i++) {
+        snprintf(ids[i], 16, "%s-%d", i < N ? "old" : "new", i);
+        batch[i] = mk("p", "e", ids[i], "anon", NULL,
+                      i < N ? now - 100 * TL_MS_PER_DAY : now - TL_MS_PER_DAY);
+    }
+    put(&e, batch, 2 * N);
+    assert_int_equal(tl_index_checkpoint(e.ix), 0); /* the run; its rewrite starts */
+    assert_int_equal(stats(&e).dedup_keys, 2 * N);
+    for (int tries = 0; tries < 200 && stats(&e).dedup_keys != N; tries++) {
+        usleep(20000);
+        assert_int_equal(tl_index_checkpoint(e.ix), 0); /* installs it once done */
+    }
+    assert_int_equal(stats(&e).dedup_keys, N);
+    put(&e, batch + N, N); /* the recent ones again: still repeats */
+    assert_int_equal(stats(&e).duplicates, N);
+    assert_true(tl_index_seen(e.ix, TL_STR("p"), TL_STR("new-250")));
+    assert_false(tl_index_seen(e.ix, TL_STR("p"), TL_STR("old-50")));
+    stop(&e);
+    g_retention_days = 0;
+    free(batch);
+    free(ids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -731,6 +769,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_from_count_aux, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_run_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_across_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup_expiry_by_retention, setup, teardown),
     };
     return cmocka_run_group_tests_name("index", tests, NULL, NULL);
 }
