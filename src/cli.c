@@ -147,11 +147,13 @@ static int engine_open(engine *e, tl_err *err)
     rc = tl_log_open(path, &lo, &e->log, err);
     if (rc) return rc;
     snprintf(path, sizeof path, "%s/index", c->data_dir);
-    /* Dedup keys outlive every project's retention (docs/dedup.md). */
+    /* Dedup keys outlive every project's retention, also for events dated in the future
+     * (docs/dedup.md). */
     tl_index_opts io = {c->checkpoint_ms, c->seal_rows, c->retention_days};
     for (uint32_t i = 0; i < c->n_projects; i++)
         if (c->projects[i].retention_days > io.retention_days)
             io.retention_days = c->projects[i].retention_days;
+    io.retention_days += (uint32_t)(((uint64_t)c->max_future_s + 86399) / 86400);
     rc = tl_index_open(path, e->st, e->log, pos, aux, &io, &e->ix, err);
     if (rc) return rc;
     rc = tl_index_start(e->ix);

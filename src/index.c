@@ -139,13 +139,13 @@ static void apply(tl_index *ix, uint32_t pid, const tl_record *r)
     if (r->kind == TL_REC_EVENT) tl_store_w_append(s, pid, r, did);
 }
 
-/* Keys of events older than the retention (plus a margin for events dated up to a day in
- * the future, and a day's slack) expire. */
+/* Keys of events older than opts.retention_days (which includes the margin for events dated
+ * in the future), and a day's slack, expire. */
 static void set_horizon(tl_index *ix)
 {
     if (!ix->opts.retention_days) return;
     int64_t today = tl_floordiv(tl_now_ms(), TL_MS_PER_DAY);
-    int64_t h = today - (int64_t)ix->opts.retention_days - 2;
+    int64_t h = today - (int64_t)ix->opts.retention_days - 1;
     tl_dedup__set_horizon(ix->dd, h > 0 ? (uint32_t)h : 0);
 }
 

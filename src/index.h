@@ -23,9 +23,9 @@ typedef struct tl_index tl_index;
 typedef struct tl_index_opts {
     uint32_t checkpoint_ms; /* 0 means 5000 */
     uint32_t seal_rows;     /* 0 means 1 << 20 */
-    /* Keys of events older than this many days (plus 2) leave the dedup set; 0 keeps them
-     * forever. The longest retention of any project (a repeat of an event that old would
-     * fall outside every project's retention anyway). */
+    /* Keys of events older than this many days (plus 1) leave the dedup set; 0 keeps them
+     * forever. The longest retention of any project plus the days an event may be dated
+     * ahead (a repeat of an event that old falls outside every project's retention). */
     uint32_t retention_days;
 } tl_index_opts;
 
