@@ -18,11 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+#include <unistd.h>
+
 #include "query.h"
 #include "query/query_int.h"
 #include "util/time.h"
 
 #define MAX_MEMBERS 4096
+#define PAR_ROWS    400000 /* rows in range from which the search is split among threads */
+#define MAX_THREADS 4
 
 typedef struct hit {
     int64_t ts;
@@ -112,29 +117,49 @@ static void match_rows(found *f, const uint32_t *dc, uint32_t lo, uint32_t hi, c
         if (persons[dc[r]] == root) add_row(f, r);
 }
 
-/* Finds the rows of the person (root, its dids members[0..nm), all of them unless `partial`)
- * with ts in [from_ms, to_excl), part by part. */
-static int find_rows(tl_snap *sn, uint32_t root, const uint32_t *members, uint32_t nm, bool partial,
-                     int64_t from_ms, int64_t to_excl, found *f, tl_err *err)
+/* A search over parts [p0, p1) for the rows of the person (root, its dids members[0..nm),
+ * all of them unless `partial`) with ts in [from_ms, to_excl); several run at once on large
+ * stores. */
+typedef struct fjob {
+    tl_snap *sn;
+    uint32_t root, nm;
+    const uint32_t *members;
+    bool partial;
+    int64_t from_ms, to_excl;
+    size_t p0, p1;
+    found f;
+    int rc;
+    tl_err err;
+    pthread_t th;
+    bool started;
+} fjob;
+
+static void *find_rows(void *arg)
 {
-    const uint32_t *persons = tl_snap_persons(sn);
+    fjob *j = arg;
+    found *f = &j->f;
+    const uint32_t *persons = tl_snap_persons(j->sn), *members = j->members;
+    const uint32_t root = j->root, nm = j->nm;
+    const int64_t from_ms = j->from_ms, to_excl = j->to_excl;
     /* Up to 4 dids are compared directly (repeated to fill 4); more go through the map. */
     uint32_t m4[4];
     for (uint32_t i = 0; i < 4; i++)
         m4[i] = members[i < nm ? i : 0];
-    const uint32_t *m = nm <= 4 && !partial ? m4 : NULL;
-    size_t np = tl_snap_n_parts(sn);
-    for (size_t pi = 0; pi < np; pi++) {
-        tl_part_info in = tl_snap_part_info(sn, pi);
+    const uint32_t *m = nm <= 4 && !j->partial ? m4 : NULL;
+    for (size_t pi = j->p0; pi < j->p1; pi++) {
+        tl_part_info in = tl_snap_part_info(j->sn, pi);
         if (!in.n_rows || in.max_ts_ms < from_ms || in.min_ts_ms >= to_excl) continue;
-        if (!partial && !part_may_hold(sn, pi, members, nm)) continue;
+        if (!j->partial && !part_may_hold(j->sn, pi, members, nm)) continue;
         const uint32_t *dc;
         const int64_t *ts = NULL;
-        int rc = tl_snap_col_u32(sn, pi, TL_COL_DID, &dc);
+        int rc = tl_snap_col_u32(j->sn, pi, TL_COL_DID, &dc);
         /* Times only where the range cuts the part. */
         bool cut = in.min_ts_ms < from_ms || in.max_ts_ms >= to_excl;
-        if (!rc && cut) rc = tl_snap_col_ts(sn, pi, &ts);
-        if (rc) return tl_err_set(err, rc, "store: %s", tl_strerror(rc));
+        if (!rc && cut) rc = tl_snap_col_ts(j->sn, pi, &ts);
+        if (rc) {
+            j->rc = tl_err_set(&j->err, rc, "store: %s", tl_strerror(rc));
+            return NULL;
+        }
         uint32_t lo = 0, hi = in.n_rows;
         if (cut && in.sorted) {
             lo = tl_query__lower_bound64(ts, in.n_rows, from_ms);
@@ -156,7 +181,84 @@ static int find_rows(tl_snap *sn, uint32_t root, const uint32_t *members, uint32
         }
         f->parts[f->np++] = (ppart){(uint32_t)pi, in.min_ts_ms, in.max_ts_ms, first, f->n - first};
     }
-    return 0;
+    return NULL;
+}
+
+/* Workers for a search over `rows` rows: one below PAR_ROWS, else one per CPU up to
+ * MAX_THREADS (the did columns are read and decompressed, then scanned, in parallel). */
+static uint32_t n_workers(uint64_t rows)
+{
+    uint64_t min_rows = PAR_ROWS;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+#ifdef TL_TESTING
+    if (getenv("TALLY_TEST_QUERY_THREADS")) { /* integration tests: cover the split */
+        min_rows = 0;
+        cpus = 3;
+    }
+#endif
+    if (rows < min_rows || cpus < 2) return 1;
+    return cpus < MAX_THREADS ? (uint32_t)cpus : MAX_THREADS;
+}
+
+/* The rows of the person in every part, in part order: the parts split among workers by rows,
+ * each worker's finds appended in turn. */
+static int find_all(fjob *proto, found *out, tl_err *err)
+{
+    size_t np = tl_snap_n_parts(proto->sn);
+    uint64_t total = 0;
+    for (size_t pi = 0; pi < np; pi++) {
+        tl_part_info in = tl_snap_part_info(proto->sn, pi);
+        if (in.n_rows && in.max_ts_ms >= proto->from_ms && in.min_ts_ms < proto->to_excl)
+            total += in.n_rows;
+    }
+    uint32_t nw = n_workers(total);
+    fjob jobs[MAX_THREADS];
+    uint64_t acc = 0;
+    size_t pi = 0;
+    for (uint32_t k = 0; k < nw; k++) {
+        jobs[k] = *proto;
+        jobs[k].p0 = pi;
+        uint64_t want = total * (k + 1) / nw;
+        while (pi < np && (acc < want || k + 1 == nw)) {
+            tl_part_info in = tl_snap_part_info(proto->sn, pi++);
+            if (in.n_rows && in.max_ts_ms >= proto->from_ms && in.min_ts_ms < proto->to_excl)
+                acc += in.n_rows;
+        }
+        jobs[k].p1 = pi;
+    }
+    for (uint32_t k = 1; k < nw; k++)
+        jobs[k].started = pthread_create(&jobs[k].th, NULL, find_rows, &jobs[k]) == 0;
+    find_rows(&jobs[0]);
+    for (uint32_t k = 1; k < nw; k++) {
+        if (jobs[k].started)
+            pthread_join(jobs[k].th, NULL);
+        else
+            find_rows(&jobs[k]); /* no thread: its share runs here */
+    }
+    int rc = 0;
+    *out = jobs[0].f;
+    for (uint32_t k = 0; k < nw; k++) {
+        if (jobs[k].rc && !rc) {
+            rc = jobs[k].rc;
+            *err = jobs[k].err;
+        }
+        if (!k) continue;
+        found *g = &jobs[k].f;
+        for (size_t i = 0; i < g->n; i++)
+            add_row(out, g->rows[i]);
+        for (size_t i = 0; i < g->np; i++) {
+            if (out->np == out->capp) {
+                out->capp = out->capp ? out->capp * 2 : 64;
+                out->parts = tl_xrealloc(out->parts, out->capp * sizeof *out->parts);
+            }
+            ppart pp = g->parts[i];
+            pp.first += out->n - g->n;
+            out->parts[out->np++] = pp;
+        }
+        free(g->rows);
+        free(g->parts);
+    }
+    return rc;
 }
 
 /* The rows of parts[a..b) (one group) in timeline order, appended to *h. */
@@ -342,7 +444,16 @@ int tl_query_person_events(tl_store *s, const tl_project_conf *p, tl_str distinc
     memset(&f, 0, sizeof f);
     hit *hits = NULL;
     size_t n_page = 0;
-    rc = find_rows(sn, root, members, nm, partial, from_ms, to_excl, &f, err);
+    fjob proto;
+    memset(&proto, 0, sizeof proto);
+    proto.sn = sn;
+    proto.root = root;
+    proto.nm = nm;
+    proto.members = members;
+    proto.partial = partial;
+    proto.from_ms = from_ms;
+    proto.to_excl = to_excl;
+    rc = find_all(&proto, &f, err);
     size_t n = f.n, end = (size_t)offset + limit < n ? (size_t)offset + limit : n;
     if (!rc && offset < end) rc = find_page(sn, &f, offset, end, &hits, &n_page, err);
     if (!rc) {

@@ -72,7 +72,7 @@ def test_timeline_across_sealed_overlapping_parts_matches_reference():
     """Many small sealed parts (late batches make their time spans overlap), an open part,
     many equal timestamps inside and across parts: every page, range and limit equals the
     reference order (time, event_id). One person has 2 distinct ids (compared directly), the
-    other 6 (through the identity map)."""
+    other 6 (through the identity map). The search is split among threads."""
     import random
     r = random.Random(7)
     day = 86400_000
@@ -96,7 +96,9 @@ def test_timeline_across_sealed_overlapping_parts_matches_reference():
                     "timestamp": r.choice(grid), "event_id": "n%04d" % i, "_p": None})
     r.shuffle(evs)  # arrival order unlike time order: parts overlap
     sent = [dict((k, v) for k, v in e.items() if k != "_p") for e in evs]
-    with Server(config_extra={"seal_rows": 30, "checkpoint_ms": 50}) as s:
+    # TALLY_TEST_QUERY_THREADS: test builds split the search among threads even on small data
+    with Server(config_extra={"seal_rows": 30, "checkpoint_ms": 50},
+                env={"TALLY_TEST_QUERY_THREADS": "1"}) as s:
         half = len(sent) * 3 // 4
         for i in range(0, half, 25):
             s.collect_ok(sent[i:i + 25])
