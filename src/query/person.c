@@ -7,7 +7,8 @@
  * no new event arrives in between.
  *
  * Cost. Only the did column of every part that meets the range is read (a compare against
- * the person's few dids, 16 rows at a time); times are read only for parts that straddle the
+ * the person's few dids, 16 rows at a time; on large stores the parts are split among a few
+ * threads, which also decompress in parallel); times are read only for parts that straddle the
  * range's edges (to drop rows outside it) and for the parts that hold the page. The rows are
  * counted per part and the parts grouped by overlapping time spans (parts come ordered by
  * first time; sealed parts hardly overlap), so the page is found group by group and only its
