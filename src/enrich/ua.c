@@ -214,6 +214,12 @@ static void lit_seq(lit_scan *x, bool required, int depth)
         }
         char c = *p;
         const char *e = p + 1;
+        if (*p == '{') {
+            /* Not a quantifier we read (those were taken after their atom): PCRE2 takes "{"
+             * as a literal, but newer versions read more forms ({,n}) as quantifiers. */
+            x->bail = true;
+            return;
+        }
         if (*p == '\\') {
             c = p[1];
             e = p + 2;

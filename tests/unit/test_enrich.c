@@ -557,7 +557,9 @@ static void test_ua_literals(void **state)
         {"ab+cd", false, "ab"},    /* a repeated one too, after itself */
         {"a{2}bcd", false, "bcd"}, /* a counted one: "a", then a new run */
         {"ab{0,3}cd", false, "cd"},
-        {"x{abc}yz", false, "x{abc}yz"},       /* not a quantifier: literal braces */
+        {"abc{,3}d", false, ""}, /* {,n}: a quantifier in PCRE2 10.43 */
+        {"ab{2,}cdef", false, "cdef"},
+        {"x{abc}yz", false, ""},               /* braces not read as a quantifier */
         {"Safari\\/(\\d+)", false, "Safari/"}, /* escaped punctuation is literal */
         {"\\bFoo\\sBar", false, "Foo"},        /* classes and anchors end a run */
         {"[Ff]irefox/", false, "irefox/"},     /* a character class too */
