@@ -125,6 +125,12 @@ enum tl_col {
 int tl_snap_col_ts(tl_snap *sn, size_t part, const int64_t **out) TL_MUST_USE;
 int tl_snap_col_u32(tl_snap *sn, size_t part, int col, const uint32_t **out) TL_MUST_USE;
 
+/* The rows of a sealed part whose event is event_id (a dict id), ascending: *n of them (0
+ * when none). TL_ENOENT when the part has no event index (an open part, or a part written
+ * before the index existed): scan the event column instead. */
+int tl_snap_event_rows(tl_snap *sn, size_t part, uint32_t event_id, const uint32_t **rows,
+                       uint32_t *n) TL_MUST_USE;
+
 /* A property column: for each row, type[i] is 0 (absent), TL_PV_NUM (num[i]) or TL_PV_STR
  * (str[i], a dict id). TL_ENOENT when no row of the part has the key. */
 typedef struct tl_prop_col {

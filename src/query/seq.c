@@ -126,6 +126,47 @@ static inline uint32_t aux_at(gather *g, const auxcol *x, uint32_t r)
     }
 }
 
+static uint32_t lower_bound32(const uint32_t *a, uint32_t n, uint32_t x)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The rows in [lo, hi) of the events fid[0..nf) from the part's event index, ascending, into
+ * sel (*nc of them; tmp and u are scratch of the part's size). False when the part has no
+ * index. */
+static bool event_rows(tl_qctx *c, size_t part, const uint32_t *fid, uint32_t nf, uint32_t lo,
+                       uint32_t hi, uint32_t *sel, uint32_t *tmp, uint32_t *u, uint32_t *nc)
+{
+    uint32_t n = 0;
+    for (uint32_t f = 0; f < nf; f++) {
+        const uint32_t *rows;
+        uint32_t nr;
+        if (tl_snap_event_rows(c->sn, part, fid[f], &rows, &nr)) return false;
+        uint32_t a0 = lower_bound32(rows, nr, lo), a1 = lower_bound32(rows, nr, hi), w = a1 - a0;
+        if (!f) {
+            memcpy(sel, rows + a0, (size_t)w * sizeof *sel);
+            n = w;
+            continue;
+        }
+        memcpy(tmp, rows + a0, (size_t)w * sizeof *tmp);
+        uint32_t i = 0, j = 0, m = 0; /* union of two ascending lists (disjoint) */
+        while (i < n || j < w)
+            u[m++] = j == w || (i < n && sel[i] < tmp[j]) ? sel[i++] : tmp[j++];
+        memcpy(sel, u, (size_t)m * sizeof *sel);
+        n = m;
+    }
+    *nc = n;
+    return true;
+}
+
 /* The rows of part `part` the spec keeps: g->sel[0..*k) their row numbers (ascending) and
  * g->mask[j] the conditions row g->sel[j] matches (never 0 unless keep_all). Rows outside
  * [from, to_excl), of unknown dids or of erased persons are left out. *ts and *did are the
@@ -195,6 +236,8 @@ static int select_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
         if (all_bits) {
             for (uint32_t r = lo; r < hi; r++)
                 sel[nc++] = r;
+        } else if (in.sorted && event_rows(c, part, fid, nf, lo, hi, sel, tmp, mask, &nc)) {
+            /* the rows of the events from the part's event index */
         } else {
             /* The rows of the events, branch-free (up to four names per pass), then the
              * other tests on those rows only. */

@@ -225,7 +225,25 @@ static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, 
             }
             have = true;
         }
+        /* An "event = E" filter on a sorted part starts from the part's event index: only
+         * E's rows are read, not the whole event column. */
+        uint32_t skip = UINT32_MAX;
+        for (uint32_t i = 0; i < e->req->n_preds && !have && in.sorted; i++) {
+            const tl_qpred *pd = &e->req->preds[i];
+            const uint32_t *rows;
+            uint32_t nr;
+            if (pd->prop.col != TL_COL_EVENT || pd->neg || pd->smode != TL_QS_ID1 ||
+                tl_snap_event_rows(c->sn, part, pd->sid1, &rows, &nr))
+                continue;
+            uint32_t a0 = lower_bound32(rows, nr, lo), a1 = lower_bound32(rows, nr, hi);
+            k = a1 - a0;
+            memcpy(sel, rows + a0, (size_t)k * sizeof *sel);
+            have = true;
+            skip = i;
+            if (!k) return 0;
+        }
         for (uint32_t i = 0; i < e->req->n_preds; i++) {
+            if (i == skip) continue;
             rc = tl_query__filter_sel(c, &e->req->preds[i], part, have ? sel : NULL, have ? 0 : lo,
                                       have ? k : hi, sel, &k, err);
             if (rc) return rc;

@@ -1,10 +1,11 @@
 /* Column parts. An open part is a set of growable arrays in memory; sealing writes it, sorted
  * by event time, as an immutable part file of zstd-compressed columns.
  *
- * Part file, version 1 (little-endian):
+ * Part file, version 2 (little-endian; version 1 is read too: it is version 2 without the
+ * event index):
  *
  *   0      8   magic "TLPART01"
- *   8      4   version (1)
+ *   8      4   version (2)
  *   12     4   n_rows
  *   16     8   min_ts_ms          24  8  max_ts_ms
  *   32     4   project index      36  4  n_cols
@@ -18,7 +19,10 @@
  * Column encodings before compression: TS: int64 deltas from the previous row (the first from
  * 0), so sorted times compress to almost nothing; u32 columns: raw; event ids: u32 offsets
  * [n+1] then bytes; a property (col TL_COL_PROP, key = dict id of the key): u8 type[n] then
- * u64 value[n] (double bits or dict id; 0 where absent). */
+ * u64 value[n] (double bits or dict id; 0 where absent); the event index (col TL_COL_EVIDX,
+ * version 2): u32 n_ev, u32 event[n_ev] (dict ids, ascending), u32 first[n_ev + 1]
+ * (first[n_ev] = n), u32 rows[n]: event k's rows, ascending, are rows[first[k] ..
+ * first[k + 1]), so a filter on one event reads only its rows. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,7 +195,7 @@ static int write_part(const char *path, uint64_t seq, uint32_t project, uint32_t
         uint8_t h[HDR_SIZE];
         memset(h, 0, sizeof h);
         memcpy(h, "TLPART01", 8);
-        tl_put32(h + 8, 1);
+        tl_put32(h + 8, 2);
         tl_put32(h + 12, n);
         tl_put64(h + 16, (uint64_t)min_ts);
         tl_put64(h + 24, (uint64_t)max_ts);
@@ -267,6 +271,97 @@ static void gather_free(gathered *g)
     free(g->bufs);
 }
 
+/* The event index of a part's event column ev[0..n) (format above): new memory, *bytes long.
+ * Events are dict ids; a part holds few distinct ones, found with a small hash table. */
+static uint32_t *event_index(const uint32_t *ev, uint32_t n, size_t *bytes)
+{
+    uint32_t mask = 255, n_ev = 0;
+    uint32_t *key = tl_xcalloc(mask + 1, sizeof *key), *cnt = tl_xcalloc(mask + 1, sizeof *cnt);
+    for (uint32_t r = 0; r < n; r++) {
+        uint32_t e = ev[r] + 1, h = (e * 2654435761u) & mask; /* +1: 0 marks an empty slot */
+        while (key[h] && key[h] != e)
+            h = (h + 1) & mask;
+        if (!key[h]) {
+            key[h] = e;
+            if (++n_ev * 2 > mask) { /* grow */
+                uint32_t m2 = mask * 2 + 1;
+                uint32_t *k2 = tl_xcalloc(m2 + 1, sizeof *k2), *c2 = tl_xcalloc(m2 + 1, sizeof *c2);
+                for (uint32_t i = 0; i <= mask; i++) {
+                    if (!key[i]) continue;
+                    uint32_t j = (key[i] * 2654435761u) & m2;
+                    while (k2[j])
+                        j = (j + 1) & m2;
+                    k2[j] = key[i];
+                    c2[j] = cnt[i];
+                }
+                free(key);
+                free(cnt);
+                key = k2;
+                cnt = c2;
+                mask = m2;
+                h = (e * 2654435761u) & mask;
+                while (key[h] != e)
+                    h = (h + 1) & mask;
+            }
+        }
+        cnt[h]++;
+    }
+    /* The events in id order, each with its first position, then the rows. */
+    uint32_t *ids = tl_xmalloc(((size_t)n_ev + 1) * sizeof *ids), k = 0;
+    for (uint32_t i = 0; i <= mask; i++)
+        if (key[i]) ids[k++] = i;         /* slot numbers, sorted by their key below */
+    for (uint32_t i = 1; i < n_ev; i++) { /* insertion sort: few events */
+        uint32_t v = ids[i], j = i;
+        while (j && key[ids[j - 1]] > key[v]) {
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        ids[j] = v;
+    }
+    *bytes = 4 + (size_t)n_ev * 8 + 4 + (size_t)n * 4;
+    uint32_t *x = tl_xmalloc(*bytes + 4), *first = x + 1 + n_ev, *rows = first + n_ev + 1, acc = 0;
+    x[0] = n_ev;
+    for (uint32_t i = 0; i < n_ev; i++) {
+        uint32_t slot = ids[i];
+        x[1 + i] = key[slot] - 1;
+        first[i] = acc;
+        acc += cnt[slot];
+        cnt[slot] = first[i]; /* now: the next position of the event's rows */
+    }
+    first[n_ev] = n;
+    for (uint32_t r = 0; r < n; r++) {
+        uint32_t e = ev[r] + 1, h = (e * 2654435761u) & mask;
+        while (key[h] != e)
+            h = (h + 1) & mask;
+        rows[cnt[h]++] = r;
+    }
+    free(ids);
+    free(key);
+    free(cnt);
+    return x; /* little-endian hosts only, as the rest of the format (store.h) */
+}
+
+/* Checks an event index against the format, so readers can trust its positions. */
+static bool evidx_ok(const uint8_t *raw, size_t len, uint32_t n)
+{
+    if (len < 8) return false;
+    uint32_t n_ev = tl_le32(raw);
+    if (n_ev > n || len != 4 + (size_t)n_ev * 8 + 4 + (size_t)n * 4) return false;
+    const uint8_t *ev = raw + 4, *first = ev + (size_t)n_ev * 4,
+                  *rows = first + (size_t)n_ev * 4 + 4;
+    if (tl_le32(first) != 0 || tl_le32(first + (size_t)n_ev * 4) != n) return false;
+    for (uint32_t i = 0; i < n_ev; i++) {
+        uint32_t lo = tl_le32(first + (size_t)i * 4), hi = tl_le32(first + (size_t)i * 4 + 4);
+        if (hi < lo || hi > n) return false;
+        if (i && tl_le32(ev + (size_t)i * 4) <= tl_le32(ev + (size_t)i * 4 - 4)) return false;
+        for (uint32_t j = lo; j < hi; j++) {
+            uint32_t r = tl_le32(rows + (size_t)j * 4);
+            if (r >= n || (j > lo && r <= tl_le32(rows + (size_t)j * 4 - 4))) return false;
+        }
+    }
+    return true;
+}
+
 int tl_part__write(const char *path, uint64_t seq, uint32_t project, const tl_open *op,
                    tl_part **out, tl_err *err)
 {
@@ -299,6 +394,9 @@ int tl_part__write(const char *path, uint64_t seq, uint32_t project, const tl_op
         tl_put32(e + (size_t)(i + 1) * 4, o);
     }
     gather_add(&g, TL_COL_EVENT_ID, 0, e, eb);
+    size_t xb;
+    uint32_t *x = event_index(g.bufs[TL_COL_EVENT], n, &xb);
+    gather_add(&g, TL_COL_EVIDX, 0, x, xb);
     for (uint32_t k = 0; k < op->n_props; k++) {
         const tl_oprop *p = &op->props[k];
         uint8_t *v = tl_xcalloc((size_t)n * 9 + 1, 1);
@@ -332,7 +430,8 @@ int tl_part__open(const char *path, uint64_t seq, uint32_t project, tl_part **ou
         return tl_err_set(err, TL_EBADMSG, "%s: cannot read header", path);
     }
     uint32_t n_cols = tl_le32(h + 36);
-    if (memcmp(h, "TLPART01", 8) || tl_le32(h + 8) != 1 || tl_crc32c(0, h, 52) != tl_le32(h + 52) ||
+    if (memcmp(h, "TLPART01", 8) || tl_le32(h + 8) < 1 || tl_le32(h + 8) > 2 ||
+        tl_crc32c(0, h, 52) != tl_le32(h + 52) ||
         (uint64_t)n_cols * ENT_SIZE + HDR_SIZE > (uint64_t)st.st_size) {
         close(fd);
         return tl_err_set(err, TL_EBADMSG, "%s: bad part header", path);
@@ -483,7 +582,7 @@ static size_t expected_raw(const tl_part *p, const tl_colent *c)
     size_t n = p->n_rows;
     if (c->col == TL_COL_TS) return n * 8;
     if (c->col == TL_COL_PROP) return n * 9;
-    if (c->col == TL_COL_EVENT_ID) return 0; /* variable */
+    if (c->col == TL_COL_EVENT_ID || c->col == TL_COL_EVIDX) return 0; /* variable */
     return n * 4;
 }
 
@@ -535,6 +634,7 @@ static int decode(tl_part *p, uint32_t i, void **out, size_t *bytes)
                 hdr + tl_le32(raw + (size_t)(r + 1) * 4) > c->rawlen)
                 rc = TL_EBADMSG;
     }
+    if (!rc && c->col == TL_COL_EVIDX && !evidx_ok(raw, c->rawlen, p->n_rows)) rc = TL_EBADMSG;
     if (!rc && c->col == TL_COL_PROP) {
         /* Decode once to the aligned reader layout (store_int.h). */
         uint32_t n = p->n_rows;

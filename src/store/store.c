@@ -1033,6 +1033,35 @@ int tl_snap_col_u32(tl_snap *sn, size_t part, int col, const uint32_t **out)
     return snap_load(sn, sp, (uint32_t)i, (const void **)out);
 }
 
+int tl_snap_event_rows(tl_snap *sn, size_t part, uint32_t event_id, const uint32_t **rows,
+                       uint32_t *n)
+{
+    struct snap_part *sp = &sn->parts[part];
+    if (sp->open) return TL_ENOENT;
+    int i = tl_part__find(sp->sealed, TL_COL_EVIDX, 0);
+    if (i < 0) return TL_ENOENT; /* a version 1 part */
+    const uint32_t *x;
+    int rc = snap_load(sn, sp, (uint32_t)i, (const void **)&x);
+    if (rc) return rc;
+    uint32_t n_ev = x[0], lo = 0, hi = n_ev;
+    const uint32_t *ev = x + 1, *first = ev + n_ev, *all = first + n_ev + 1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (ev[mid] < event_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < n_ev && ev[lo] == event_id) {
+        *rows = all + first[lo];
+        *n = first[lo + 1] - first[lo];
+    } else {
+        *rows = all;
+        *n = 0;
+    }
+    return 0;
+}
+
 int tl_snap_prop(tl_snap *sn, size_t part, uint32_t key_id, tl_prop_col *out)
 {
     struct snap_part *sp = &sn->parts[part];

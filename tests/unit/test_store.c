@@ -852,6 +852,71 @@ static void test_compaction(void **state)
     tl_store_free(s);
 }
 
+/* The event index of sealed parts (fresh and merged) lists exactly the rows a scan of the
+ * event column finds, in order; open parts have none. */
+static void check_event_index(tl_snap *sn, const char *const *names, int n_names)
+{
+    for (size_t p = 0; p < tl_snap_n_parts(sn); p++) {
+        tl_part_info in = tl_snap_part_info(sn, p);
+        const uint32_t *evc, *rows;
+        uint32_t nr;
+        assert_int_equal(tl_snap_col_u32(sn, p, TL_COL_EVENT, &evc), 0);
+        if (!in.sorted) {
+            assert_int_equal(tl_snap_event_rows(sn, p, 1, &rows, &nr), TL_ENOENT);
+            continue;
+        }
+        uint32_t total = 0;
+        for (int k = 0; k < n_names; k++) {
+            uint32_t id = 0;
+            if (tl_snap_dict_find(sn, tl_str_c(names[k]), &id)) continue;
+            assert_int_equal(tl_snap_event_rows(sn, p, id, &rows, &nr), 0);
+            uint32_t j = 0;
+            for (uint32_t r = 0; r < in.n_rows; r++)
+                if (evc[r] == id) {
+                    assert_true(j < nr);
+                    assert_int_equal(rows[j++], r);
+                }
+            assert_int_equal(j, nr);
+            total += nr;
+        }
+        assert_int_equal(total, in.n_rows);
+        assert_int_equal(tl_snap_event_rows(sn, p, 999999, &rows, &nr), 0); /* no such event */
+        assert_int_equal(nr, 0);
+    }
+}
+
+static void test_event_index(void **state)
+{
+    fixture *f = *state;
+    tl_store *s = open_store(f->sdir, NULL, NULL);
+    static const char *const names[] = {"view", "cart", "buy", "a-much-longer-event-name"};
+    char eid[32];
+    uint32_t seed = 7;
+    for (int c = 1; c <= 9; c++) { /* the eighth checkpoint merges seven parts */
+        uint32_t pid = begin(s, "p");
+        uint32_t d = did(s, pid, "x", false);
+        for (int i = 0; i < 300; i++) {
+            seed = seed * 1103515245u + 12345u;
+            snprintf(eid, sizeof eid, "e%d-%d", c, i);
+            append(s, pid, d, names[(seed >> 16) % 4], eid, T0 + (seed >> 8) % DAY, "", "", NULL);
+        }
+        tl_store_w_end(s, pid);
+        tl_snap *sn = snap(s, "p");
+        check_event_index(sn, names, 4); /* the open part: none */
+        tl_snap_free(sn);
+        checkpoint(s, (uint64_t)c, 0);
+        sn = snap(s, "p");
+        check_event_index(sn, names, 4);
+        tl_snap_free(sn);
+    }
+    tl_store_free(s);
+    s = open_store(f->sdir, NULL, NULL);
+    tl_snap *sn = snap(s, "p");
+    check_event_index(sn, names, 4);
+    tl_snap_free(sn);
+    tl_store_free(s);
+}
+
 static void test_stray_files(void **state)
 {
     fixture *f = *state;
@@ -1309,6 +1374,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_rows_and_props, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_event_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_failure_is_sticky, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_index, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
