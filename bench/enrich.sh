@@ -171,6 +171,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 MON=$(median "${ON[@]}") MOFF=$(median "${OFF[@]}")
 MCON=$(median "${CON[@]}") MCOFF=$(median "${COFF[@]}")
 WMON=$(median "${WON[@]}") WMOFF=$(median "${WOFF[@]}")
+# Each run's own on / off ratios (its on and off servers ran one after the other): their
+# median moves less than the ratio of the medians when other work comes and goes.
+RR=() WRR=()
+for i in "${!ON[@]}"; do
+    RR+=("$(ratio "${ON[$i]}" "${OFF[$i]}")") WRR+=("$(ratio "${WON[$i]}" "${WOFF[$i]}")")
+done
 WMCON=$(median "${WCON[@]}") WMCOFF=$(median "${WCOFF[@]}")
 TABLE="## Enrichment cost at ingest (bench/enrich.sh)
 
@@ -190,6 +196,8 @@ the load, per event (less sensitive to other work on the machine than the rate).
 The enricher alone (\`bench/enrich_micro.c\`: the same IPs and user agents through
 \`tl_enrich_record\` in one process, batches of 1,000; CPU time, median of $RUNS): start
 $(median "${MST[@]}") ms, first pass (cold) $(median "${MCOLD[@]}") µs / event, again $(median "${MAGAIN[@]}") µs / event.
+
+Median of each run's rate on / off: first load $(median "${RR[@]}"), same clients again $(median "${WRR[@]}").
 
 Goal: ratios ≥ 0.80. Runs (events / s), cold on: ${ON[*]}; cold off: ${OFF[*]};
 again on: ${WON[*]}; again off: ${WOFF[*]}.
