@@ -140,26 +140,34 @@ static uint32_t lower_bound32(const uint32_t *a, uint32_t n, uint32_t x)
 }
 
 /* The rows in [lo, hi) of the events fid[0..nf) from the part's event index, ascending, into
- * sel (*nc of them; tmp and u are scratch of the part's size). False when the part has no
- * index. */
+ * sel (*nc of them), each tagged in its top bits with the index f of its event (row numbers
+ * are below 2^ROW_BITS; tmp and u are scratch of the part's size). False when the part has no
+ * index or too many rows for the tags. */
+#define ROW_BITS 26
+#define ROW_MASK ((1u << ROW_BITS) - 1)
 static bool event_rows(tl_qctx *c, size_t part, const uint32_t *fid, uint32_t nf, uint32_t lo,
                        uint32_t hi, uint32_t *sel, uint32_t *tmp, uint32_t *u, uint32_t *nc)
 {
+    _Static_assert(TL_Q_MAX_CONDS <= 1u << (32 - ROW_BITS), "event tags fit above the row");
+    if (tl_snap_part_info(c->sn, part).n_rows > ROW_MASK) return false;
     uint32_t n = 0;
     for (uint32_t f = 0; f < nf; f++) {
         const uint32_t *rows;
         uint32_t nr;
         if (tl_snap_event_rows(c->sn, part, fid[f], &rows, &nr)) return false;
         uint32_t a0 = lower_bound32(rows, nr, lo), a1 = lower_bound32(rows, nr, hi), w = a1 - a0;
+        const uint32_t tag = f << ROW_BITS;
+        uint32_t *dst = f ? tmp : sel;
+        for (uint32_t j = 0; j < w; j++)
+            dst[j] = rows[a0 + j] | tag;
         if (!f) {
-            memcpy(sel, rows + a0, (size_t)w * sizeof *sel);
             n = w;
             continue;
         }
-        memcpy(tmp, rows + a0, (size_t)w * sizeof *tmp);
         uint32_t i = 0, j = 0, m = 0; /* union of two ascending lists (disjoint) */
         while (i < n || j < w)
-            u[m++] = j == w || (i < n && sel[i] < tmp[j]) ? sel[i++] : tmp[j++];
+            u[m++] = j == w || (i < n && (sel[i] & ROW_MASK) < (tmp[j] & ROW_MASK)) ? sel[i++]
+                                                                                    : tmp[j++];
         memcpy(sel, u, (size_t)m * sizeof *sel);
         n = m;
     }
@@ -233,11 +241,12 @@ static int select_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
         /* Straight from the columns: only rows of the conditions' events are looked at
          * further (time, person). */
         uint32_t nc = 0;
+        bool tagged = false;
         if (all_bits) {
             for (uint32_t r = lo; r < hi; r++)
                 sel[nc++] = r;
         } else if (in.sorted && event_rows(c, part, fid, nf, lo, hi, sel, tmp, mask, &nc)) {
-            /* the rows of the events from the part's event index */
+            tagged = true; /* the rows of the events from the part's event index */
         } else {
             /* The rows of the events, branch-free (up to four names per pass), then the
              * other tests on those rows only. */
@@ -261,7 +270,13 @@ static int select_part(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, s
                 }
             }
         }
-        for (uint32_t j = 0; j < nc; j++) {
+        for (uint32_t j = 0; j < nc && tagged; j++) {
+            uint32_t r = sel[j] & ROW_MASK, m = fmask[sel[j] >> ROW_BITS], dr = did[r];
+            if (ts[r] < sp->from || ts[r] >= sp->to_excl || dr >= nd || persons[dr] >= nd) continue;
+            sel[k] = r;
+            mask[k++] = m;
+        }
+        for (uint32_t j = 0; j < nc && !tagged; j++) {
             uint32_t r = sel[j], m = all_bits;
             if (nf) {
                 uint32_t e = evc[r];
