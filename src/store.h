@@ -68,7 +68,7 @@ void tl_store_set_retention(tl_store *s, tl_str project, uint32_t days);
 /* Seals every open part, syncs dictionaries and identity, and atomically records log_pos as
  * the position the store now covers. Takes each project's write lock in turn. Errors are
  * sticky (TL_EROFS afterwards). */
-/* `aux` is recorded atomically with it (the indexer keeps its dedup file length there). */
+/* `aux` is recorded atomically with it (the indexer names its dedup manifest there). */
 int tl_store_checkpoint(tl_store *s, uint64_t log_pos, uint64_t aux, tl_err *err) TL_MUST_USE;
 
 /* Calls fn(ctx, project, event_id) for every stored row of every project (the indexer
