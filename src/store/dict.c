@@ -160,6 +160,24 @@ int tl_dict__load(tl_dict *d, const char *path, uint64_t len, tl_err *err)
                           b.len, (unsigned long long)len);
     }
     const uint8_t *p = (const uint8_t *)b.p, *end = p + len;
+    /* Size the table and the id array once for every entry (no rehash per doubling). */
+    uint64_t entries = 0;
+    for (const uint8_t *q = p; q < end; entries++) {
+        uint64_t n;
+        if (tl_varint_get(&q, end, &n) || n > (uint64_t)(end - q)) break; /* reported below */
+        q += n;
+    }
+    if (entries && entries < UINT32_MAX / 2) {
+        uint64_t want = (uint64_t)d->n + entries;
+        uint32_t nmask = d->mask;
+        while (want * 10 > ((uint64_t)nmask + 1) * 7)
+            nmask = nmask * 2 + 1;
+        if (nmask != d->mask) rehash(d, nmask);
+        if (want + 1 >= d->cap) {
+            d->cap = (uint32_t)want + 2;
+            d->strs = tl_xrealloc(d->strs, d->cap * sizeof *d->strs);
+        }
+    }
     while (p < end) {
         uint64_t n;
         if (tl_varint_get(&p, end, &n) || n > (uint64_t)(end - p)) {
