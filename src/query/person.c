@@ -20,15 +20,13 @@
 #include <string.h>
 
 #include <pthread.h>
-#include <unistd.h>
 
 #include "query.h"
 #include "query/query_int.h"
 #include "util/time.h"
 
 #define MAX_MEMBERS 4096
-#define PAR_ROWS    400000 /* rows in range from which the search is split among threads */
-#define MAX_THREADS 4
+#define MAX_THREADS 4 /* threads of a search (memory bandwidth bound beyond a few) */
 
 typedef struct hit {
     int64_t ts;
@@ -185,22 +183,6 @@ static void *find_rows(void *arg)
     return NULL;
 }
 
-/* Workers for a search over `rows` rows: one below PAR_ROWS, else one per CPU up to
- * MAX_THREADS (the did columns are read and decompressed, then scanned, in parallel). */
-static uint32_t n_workers(uint64_t rows)
-{
-    uint64_t min_rows = PAR_ROWS;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-#ifdef TL_TESTING
-    if (getenv("TALLY_TEST_QUERY_THREADS")) { /* integration tests: cover the split */
-        min_rows = 0;
-        cpus = 3;
-    }
-#endif
-    if (rows < min_rows || cpus < 2) return 1;
-    return cpus < MAX_THREADS ? (uint32_t)cpus : MAX_THREADS;
-}
-
 /* The rows of the person in every part, in part order: the parts split among workers by rows,
  * each worker's finds appended in turn. */
 static int find_all(fjob *proto, found *out, tl_err *err)
@@ -212,7 +194,7 @@ static int find_all(fjob *proto, found *out, tl_err *err)
         if (in.n_rows && in.max_ts_ms >= proto->from_ms && in.min_ts_ms < proto->to_excl)
             total += in.n_rows;
     }
-    uint32_t nw = n_workers(total);
+    uint32_t nw = tl_query__threads(total, MAX_THREADS);
     fjob jobs[MAX_THREADS];
     uint64_t acc = 0;
     size_t pi = 0;
