@@ -37,7 +37,7 @@ mkdir -p "$WORK"
 PID=""
 cleanup() {
     [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-    [ "$OWN_WORK" = 1 ] && rm -rf "$WORK"
+    if [ "$OWN_WORK" = 1 ]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
