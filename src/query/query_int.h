@@ -160,6 +160,20 @@ static inline uint32_t tl_query__lower_bound64(const int64_t *a, uint32_t n, int
     return lo;
 }
 
+/* The first index of sorted a[0..n) whose value is >= x (n when none). */
+static inline uint32_t tl_query__lower_bound32(const uint32_t *a, uint32_t n, uint32_t x)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* ---- query.c: shared by the engines ---- */
 
 /* Writes a bucket label as a JSON string: its first local day ("2026-01-05"), or for hours

@@ -126,19 +126,6 @@ static inline uint32_t aux_at(gather *g, const auxcol *x, uint32_t r)
     }
 }
 
-static uint32_t lower_bound32(const uint32_t *a, uint32_t n, uint32_t x)
-{
-    uint32_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* The rows in [lo, hi) of the events fid[0..nf) from the part's event index, ascending, into
  * sel (*nc of them), each tagged in its top bits with the index f of its event (row numbers
  * are below 2^ROW_BITS; tmp and u are scratch of the part's size). False when the part has no
@@ -155,7 +142,8 @@ static bool event_rows(tl_qctx *c, size_t part, const uint32_t *fid, uint32_t nf
         const uint32_t *rows;
         uint32_t nr;
         if (tl_snap_event_rows(c->sn, part, fid[f], &rows, &nr)) return false;
-        uint32_t a0 = lower_bound32(rows, nr, lo), a1 = lower_bound32(rows, nr, hi), w = a1 - a0;
+        uint32_t a0 = tl_query__lower_bound32(rows, nr, lo),
+                 a1 = tl_query__lower_bound32(rows, nr, hi), w = a1 - a0;
         const uint32_t tag = f << ROW_BITS;
         uint32_t *dst = f ? tmp : sel;
         for (uint32_t j = 0; j < w; j++)

@@ -85,19 +85,6 @@ typedef struct eng {
 
 /* ---- small helpers ---- */
 
-static uint32_t lower_bound32(const uint32_t *a, uint32_t n, uint32_t x)
-{
-    uint32_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* The unit of instant t, searching boundaries U[lo .. hi] (t is inside [U[lo], U[hi])). */
 static inline uint32_t unit_in(const int64_t *U, uint32_t lo, uint32_t hi, int64_t t)
 {
@@ -235,7 +222,8 @@ static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, 
             if (pd->prop.col != TL_COL_EVENT || pd->neg || pd->smode != TL_QS_ID1 ||
                 tl_snap_event_rows(c->sn, part, pd->sid1, &rows, &nr))
                 continue;
-            uint32_t a0 = lower_bound32(rows, nr, lo), a1 = lower_bound32(rows, nr, hi);
+            uint32_t a0 = tl_query__lower_bound32(rows, nr, lo),
+                     a1 = tl_query__lower_bound32(rows, nr, hi);
             k = a1 - a0;
             memcpy(sel, rows + a0, (size_t)k * sizeof *sel);
             have = true;
@@ -273,7 +261,7 @@ static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, 
         if (!k) return 0;
         if (in.sorted) {
             for (uint32_t j = 0; j <= span; j++)
-                q.off[j] = lower_bound32(sel, k, q.off[j]);
+                q.off[j] = tl_query__lower_bound32(sel, k, q.off[j]);
             q.perm = sel;
         } else {
             /* Counting sort by unit. */
