@@ -7,6 +7,7 @@ messageId are deduplicated the same way."""
 import base64
 import json
 import os
+import time
 import re
 
 from tally import Server, check, check_eq, event, now_ms, recent_range
@@ -22,10 +23,18 @@ def metric(s, name):
 
 
 def index_files(s):
+    """Runs and manifests in the index dir. A running server checkpoints every 50 ms here, so
+    a listing can catch a manifest being written (.tmp) or the old one not yet removed: files
+    being written are left out, and the listing is retried until it shows one manifest."""
     d = os.path.join(s.data_dir, "index")
-    names = os.listdir(d)
-    return ([n for n in names if n.startswith("run-")],
-            [n for n in names if n.startswith("manifest-")])
+    for _ in range(50):
+        names = [n for n in os.listdir(d) if not n.endswith(".tmp")]
+        runs = [n for n in names if n.startswith("run-")]
+        mans = [n for n in names if n.startswith("manifest-")]
+        if len(mans) == 1:
+            break
+        time.sleep(0.1)
+    return runs, mans
 
 
 def batches(prefix, n_batches, per):
