@@ -462,6 +462,13 @@ static enum MHD_Result handle_metrics(tl_http *h, struct MHD_Connection *c)
     M("identity_merges_refused_total", "counter", "merges of two identified users refused",
       is.merges_refused);
     M("index_checkpoints_total", "counter", "checkpoints", is.checkpoints);
+    M("dedup_runs", "gauge", "run files of the dedup set", is.dedup_runs);
+    M("dedup_keys", "gauge", "event ids in the dedup set", is.dedup_keys);
+    M("dedup_memory_bytes", "gauge",
+      "resident bytes of the dedup set (filters, page indexes, "
+      "memtable)",
+      is.dedup_mem_bytes);
+    M("dedup_disk_bytes", "gauge", "bytes of the dedup set's files", is.dedup_disk_bytes);
     M("store_rows", "gauge", "stored event rows", ss.rows);
     M("store_parts", "gauge", "sealed parts", ss.parts);
     M("store_bytes", "gauge", "bytes of sealed parts", ss.bytes_on_disk);

@@ -67,6 +67,11 @@ def test_duplicates_dropped_after_restart():
 
         s.restart()  # clean: SIGTERM, final checkpoint
         s.wait_count(P, f, t, RK, n, tz="UTC")
+        # /metrics shows the set: every key is in a run after the final checkpoint
+        check_eq(metric(s, "dedup_keys"), n, "dedup_keys after the restart")
+        check(metric(s, "dedup_runs") >= 1 and metric(s, "dedup_disk_bytes") >= 16 * n,
+              "dedup runs and bytes on disk in /metrics")
+        check(metric(s, "dedup_memory_bytes") > 0, "dedup memory in /metrics")
         send_all(s, first[::7], 0, len(first[::7]) * 500)  # answered as duplicates at once
         check_eq(s.count_events(P, f, t, RK, tz="UTC"), n, "count after resending")
 
