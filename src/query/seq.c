@@ -544,45 +544,50 @@ static void merge_runs(tl_qctx *c, const tl_qseq *v, rowx *a, rowx *tmp, size_t 
     memcpy(a + lo, tmp, k * sizeof *a);
 }
 
-/* Hands the gathered rows of one group of parts to fn in sequence order. The rows of each
- * sealed part come in time order, so the group is a few sorted runs: a natural merge sort
- * (runs found, then merged pairwise) costs a pass per doubling of the runs, not a full sort. */
+/* Puts rows in sequence order. Parts come in time order, so rows are a few sorted runs: a
+ * natural merge sort (runs found, then merged pairwise) costs a pass per doubling of the
+ * runs, not a full sort. */
+static void sort_runs(tl_qctx *c, const tl_qseq *view, uint32_t *who, tl_qseq_ev *ev, size_t n)
+{
+    size_t i = 1;
+    while (i < n && ev_cmp(c, view, &ev[i - 1], &ev[i]) <= 0)
+        i++;
+    if (i >= n) return;
+    rowx *a = tl_big_alloc(n * sizeof *a), *tmp = tl_big_alloc(n * sizeof *tmp);
+    size_t *run = tl_big_alloc((n + 1) * sizeof *run), nr = 0;
+    for (size_t k = 0; k < n; k++) {
+        a[k].ev = ev[k];
+        a[k].who = who[k];
+        if (!k || ev_cmp(c, view, &a[k - 1].ev, &a[k].ev) > 0) run[nr++] = k;
+    }
+    run[nr] = n;
+    while (nr > 1) {
+        size_t w = 0;
+        for (size_t r = 0; r < nr; r += 2) {
+            if (r + 1 < nr) merge_runs(c, view, a, tmp, run[r], run[r + 1], run[r + 2]);
+            run[w++] = run[r];
+        }
+        run[w] = n;
+        nr = w;
+    }
+    for (size_t k = 0; k < n; k++) {
+        ev[k] = a[k].ev;
+        who[k] = a[k].who;
+    }
+    tl_big_free(a, n * sizeof *a);
+    tl_big_free(tmp, n * sizeof *tmp);
+    tl_big_free(run, (n + 1) * sizeof *run);
+}
+
+/* Hands the gathered rows of one group of parts to fn in sequence order. */
 static int flush_group(tl_qctx *c, gather *g, tl_qseq_fn fn, void *ctx)
 {
     if (!g->n) return 0;
     tl_qseq view;
     memset(&view, 0, sizeof view);
     view.nums = g->nums;
-    size_t n = g->n, i = 1;
-    while (i < n && ev_cmp(c, &view, &g->ev[i - 1], &g->ev[i]) <= 0)
-        i++;
-    if (i < n) {
-        rowx *a = tl_big_alloc(n * sizeof *a), *tmp = tl_big_alloc(n * sizeof *tmp);
-        size_t *run = tl_big_alloc((n + 1) * sizeof *run), nr = 0;
-        for (size_t k = 0; k < n; k++) {
-            a[k].ev = g->ev[k];
-            a[k].who = g->who[k];
-            if (!k || ev_cmp(c, &view, &a[k - 1].ev, &a[k].ev) > 0) run[nr++] = k;
-        }
-        run[nr] = n;
-        while (nr > 1) {
-            size_t w = 0;
-            for (size_t r = 0; r < nr; r += 2) {
-                if (r + 1 < nr) merge_runs(c, &view, a, tmp, run[r], run[r + 1], run[r + 2]);
-                run[w++] = run[r];
-            }
-            run[w] = n;
-            nr = w;
-        }
-        for (size_t k = 0; k < n; k++) {
-            g->ev[k] = a[k].ev;
-            g->who[k] = a[k].who;
-        }
-        tl_big_free(a, n * sizeof *a);
-        tl_big_free(tmp, n * sizeof *tmp);
-        tl_big_free(run, (n + 1) * sizeof *run);
-    }
-    int rc = fn(ctx, g->who, g->ev, n);
+    sort_runs(c, &view, g->who, g->ev, g->n);
+    int rc = fn(ctx, g->who, g->ev, g->n);
     g->n = 0;
     return rc;
 }
@@ -735,39 +740,6 @@ int tl_query__seq_parts(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, 
     return 0;
 }
 
-/* Puts rows in sequence order (a natural merge sort of their sorted runs). */
-static void bucket_sort(tl_qctx *c, const tl_qseq *view, uint32_t *who, tl_qseq_ev *ev, size_t n)
-{
-    size_t i = 1;
-    while (i < n && ev_cmp(c, view, &ev[i - 1], &ev[i]) <= 0)
-        i++;
-    if (i >= n) return;
-    rowx *a = tl_big_alloc(n * sizeof *a), *tmp = tl_big_alloc(n * sizeof *tmp);
-    size_t *run = tl_big_alloc((n + 1) * sizeof *run), nr = 0;
-    for (size_t k = 0; k < n; k++) {
-        a[k].ev = ev[k];
-        a[k].who = who[k];
-        if (!k || ev_cmp(c, view, &a[k - 1].ev, &a[k].ev) > 0) run[nr++] = k;
-    }
-    run[nr] = n;
-    while (nr > 1) {
-        size_t w = 0;
-        for (size_t r = 0; r < nr; r += 2) {
-            if (r + 1 < nr) merge_runs(c, view, a, tmp, run[r], run[r + 1], run[r + 2]);
-            run[w++] = run[r];
-        }
-        run[w] = n;
-        nr = w;
-    }
-    for (size_t k = 0; k < n; k++) {
-        ev[k] = a[k].ev;
-        who[k] = a[k].who;
-    }
-    tl_big_free(a, n * sizeof *a);
-    tl_big_free(tmp, n * sizeof *tmp);
-    tl_big_free(run, (n + 1) * sizeof *run);
-}
-
 /* Person buckets. Stage 1: each worker gathers its parts' rows, part by part, and deals them
  * into its own chunks per bucket (one write stream per bucket, no global array). Stage 2:
  * each worker takes a range of buckets and, per bucket, copies the workers' chunks in worker
@@ -794,7 +766,7 @@ typedef struct bwork {
     const tl_qseq_spec *sp;
     const plan *pl;
     struct bwork *all; /* every worker's (stage 2 reads their chunks) */
-    uint32_t w, nt, shift, nb;
+    uint32_t w, nt, shift;
     gather g;
     bchunks ch;
     uint32_t b0, b1; /* stage 2: buckets [b0, b1) */
@@ -908,7 +880,7 @@ static void *bwork_run(void *arg)
                 at += m;
             }
         }
-        bucket_sort(b->c, &view, who, ev, n);
+        sort_runs(b->c, &view, who, ev, n);
         b->rc = b->fn(b->ctx, b->w, k << b->shift, who, ev, n);
     }
     tl_big_free(who, cap * sizeof *who);
@@ -938,7 +910,6 @@ int tl_query__seq_buckets(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp
                        .w = w,
                        .nt = nt,
                        .shift = shift,
-                       .nb = nb,
                        .stage = 1,
                        .fn = fn,
                        .ctx = ctx};
