@@ -131,6 +131,11 @@ int tl_snap_col_u32(tl_snap *sn, size_t part, int col, const uint32_t **out) TL_
 int tl_snap_event_rows(tl_snap *sn, size_t part, uint32_t event_id, const uint32_t **rows,
                        uint32_t *n) TL_MUST_USE;
 
+/* The distinct dids of a sealed part's did column, ascending: *n of them. TL_ENOENT when the
+ * part has none (an open part, or a part written before the did set existed): scan its did
+ * column instead. A did absent from the set is on no row of the part. */
+int tl_snap_part_dids(tl_snap *sn, size_t part, const uint32_t **dids, uint32_t *n) TL_MUST_USE;
+
 /* A property column: for each row, type[i] is 0 (absent), TL_PV_NUM (num[i]) or TL_PV_STR
  * (str[i], a dict id). TL_ENOENT when no row of the part has the key. */
 typedef struct tl_prop_col {

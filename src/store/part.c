@@ -1,11 +1,11 @@
 /* Column parts. An open part is a set of growable arrays in memory; sealing writes it, sorted
  * by event time, as an immutable part file of zstd-compressed columns.
  *
- * Part file, version 2 (little-endian; version 1 is read too: it is version 2 without the
- * event index):
+ * Part file, version 3 (little-endian; versions 1 and 2 are read too: version 2 is version 3
+ * without the did set, version 1 is version 2 without the event index):
  *
  *   0      8   magic "TLPART01"
- *   8      4   version (2)
+ *   8      4   version (3)
  *   12     4   n_rows
  *   16     8   min_ts_ms          24  8  max_ts_ms
  *   32     4   project index      36  4  n_cols
@@ -22,7 +22,9 @@
  * u64 value[n] (double bits or dict id; 0 where absent); the event index (col TL_COL_EVIDX,
  * version 2): u32 n_ev, u32 event[n_ev] (dict ids, ascending), u32 first[n_ev + 1]
  * (first[n_ev] = n), u32 rows[n]: event k's rows, ascending, are rows[first[k] ..
- * first[k + 1]), so a filter on one event reads only its rows. */
+ * first[k + 1]), so a filter on one event reads only its rows; the did set (col
+ * TL_COL_DIDSET, version 3): u32 did[k], the distinct values of the did column, ascending,
+ * so a person's timeline reads the did column only of parts that hold one of its dids. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,7 +197,7 @@ static int write_part(const char *path, uint64_t seq, uint32_t project, uint32_t
         uint8_t h[HDR_SIZE];
         memset(h, 0, sizeof h);
         memcpy(h, "TLPART01", 8);
-        tl_put32(h + 8, 2);
+        tl_put32(h + 8, 3);
         tl_put32(h + 12, n);
         tl_put64(h + 16, (uint64_t)min_ts);
         tl_put64(h + 24, (uint64_t)max_ts);
@@ -362,6 +364,49 @@ static bool evidx_ok(const uint8_t *raw, size_t len, uint32_t n)
     return true;
 }
 
+/* The did set of a part's did column d[0..n) (format above): new memory, *bytes long. Dids are
+ * dense (identity indexes), so a bitmap up to the largest one sorts them in one pass; a sort
+ * only when the largest is far beyond what the rows can use. */
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint32_t *did_set(const uint32_t *d, uint32_t n, size_t *bytes)
+{
+    uint32_t max = 0, k = 0;
+    for (uint32_t r = 0; r < n; r++)
+        if (d[r] > max) max = d[r];
+    uint32_t *out = tl_xmalloc((size_t)n * 4 + 4);
+    if (max / 64 <= (uint64_t)n + 4096) {
+        size_t nw = (size_t)max / 64 + 1;
+        uint64_t *bits = tl_xcalloc(nw, 8);
+        for (uint32_t r = 0; r < n; r++)
+            bits[d[r] / 64] |= (uint64_t)1 << (d[r] % 64);
+        for (size_t w = 0; w < nw; w++)
+            for (uint64_t b = bits[w]; b; b &= b - 1)
+                out[k++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(b));
+        free(bits);
+    } else {
+        memcpy(out, d, (size_t)n * 4);
+        qsort(out, n, 4, u32_cmp);
+        for (uint32_t r = 0; r < n; r++)
+            if (!k || out[r] != out[k - 1]) out[k++] = out[r];
+    }
+    *bytes = (size_t)k * 4;
+    return out;
+}
+
+/* Checks a did set against the format: at most one entry per row, strictly ascending. */
+static bool didset_ok(const uint8_t *raw, size_t len, uint32_t n)
+{
+    if (len % 4 || len / 4 > n) return false;
+    for (size_t i = 4; i < len; i += 4)
+        if (tl_le32(raw + i) <= tl_le32(raw + i - 4)) return false;
+    return true;
+}
+
 int tl_part__write(const char *path, uint64_t seq, uint32_t project, const tl_open *op,
                    tl_part **out, tl_err *err)
 {
@@ -397,6 +442,9 @@ int tl_part__write(const char *path, uint64_t seq, uint32_t project, const tl_op
     size_t xb;
     uint32_t *x = event_index(g.bufs[TL_COL_EVENT], n, &xb);
     gather_add(&g, TL_COL_EVIDX, 0, x, xb);
+    size_t db;
+    uint32_t *ds = did_set(g.bufs[TL_COL_DID], n, &db);
+    gather_add(&g, TL_COL_DIDSET, 0, ds, db);
     for (uint32_t k = 0; k < op->n_props; k++) {
         const tl_oprop *p = &op->props[k];
         uint8_t *v = tl_xcalloc((size_t)n * 9 + 1, 1);
@@ -430,7 +478,7 @@ int tl_part__open(const char *path, uint64_t seq, uint32_t project, tl_part **ou
         return tl_err_set(err, TL_EBADMSG, "%s: cannot read header", path);
     }
     uint32_t n_cols = tl_le32(h + 36);
-    if (memcmp(h, "TLPART01", 8) || tl_le32(h + 8) < 1 || tl_le32(h + 8) > 2 ||
+    if (memcmp(h, "TLPART01", 8) || tl_le32(h + 8) < 1 || tl_le32(h + 8) > 3 ||
         tl_crc32c(0, h, 52) != tl_le32(h + 52) ||
         (uint64_t)n_cols * ENT_SIZE + HDR_SIZE > (uint64_t)st.st_size) {
         close(fd);
@@ -582,7 +630,8 @@ static size_t expected_raw(const tl_part *p, const tl_colent *c)
     size_t n = p->n_rows;
     if (c->col == TL_COL_TS) return n * 8;
     if (c->col == TL_COL_PROP) return n * 9;
-    if (c->col == TL_COL_EVENT_ID || c->col == TL_COL_EVIDX) return 0; /* variable */
+    if (c->col == TL_COL_EVENT_ID || c->col == TL_COL_EVIDX || c->col == TL_COL_DIDSET)
+        return 0; /* variable */
     return n * 4;
 }
 
@@ -635,6 +684,7 @@ static int decode(tl_part *p, uint32_t i, void **out, size_t *bytes)
                 rc = TL_EBADMSG;
     }
     if (!rc && c->col == TL_COL_EVIDX && !evidx_ok(raw, c->rawlen, p->n_rows)) rc = TL_EBADMSG;
+    if (!rc && c->col == TL_COL_DIDSET && !didset_ok(raw, c->rawlen, p->n_rows)) rc = TL_EBADMSG;
     if (!rc && c->col == TL_COL_PROP) {
         /* Decode once to the aligned reader layout (store_int.h). */
         uint32_t n = p->n_rows;

@@ -1062,6 +1062,17 @@ int tl_snap_event_rows(tl_snap *sn, size_t part, uint32_t event_id, const uint32
     return 0;
 }
 
+int tl_snap_part_dids(tl_snap *sn, size_t part, const uint32_t **dids, uint32_t *n)
+{
+    struct snap_part *sp = &sn->parts[part];
+    if (sp->open) return TL_ENOENT;
+    int i = tl_part__find(sp->sealed, TL_COL_DIDSET, 0);
+    if (i < 0) return TL_ENOENT; /* a version 1 or 2 part */
+    int rc = snap_load(sn, sp, (uint32_t)i, (const void **)dids);
+    if (!rc) *n = (uint32_t)(sp->sealed->cols[i].rawlen / 4);
+    return rc;
+}
+
 int tl_snap_prop(tl_snap *sn, size_t part, uint32_t key_id, tl_prop_col *out)
 {
     struct snap_part *sp = &sn->parts[part];

@@ -140,6 +140,7 @@ void tl_cache__stats(tl_cache *c, tl_cache_stats *out);
 #define TL_COL_EVENT_ID TL_COL_N       /* strings: u32 offsets[n+1] + bytes */
 #define TL_COL_PROP     1000           /* + key id in the directory entry */
 #define TL_COL_EVIDX    (TL_COL_N + 1) /* the event index (part.c), version 2 */
+#define TL_COL_DIDSET   (TL_COL_N + 2) /* the did set (part.c), version 3 */
 
 typedef struct tl_colent {
     uint32_t col, key;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <zstd.h>
 
 /* cmocka needs setjmp.h (and stdarg.h, stddef.h) included before it. */
 /* clang-format off */
@@ -26,17 +27,19 @@
 #include "record.h"
 #include "store.h"
 #include "util/buf.h"
+#include "util/crc.h"
 #include "util/diag.h"
 #include "util/fault.h"
 #include "util/io.h"
 #include "util/time.h"
 
 #define DAY    TL_MS_PER_DAY
-#define T0     (20454 * DAY) /* 2026-01-01T00:00:00Z */
-#define ENTRY  40            /* part directory entry size (see part.c) */
-#define PHDR   56            /* part header size */
-#define COL_EI TL_COL_N      /* directory column number of the event ids */
-#define COL_PR 1000          /* directory column number of properties */
+#define T0     (20454 * DAY)  /* 2026-01-01T00:00:00Z */
+#define ENTRY  40             /* part directory entry size (see part.c) */
+#define PHDR   56             /* part header size */
+#define COL_EI TL_COL_N       /* directory column number of the event ids */
+#define COL_PR 1000           /* directory column number of properties */
+#define COL_DS (TL_COL_N + 2) /* directory column number of the did set (version 3) */
 
 typedef struct fixture {
     char dir[64];
@@ -917,6 +920,182 @@ static void test_event_index(void **state)
     tl_store_free(s);
 }
 
+/* The did set of every sealed part (fresh and merged) is the sorted distinct values of its did
+ * column; open parts have none. */
+static void check_did_sets(tl_snap *sn)
+{
+    for (size_t p = 0; p < tl_snap_n_parts(sn); p++) {
+        tl_part_info in = tl_snap_part_info(sn, p);
+        const uint32_t *dc, *ds;
+        uint32_t nd;
+        assert_int_equal(tl_snap_col_u32(sn, p, TL_COL_DID, &dc), 0);
+        if (!in.sorted) {
+            assert_int_equal(tl_snap_part_dids(sn, p, &ds, &nd), TL_ENOENT);
+            continue;
+        }
+        assert_int_equal(tl_snap_part_dids(sn, p, &ds, &nd), 0);
+        assert_true(nd >= 1 && nd <= in.n_rows);
+        for (uint32_t i = 1; i < nd; i++)
+            assert_true(ds[i - 1] < ds[i]);
+        uint32_t n_dids = tl_snap_n_dids(sn), seen = 0;
+        uint8_t *in_col = calloc(n_dids + 1, 1);
+        for (uint32_t r = 0; r < in.n_rows; r++) {
+            assert_true(dc[r] < n_dids);
+            if (!in_col[dc[r]]) seen++;
+            in_col[dc[r]] = 1;
+            uint32_t lo = 0, hi = nd; /* every did of the column is in the set */
+            while (lo < hi) {
+                uint32_t mid = (lo + hi) / 2;
+                if (ds[mid] < dc[r])
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            assert_true(lo < nd && ds[lo] == dc[r]);
+        }
+        assert_int_equal(seen, nd); /* and nothing else */
+        free(in_col);
+    }
+}
+
+/* Rewrites part file `path` through fn(image, directory entry of the did set), then puts the
+ * checksums of its header and directory right again. */
+static void edit_part(const char *path, void (*fn)(tl_buf *b, size_t ent))
+{
+    tl_buf b = TL_BUF_INIT;
+    assert_int_equal(tl_read_file(path, &b), 0);
+    uint32_t n = tl_le32(b.p + 36);
+    size_t ent = 0;
+    for (uint32_t i = 0; i < n && !ent; i++)
+        if (tl_le32(b.p + PHDR + (size_t)i * ENTRY) == COL_DS) ent = PHDR + (size_t)i * ENTRY;
+    assert_true(ent != 0);
+    fn(&b, ent);
+    n = tl_le32(b.p + 36);
+    tl_put32((uint8_t *)b.p + 48, tl_crc32c(0, b.p + PHDR, (size_t)n * ENTRY));
+    tl_put32((uint8_t *)b.p + 52, tl_crc32c(0, b.p, 52));
+    assert_int_equal(tl_write_file_atomic(path, b.p, b.len), 0);
+    tl_buf_fini(&b);
+}
+
+/* A version 2 part: the same without its did set (the entry is taken out of the directory;
+ * the blob stays behind, unnamed, as the offsets are absolute). */
+static void make_v2(tl_buf *b, size_t ent)
+{
+    uint8_t *d = (uint8_t *)b->p;
+    uint32_t n = tl_le32(d + 36);
+    memmove(d + ent, d + ent + ENTRY, PHDR + (size_t)n * ENTRY - ent - ENTRY);
+    tl_put32(d + 36, n - 1);
+    tl_put32(d + 8, 2);
+}
+
+/* A did set that is not ascending, in a frame whose checksum is right: caught at load. */
+static void unsort_did_set(tl_buf *b, size_t ent)
+{
+    uint32_t bad[3] = {5, 3, 9};
+    char z[256];
+    size_t zn = ZSTD_compress(z, sizeof z, bad, sizeof bad, 1);
+    assert_false(ZSTD_isError(zn));
+    uint8_t *e = (uint8_t *)b->p + ent;
+    tl_put64(e + 8, b->len);
+    tl_put64(e + 16, zn);
+    tl_put64(e + 24, sizeof bad);
+    tl_put32(e + 32, tl_crc32c(0, z, zn));
+    tl_buf_add(b, z, zn);
+}
+
+static void test_did_set(void **state)
+{
+    fixture *f = *state;
+    tl_store *s = open_store(f->sdir, NULL, NULL);
+    char name[32], eid[32];
+    uint32_t seed = 11;
+    for (int c = 1; c <= 9; c++) { /* the eighth checkpoint merges seven parts */
+        uint32_t pid = begin(s, "p");
+        for (int i = 0; i < 200; i++) {
+            seed = seed * 1103515245u + 12345u;
+            /* dids made as they come: a few busy ones, many seen once */
+            uint32_t k = (seed >> 16) % 4 ? (seed >> 20) % 5 : 100 + (uint32_t)(c * 200 + i);
+            snprintf(name, sizeof name, "u%u", k);
+            snprintf(eid, sizeof eid, "e%d-%d", c, i);
+            uint32_t d = did(s, pid, name, false);
+            append(s, pid, d, "ev", eid, T0 + (int64_t)((seed >> 8) % DAY), "", "", NULL);
+        }
+        tl_store_w_end(s, pid);
+        tl_snap *sn = snap(s, "p");
+        check_did_sets(sn); /* the open part: none */
+        tl_snap_free(sn);
+        checkpoint(s, (uint64_t)c, 0);
+        sn = snap(s, "p");
+        check_did_sets(sn);
+        tl_snap_free(sn);
+    }
+    char *before = dump(s, "p");
+    tl_store_free(s);
+    s = open_store(f->sdir, NULL, NULL);
+    tl_snap *sn = snap(s, "p");
+    check_did_sets(sn);
+    size_t n_parts = tl_snap_n_parts(sn);
+    tl_snap_free(sn);
+    tl_store_free(s);
+
+    /* A version 2 part (no did set) still reads, all of it; it just has no set. */
+    char part[512];
+    first_part(f, "p", part, sizeof part);
+    edit_part(part, make_v2);
+    s = open_store(f->sdir, NULL, NULL);
+    char *after = dump(s, "p");
+    assert_same_text(before, after);
+    free(after);
+    sn = snap(s, "p");
+    assert_int_equal(tl_snap_n_parts(sn), n_parts);
+    size_t no_set = 0;
+    for (size_t p = 0; p < n_parts; p++) {
+        const uint32_t *ds;
+        uint32_t nd;
+        int rc = tl_snap_part_dids(sn, p, &ds, &nd);
+        assert_true(rc == 0 || rc == TL_ENOENT);
+        no_set += rc == TL_ENOENT;
+    }
+    assert_int_equal(no_set, 1);
+    tl_snap_free(sn);
+    tl_store_free(s);
+
+    /* A damaged did set (a valid frame, not ascending) fails as a corrupt column. */
+    tl_diag_set_level(-1);
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/p/p/parts", f->sdir);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    part[0] = 0;
+    while ((e = readdir(d)) && !part[0]) { /* a part that still has its set */
+        if (e->d_name[0] == '.') continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        tl_buf b = TL_BUF_INIT;
+        assert_int_equal(tl_read_file(path, &b), 0);
+        for (uint32_t i = 0; i < tl_le32(b.p + 36); i++)
+            if (tl_le32(b.p + PHDR + (size_t)i * ENTRY) == COL_DS)
+                snprintf(part, sizeof part, "%s", path);
+        tl_buf_fini(&b);
+    }
+    closedir(d);
+    assert_true(part[0] != 0);
+    edit_part(part, unsort_did_set);
+    s = open_store(f->sdir, NULL, NULL);
+    sn = snap(s, "p");
+    int bad = 0;
+    for (size_t p = 0; p < tl_snap_n_parts(sn); p++) {
+        const uint32_t *ds;
+        uint32_t nd;
+        bad += tl_snap_part_dids(sn, p, &ds, &nd) == TL_EBADMSG;
+    }
+    assert_int_equal(bad, 1);
+    tl_snap_free(sn);
+    tl_store_free(s);
+    free(before);
+}
+
 static void test_stray_files(void **state)
 {
     fixture *f = *state;
@@ -1375,6 +1554,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_event_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_failure_is_sticky, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_did_set, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
