@@ -153,12 +153,92 @@ static void test_growth_and_expiry(void **st)
     tl_realtime_free(rt);
 }
 
+/* Against a model kept the slow way (every id's last second, every view): random events from
+ * 300 devices and 60 users on 40 pages over 40 minutes, some identifying (which folds the
+ * device into the user), read at random moments; the active count and the top pages must be
+ * the model's. */
+static void test_matches_model(void **st)
+{
+    (void)st;
+    enum { ND = 300, NU = 60, NP = 40, NEV = 20000 };
+    tl_realtime *rt = tl_realtime_new(1);
+    tl_arena *a = tl_arena_new();
+    int64_t dev_s[ND], user_s[NU];
+    for (int i = 0; i < ND; i++)
+        dev_s[i] = INT64_MIN;
+    for (int i = 0; i < NU; i++)
+        user_s[i] = INT64_MIN;
+    static int64_t view_min[NEV];
+    static int view_page[NEV];
+    int nv = 0;
+    uint32_t seed = 99;
+    int64_t now = T0;
+    char dev[16], user[16], url[16];
+    for (int e = 0; e < NEV; e++) {
+        seed = seed * 1103515245u + 12345u;
+        now += (seed >> 16) % 250; /* 20000 events over about 40 minutes */
+        int64_t s = now / 1000;
+        int d = (int)((seed >> 4) % ND), u = (int)((seed >> 12) % NU), pg = (int)(seed % NP);
+        bool has_user = (seed >> 28) % 4 == 0, has_dev = !has_user || (seed >> 27) % 2;
+        snprintf(dev, sizeof dev, "d%d", d);
+        snprintf(user, sizeof user, "u%d", u);
+        snprintf(url, sizeof url, "/p%d", pg);
+        tl_record r = ev(has_dev ? dev : NULL, has_user ? user : NULL, url);
+        tl_realtime_feed(rt, 0, &r, 1, now);
+        if (has_user) {
+            user_s[u] = s;
+            if (has_dev) dev_s[d] = INT64_MIN; /* folded into the user */
+        } else {
+            dev_s[d] = s;
+        }
+        view_min[nv] = s / 60;
+        view_page[nv++] = pg;
+        if ((seed >> 20) % 97) continue;
+        /* a read, now or up to 6 minutes later */
+        int64_t at = now + (int64_t)((seed >> 8) % 360000), at_s = at / 1000;
+        int want = 0;
+        for (int i = 0; i < ND; i++)
+            want += dev_s[i] > at_s - TL_RT_ACTIVE_S;
+        for (int i = 0; i < NU; i++)
+            want += user_s[i] > at_s - TL_RT_ACTIVE_S;
+        uint64_t views[NP] = {0};
+        for (int i = 0; i < nv; i++)
+            if (view_min[i] > at_s / 60 - TL_RT_PAGES_S / 60) views[view_page[i]]++;
+        const tl_json *j = state(rt, 0, at, a);
+        assert_int_equal((int)num(j, "active_persons_5m"), want);
+        const tl_json *top = tl_json_get(j, "top_pages");
+        uint64_t prev = UINT64_MAX;
+        char prev_url[16] = "";
+        int listed = 0;
+        for (const tl_json *x = top->child; x; x = x->next, listed++) {
+            tl_str xu = tl_json_get_str(x, "url");
+            int k = atoi(xu.p + 2);
+            uint64_t v = (uint64_t)num(x, "views");
+            assert_int_equal(v, views[k]);
+            /* by views, then by url; nothing left out beats the last one listed */
+            assert_true(v < prev || (v == prev && memcmp(prev_url, xu.p, xu.len) < 0));
+            prev = v;
+            snprintf(prev_url, sizeof prev_url, "%.*s", (int)xu.len, xu.p);
+            views[k] = 0; /* listed */
+        }
+        int left = 0;
+        for (int k = 0; k < NP; k++) {
+            left += views[k] != 0;
+            assert_true(views[k] <= prev);
+        }
+        assert_true(listed == TL_RT_TOP || left == 0);
+    }
+    tl_arena_free(a);
+    tl_realtime_free(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts_and_windows),
         cmocka_unit_test(test_identify_folds_device),
         cmocka_unit_test(test_growth_and_expiry),
+        cmocka_unit_test(test_matches_model),
     };
     return cmocka_run_group_tests_name("realtime", tests, NULL, NULL);
 }
