@@ -74,17 +74,28 @@ static void add_row(found *f, uint32_t r)
     f->rows[f->n++] = r;
 }
 
-/* Whether part may hold rows of any of the dids (false only when it surely holds none). Every
- * part may for now: a per-part did index (the sorted unique dids of a sealed part, stored
- * beside its columns, or a filter kept in memory per part) answers here and spares the did
- * column of every part the person never touched. */
+/* Whether part may hold rows of any of the dids dids[0..n) (false only when it surely holds
+ * none): a sealed part's did set (its distinct dids, ascending) answers, so the did column is
+ * read only in the few parts the person touched. Parts without a set (open, or written before
+ * format version 3) may always hold some; so may a part whose set does not load (its did
+ * column then reports the error). */
 static bool part_may_hold(tl_snap *sn, size_t part, const uint32_t *dids, uint32_t n)
 {
-    (void)sn;
-    (void)part;
-    (void)dids;
-    (void)n;
-    return true;
+    const uint32_t *set;
+    uint32_t ns;
+    if (tl_snap_part_dids(sn, part, &set, &ns)) return true;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t lo = 0, hi = ns;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (set[mid] < dids[i])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < ns && set[lo] == dids[i]) return true;
+    }
+    return false;
 }
 
 /* Appends the rows r in [lo, hi) of did column dc that belong to the person: compared with
