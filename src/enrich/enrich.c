@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include "enrich/enrich_int.h"
 #include "util/diag.h"
 #include "util/hash.h"
@@ -83,6 +85,13 @@ static void parse_refs(proj *pj, const char *list)
     }
 }
 
+static void *open_geo(void *arg)
+{
+    tl_enrich *e = arg;
+    e->geo = tl_enrich__geo_open(e->cfg->geoip_db);
+    return NULL;
+}
+
 int tl_enrich_new(const tl_config *c, tl_enrich **out, tl_err *err)
 {
     tl_enrich *e = tl_xcalloc(1, sizeof *e);
@@ -105,10 +114,20 @@ int tl_enrich_new(const tl_config *c, tl_enrich **out, tl_err *err)
         parse_refs(&e->projs[i], p->deny_referrers);
     }
     if (e->on) {
-        e->geo = c->geoip_db[0] ? tl_enrich__geo_open(c->geoip_db) : NULL;
-        if (!c->geoip_db[0]) TL_INFO("enrich", "geoip_db is empty: country is not derived");
+        /* The GeoIP files (their prefix tables) on a second thread while the regexes compile:
+         * each takes a few tens of ms, and both are read-only work on their own memory. */
+        pthread_t geo_thread;
+        bool geo_threaded = false;
+        if (c->geoip_db[0])
+            geo_threaded = !pthread_create(&geo_thread, NULL, open_geo, e);
+        else
+            TL_INFO("enrich", "geoip_db is empty: country is not derived");
         const char *uap = getenv("TALLY_UAP_REGEXES");
         e->uap = tl_enrich__uap_load(uap && *uap ? uap : UAP_DEFAULT);
+        if (geo_threaded)
+            pthread_join(geo_thread, NULL);
+        else if (c->geoip_db[0])
+            open_geo(e);
         e->ua_cache = tl_enrich__cache_new(UA_CACHE_ENTRIES, sizeof(tl_ua_info));
         if (e->geo) e->ip_cache = tl_enrich__cache_new(IP_CACHE_ENTRIES, sizeof(geo_answer));
     }

@@ -35,6 +35,14 @@ tl_geo *tl_enrich__geo_open(const char *paths);
 void tl_enrich__geo_free(tl_geo *g);
 /* Looks a up; false when no database knows it. */
 bool tl_enrich__geo_lookup(tl_geo *g, const tl_cidr *a, tl_geo_info *out);
+/* How many databases are open. */
+int tl_enrich__geo_count(const tl_geo *g);
+/* The data-section offset of a's record in database i (0 ≤ i < count): with the walker and
+ * its prefix tables (fast) or with libmaxminddb; false when the database has no record for
+ * a. For tests that compare the two. */
+bool tl_enrich__geo_find(tl_geo *g, int i, const tl_cidr *a, bool fast, uint32_t *offset);
+/* Lookups by the walker (on, the default) or by libmaxminddb: for tests and measurements. */
+void tl_enrich__geo_set_fast(tl_geo *g, bool on);
 
 /* ---- ua.c ---- */
 typedef struct tl_uap tl_uap;
@@ -62,6 +70,12 @@ size_t tl_enrich__uap_literal(const char *re, bool nocase, char out[48]);
 void tl_enrich__uap_filter_stats(const tl_uap *u, uint32_t *n_rules, uint32_t *n_filtered);
 
 /* ---- cache.c ---- */
+/* n bytes (rounded up to 2 MiB), zeroed, 2 MiB-aligned with transparent huge pages asked for,
+ * and faulted in now: tables that request threads read at random, where a page fault (~12 µs
+ * on the project's virtual machine) or a TLB miss per 4 KiB page costs more than the lookup.
+ * Aborts when out of memory, as tl_xmalloc. Free with the same n. */
+void *tl_enrich__huge_alloc(size_t n);
+void tl_enrich__huge_free(void *p, size_t n);
 /* A bounded, thread-safe map from keys (bytes) to fixed-size values: shards of direct-mapped
  * slots, each shard under its own mutex; a colliding key replaces the old entry. */
 typedef struct tl_ecache tl_ecache;

@@ -536,6 +536,280 @@ static void test_cache(void **state)
     (void)state;
 }
 
+/* Random addresses: IPv4 (as ::ffff:a.b.c.d) or IPv6, from a xorshift state. */
+static uint64_t rnd_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void rnd_addr(uint64_t *x, bool v4, tl_cidr *a)
+{
+    memset(a, 0, sizeof *a);
+    a->prefix = 128;
+    uint64_t r = rnd_next(x), r2 = rnd_next(x);
+    if (v4) {
+        a->addr[10] = a->addr[11] = 0xff;
+        memcpy(a->addr + 12, &r, 4);
+    } else {
+        memcpy(a->addr, &r, 8);
+        memcpy(a->addr + 8, &r2, 8);
+        if (r2 & 1) a->addr[0] = (uint8_t)(0x20 | (a->addr[0] & 0x0f)); /* 2000::/4: used */
+        if (r2 & 2) memset(a->addr + 6, 0, 10);                         /* short ones */
+    }
+}
+
+/* Compares the walker's record with libmaxminddb's in every database of g, for n random
+ * addresses and the given ones; returns how many the databases knew. */
+static uint32_t walker_agrees(tl_geo *g, uint32_t n, uint64_t seed, const char *const *extra)
+{
+    uint32_t known = 0;
+    uint64_t x = seed;
+    for (uint32_t k = 0;; k++) {
+        tl_cidr a;
+        if (extra && *extra) {
+            assert_int_equal(tl_cidr_parse(tl_str_c(*extra++), &a), 0);
+        } else if (k < n + 64) {
+            rnd_addr(&x, k % 3 != 0, &a);
+        } else {
+            break;
+        }
+        for (int i = 0; i < tl_enrich__geo_count(g); i++) {
+            uint32_t o1 = 0, o2 = 0;
+            bool f1 = tl_enrich__geo_find(g, i, &a, true, &o1);
+            bool f2 = tl_enrich__geo_find(g, i, &a, false, &o2);
+            if (f1 != f2 || o1 != o2) {
+                char txt[64];
+                tl_enrich__ip_text(&a, txt, sizeof txt);
+                fail_msg("%s in database %d: walker %d/%u, libmaxminddb %d/%u", txt, i, f1, o1, f2,
+                         o2);
+            }
+            known += f1;
+        }
+    }
+    return known;
+}
+
+static const char *const EDGE_ADDRS[] = {"0.0.0.0",
+                                         "255.255.255.255",
+                                         "8.8.8.8",
+                                         "81.2.69.160",
+                                         "10.1.2.3",
+                                         "127.0.0.1",
+                                         "::",
+                                         "::1",
+                                         "::ffff:1.2.3.4",
+                                         "::1.2.3.4",
+                                         "2001:db8::1",
+                                         "2a00:1450:4001:80b::200e",
+                                         "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                                         "fe80::1",
+                                         NULL};
+
+/* The search-tree walker with its prefix tables finds the same record as libmaxminddb for
+ * every address tried, in the DB-IP files (record size 28, IPv4 and IPv6 databases). */
+static void test_geo_walker(void **state)
+{
+    (void)state;
+    if (!have(GEO4) || !have(GEO6)) skip();
+    tl_geo *g = tl_enrich__geo_open(GEO4 "," GEO6);
+    assert_non_null(g);
+    assert_int_equal(tl_enrich__geo_count(g), 2);
+    assert_true(walker_agrees(g, 60000, 0x9e3779b97f4a7c15ULL, EDGE_ADDRS) > 20000);
+    /* The lookups give the same answers either way. */
+    uint64_t x = 42;
+    for (int k = 0; k < 2000; k++) {
+        tl_cidr a;
+        rnd_addr(&x, k % 2, &a);
+        tl_geo_info fast, slow;
+        tl_enrich__geo_set_fast(g, true);
+        bool f1 = tl_enrich__geo_lookup(g, &a, &fast);
+        tl_enrich__geo_set_fast(g, false);
+        bool f2 = tl_enrich__geo_lookup(g, &a, &slow);
+        assert_int_equal(f1, f2);
+        assert_true(tl_str_eq(fast.country, slow.country) && tl_str_eq(fast.city, slow.city) &&
+                    tl_str_eq(fast.region, slow.region));
+    }
+    tl_enrich__geo_free(g);
+}
+
+/* A small mmdb file: a random binary trie of prefixes (IPv6, and IPv4 ones under ::/96 for
+ * ip_version 6), nodes numbered in breadth-first order, records of `rsize` bits, a data
+ * section of maps {"country_code": "Cn"}, and the metadata. Written to path. */
+typedef struct tnode {
+    int32_t kid[2]; /* >= 0: node; -1: empty; <= -2: data record -2 - k */
+} tnode;
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static void write_mmdb(const char *path, int rsize, int ipv, uint64_t seed)
+{
+    enum { MAXN = 20000, NDATA = 40 };
+    tnode *t = calloc(MAXN, sizeof *t);
+    int32_t n = 1;
+    t[0].kid[0] = t[0].kid[1] = -1;
+    uint64_t x = seed;
+    int bits = ipv == 6 ? 128 : 32;
+    for (int k = 0; k < 400; k++) { /* insert prefixes; later ones may split earlier leaves */
+        uint8_t a[16];
+        uint64_t r = rnd_next(&x), r2 = rnd_next(&x);
+        memcpy(a, &r, 8);
+        memcpy(a + 8, &r2, 8);
+        int len = 1 + (int)(rnd_next(&x) % (uint64_t)(bits < 40 ? bits : 40));
+        if (ipv == 6 && k % 4 == 0) { /* an IPv4 one: ::/96 then 1..32 bits */
+            memset(a, 0, 12);
+            len = 96 + 1 + (int)(rnd_next(&x) % 32);
+        }
+        int32_t v = -2 - (int32_t)(rnd_next(&x) % NDATA);
+        int32_t cur = 0;
+        for (int i = 0; i < len - 1; i++) {
+            int b = (a[i >> 3] >> (7 - (i & 7))) & 1;
+            int32_t next = t[cur].kid[b];
+            if (next < 0) {
+                if (n == MAXN) goto done;
+                t[n].kid[0] = t[n].kid[1] = next; /* a leaf split keeps its value below */
+                t[cur].kid[b] = n;
+                next = n++;
+            }
+            cur = next;
+        }
+        int b = (a[(len - 1) >> 3] >> (7 - ((len - 1) & 7))) & 1;
+        if (t[cur].kid[b] < 0) t[cur].kid[b] = v;
+    }
+done:;
+    /* Breadth-first numbering. */
+    int32_t *order = calloc((size_t)n, sizeof *order), *num = calloc((size_t)n, sizeof *num);
+    int32_t head = 0, tail = 0;
+    order[tail++] = 0;
+    while (head < tail) {
+        int32_t c = order[head++];
+        num[c] = head - 1;
+        for (int b = 0; b < 2; b++)
+            if (t[c].kid[b] >= 0) order[tail++] = t[c].kid[b];
+    }
+    /* Data section: record k at offset k * 17 (map of one pair: 1 + 13 + 3 bytes). */
+    uint8_t data[NDATA * 17];
+    for (int k = 0; k < NDATA; k++) {
+        uint8_t *d = data + k * 17;
+        d[0] = 0xe1;
+        d[1] = 0x40 | 12;
+        memcpy(d + 2, "country_code", 12);
+        d[14] = 0x40 | 2;
+        d[15] = 'C';
+        d[16] = (uint8_t)('A' + k % 26);
+    }
+    size_t nb = (size_t)rsize / 4, tree = (size_t)n * nb;
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    for (int32_t i = 0; i < n; i++) {
+        int32_t c = order[i];
+        uint32_t rec[2];
+        for (int b = 0; b < 2; b++) {
+            int32_t k = t[c].kid[b];
+            rec[b] = k >= 0    ? (uint32_t)num[k]
+                     : k == -1 ? (uint32_t)n
+                               : (uint32_t)n + 16 + (uint32_t)(-2 - k) * 17;
+        }
+        uint8_t node[8];
+        if (rsize == 24) {
+            put_be(node, rec[0], 3);
+            put_be(node + 3, rec[1], 3);
+        } else if (rsize == 28) {
+            put_be(node, rec[0] & 0xffffff, 3);
+            node[3] = (uint8_t)((rec[0] >> 24) << 4 | (rec[1] >> 24));
+            put_be(node + 4, rec[1] & 0xffffff, 3);
+        } else {
+            put_be(node, rec[0], 4);
+            put_be(node + 4, rec[1], 4);
+        }
+        fwrite(node, 1, nb, f);
+    }
+    (void)tree;
+    static const uint8_t zero[16];
+    fwrite(zero, 1, 16, f);
+    fwrite(data, 1, sizeof data, f);
+    /* Metadata. */
+    uint8_t m[512];
+    size_t k = 0;
+#define KEY(s)                                                                                     \
+    do {                                                                                           \
+        m[k++] = (uint8_t)(0x40 | strlen(s));                                                      \
+        memcpy(m + k, s, strlen(s));                                                               \
+        k += strlen(s);                                                                            \
+    } while (0)
+    memcpy(m + k, "\xab\xcd\xefMaxMind.com", 14);
+    k += 14;
+    m[k++] = 0xe0 | 9;
+    KEY("node_count");
+    m[k++] = 0xc0 | 4;
+    put_be(m + k, (uint64_t)n, 4);
+    k += 4;
+    KEY("record_size");
+    m[k++] = 0xa0 | 2;
+    put_be(m + k, (uint64_t)rsize, 2);
+    k += 2;
+    KEY("ip_version");
+    m[k++] = 0xa0 | 2;
+    put_be(m + k, (uint64_t)ipv, 2);
+    k += 2;
+    KEY("database_type");
+    KEY("test");
+    KEY("languages");
+    m[k++] = 0x00 | 1;
+    m[k++] = 4; /* array (11 - 7) of one */
+    KEY("en");
+    KEY("binary_format_major_version");
+    m[k++] = 0xa0 | 2;
+    put_be(m + k, 2, 2);
+    k += 2;
+    KEY("binary_format_minor_version");
+    m[k++] = 0xa0 | 2;
+    put_be(m + k, 0, 2);
+    k += 2;
+    KEY("build_epoch");
+    m[k++] = 0x00 | 8;
+    m[k++] = 2; /* uint64 (9 - 7) */
+    put_be(m + k, 1700000000, 8);
+    k += 8;
+    KEY("description");
+    m[k++] = 0xe0 | 1;
+    KEY("en");
+    KEY("walker test");
+#undef KEY
+    fwrite(m, 1, k, f);
+    fclose(f);
+    free(order);
+    free(num);
+    free(t);
+}
+
+/* The walker against libmaxminddb on small generated databases of every record size and both
+ * IP versions: trees that end at any depth, empty branches, IPv4 under ::/96. */
+static void test_geo_walker_sizes(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/tally-test-walker-%d.mmdb", (int)getpid());
+    static const int sizes[] = {24, 28, 32};
+    for (int s = 0; s < 3; s++) {
+        for (int ipv = 4; ipv <= 6; ipv += 2) {
+            write_mmdb(path, sizes[s], ipv, 0x1234567ULL * (uint64_t)(s + ipv));
+            tl_geo *g = tl_enrich__geo_open(path);
+            if (!g)
+                fail_msg("generated database (record size %d, IPv%d) not opened", sizes[s], ipv);
+            assert_true(walker_agrees(g, 20000, 77 + (uint64_t)s, EDGE_ADDRS) > 100);
+            tl_enrich__geo_free(g);
+        }
+    }
+    unlink(path);
+}
+
 /* The pre-filter's literal: what every match of a pattern must contain, or nothing. */
 static void test_ua_literals(void **state)
 {
@@ -672,6 +946,8 @@ int main(void)
         cmocka_unit_test(test_bad_config),
         T(test_threads),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_geo_walker),
+        cmocka_unit_test(test_geo_walker_sizes),
         cmocka_unit_test(test_ua_literals),
         cmocka_unit_test(test_ua_filter_same_answers),
     };
