@@ -157,49 +157,71 @@ int tl_http_store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_in
                         uint32_t *dups)
 {
     tl_str pname = tl_str_c(p->name);
-    /* In-batch duplicates: a small hash set of event-id hashes. */
+    /* In-batch duplicates: a small hash set of dedup keys (the project is the batch's). */
     uint32_t cap = 16;
     while (cap < b->n * 2)
         cap *= 2;
     uint64_t *seen = tl_arena_calloc(a, cap * sizeof *seen);
     bool *stored = tl_arena_calloc(a, (b->n + 1) * sizeof *stored);
+    /* Candidates: kept by enrichment and not repeated earlier in the batch; their keys are
+     * then looked up in the indexer's sets all at once. */
+    tl_h128 *keys = tl_arena_alloc(a, (b->n + 1) * sizeof *keys);
+    uint32_t *cand = tl_arena_alloc(a, (b->n + 1) * sizeof *cand);
+    bool *known = tl_arena_alloc(a, (b->n + 1) * sizeof *known);
+    uint32_t nc = 0;
     tl_enrich_memo memo = {0}; /* the events of one request mostly share IP and user agent */
     *dups = 0;
     for (uint32_t i = 0; i < b->n; i++) {
         tl_record *r = &b->recs[i];
         r->project = pname;
         if (tl_enrich_record(h->enrich, p, a, r, &memo)) continue; /* filtered: not stored */
-        uint64_t hv = tl_hash_str(r->event_id) | 1;
+        if (!r->event_id.len) { /* never a repeat (the indexer does not dedup it either) */
+            stored[i] = true;
+            continue;
+        }
+        tl_h128 key = tl_index_key(pname, r->event_id);
+        uint64_t hv = key.hi | 1;
         uint32_t k = (uint32_t)hv & (cap - 1);
         bool dup = false;
         while (seen[k]) {
             if (seen[k] == hv) {
                 /* Same hash: compare the ids of the earlier records to be exact. */
                 for (uint32_t j = 0; j < i && !dup; j++)
-                    dup = tl_str_eq(b->recs[j].event_id, r->event_id);
-                break;
+                    dup = stored[j] && tl_str_eq(b->recs[j].event_id, r->event_id);
+                if (dup) break;
             }
             k = (k + 1) & (cap - 1);
         }
-        if (!dup && tl_index_seen(h->ix, pname, r->event_id)) dup = true;
         if (dup) {
             (*dups)++;
             continue;
         }
-        stored[i] = true;
-        if (!seen[k]) seen[k] = hv;
+        seen[k] = hv;
+        stored[i] = true; /* for now: the sets below may still find it */
+        keys[nc] = key;
+        cand[nc++] = i;
+    }
+    tl_index_seen_keys(h->ix, keys, nc, known);
+    uint32_t na = 0; /* keys[0 .. na): the stored ones, for tl_index_admit */
+    for (uint32_t j = 0; j < nc; j++) {
+        if (known[j]) {
+            stored[cand[j]] = false;
+            (*dups)++;
+        } else {
+            keys[na++] = keys[j];
+        }
     }
     tl_buf enc = TL_BUF_INIT;
     tl_str *recs;
     size_t n = tl_ingest_encode(a, b, pname, stored, &enc, &recs);
     uint64_t end = 0;
     int rc = n ? tl_log_append(h->log, recs, n, &end) : 0;
-    /* Answer once the batch is indexed too (normally a few ms after the fsync), so that a
-     * client's next request sees these ids and its repeats are answered as duplicates. The
-     * count is exact either way (the indexer drops repeats); only the reply is at stake, and
-     * for repeats still in flight in another request at the same moment it stays
-     * best-effort. */
-    if (!rc && n) (void)tl_index_wait(h->ix, end, 2000);
+    /* Durable: answer now, without waiting for the indexer. The pending set lets a client's
+     * next request see these ids, so its repeats are answered as duplicates; queries wait
+     * for the indexer to reach the durable end themselves. The count is exact either way
+     * (the indexer drops repeats); for repeats in flight in another request at the same
+     * moment the reply stays best-effort. */
+    if (!rc && n) tl_index_admit(h->ix, keys, na, end);
     tl_buf_fini(&enc);
     if (!rc && n) {
         /* Feed the realtime counters with the records just stored (not the repeats). */

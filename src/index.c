@@ -28,13 +28,28 @@
 #include "index/index_int.h"
 #include "record.h"
 #include "util/arena.h"
+#include "util/bigmem.h"
 #include "util/buf.h"
 #include "util/diag.h"
 #include "util/hash.h"
 #include "util/io.h"
 #include "util/time.h"
 
-#define BATCH 4096
+#define BATCH          4096
+/* The pending set (keys in the log, not yet indexed): a generation is retired once it holds
+ * this many keys and the one before it is indexed; past PENDING_MAX keys in all, appenders
+ * wait for the indexer (the log may run at most that far ahead of it). */
+#define PENDING_ROTATE (1u << 16)
+#define PENDING_MAX    (1u << 19)
+#define PENDING_MIN    (1u << 12) /* slots of an empty generation */
+
+/* Keys of appends that are durable in the log up to max_end; open addressing from the key's
+ * top bits, at most half full. */
+typedef struct pend_gen {
+    tl_h128 *slots; /* zero lo = empty (keys always have bit 0 of lo set) */
+    uint32_t cap, n;
+    uint64_t max_end;
+} pend_gen;
 
 struct tl_index {
     tl_store *store;
@@ -55,6 +70,13 @@ struct tl_index {
     int64_t last_ckpt_ms;
     _Atomic uint64_t indexed, duplicates, refused, checkpoints;
     bool dirty;
+    /* The pending set: keys that appenders (tl_index_admit) put in the log and the indexer
+     * has not reached yet, so tl_index_seen_keys answers repeats of them without waiting for
+     * the indexer. pend[cur] takes new keys; the other generation is older. Under pmu,
+     * which is taken before mu, never after. */
+    pthread_mutex_t pmu;
+    pend_gen pend[2];
+    int cur;
 };
 
 /* ---- dedup set ---- */
@@ -309,6 +331,61 @@ out:
     return NULL;
 }
 
+/* ---- pending set ---- */
+
+static void gen_alloc(pend_gen *g, uint32_t cap)
+{
+    g->slots = tl_big_zalloc((size_t)cap * sizeof *g->slots);
+    g->cap = cap;
+    g->n = 0;
+}
+
+static uint32_t gen_home(const pend_gen *g, tl_h128 k)
+{
+    return (uint32_t)(k.hi >> 32) & (g->cap - 1);
+}
+
+static bool gen_has(const pend_gen *g, tl_h128 k)
+{
+    if (!g->n) return false;
+    for (uint32_t i = gen_home(g, k);; i = (i + 1) & (g->cap - 1)) {
+        if (!g->slots[i].lo) return false;
+        if (g->slots[i].lo == k.lo && g->slots[i].hi == k.hi) return true;
+    }
+}
+
+static void gen_put(pend_gen *g, tl_h128 k)
+{
+    if ((g->n + 1) * 2 > g->cap) {
+        pend_gen w;
+        gen_alloc(&w, g->cap * 2);
+        for (uint32_t i = 0; i < g->cap; i++)
+            if (g->slots[i].lo) gen_put(&w, g->slots[i]);
+        w.max_end = g->max_end;
+        tl_big_free(g->slots, (size_t)g->cap * sizeof *g->slots);
+        *g = w;
+    }
+    uint32_t i = gen_home(g, k);
+    while (g->slots[i].lo) {
+        if (g->slots[i].lo == k.lo && g->slots[i].hi == k.hi) return;
+        i = (i + 1) & (g->cap - 1);
+    }
+    g->slots[i] = k;
+    g->n++;
+}
+
+static void gen_clear(pend_gen *g)
+{
+    if (g->cap > 4 * PENDING_ROTATE) { /* a stall made it large: back to the usual size */
+        tl_big_free(g->slots, (size_t)g->cap * sizeof *g->slots);
+        gen_alloc(g, 2 * PENDING_ROTATE);
+    } else if (g->n) {
+        memset(g->slots, 0, (size_t)g->cap * sizeof *g->slots);
+    }
+    g->n = 0;
+    g->max_end = 0;
+}
+
 /* ---- public ---- */
 
 int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_pos, uint64_t aux,
@@ -324,6 +401,9 @@ int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_po
     ix->last_ckpt_ms = tl_mono_ms();
     pthread_mutex_init(&ix->mu, NULL);
     pthread_cond_init(&ix->cv, NULL);
+    pthread_mutex_init(&ix->pmu, NULL);
+    gen_alloc(&ix->pend[0], PENDING_MIN);
+    gen_alloc(&ix->pend[1], PENDING_MIN);
     bool need_rebuild = false; /* the set creates dir, after noticing whether it existed */
     int rc = tl_dedup__open(dir, aux, &need_rebuild, &ix->dd, err);
     if (!rc && need_rebuild) rc = rebuild(ix, log_pos, aux, err);
@@ -358,6 +438,9 @@ void tl_index_free(tl_index *ix)
         pthread_join(ix->thread, NULL);
     }
     tl_dedup__free(ix->dd);
+    for (int i = 0; i < 2; i++)
+        tl_big_free(ix->pend[i].slots, (size_t)ix->pend[i].cap * sizeof *ix->pend[i].slots);
+    pthread_mutex_destroy(&ix->pmu);
     pthread_mutex_destroy(&ix->mu);
     pthread_cond_destroy(&ix->cv);
     free(ix);
@@ -365,7 +448,66 @@ void tl_index_free(tl_index *ix)
 
 bool tl_index_seen(tl_index *ix, tl_str project, tl_str event_id)
 {
-    return tl_dedup__contains(ix->dd, tl_dedup__key(project, event_id, 0)) > 0;
+    tl_h128 k = tl_index_key(project, event_id);
+    bool seen;
+    tl_index_seen_keys(ix, &k, 1, &seen);
+    return seen;
+}
+
+tl_h128 tl_index_key(tl_str project, tl_str event_id)
+{
+    return tl_dedup__key(project, event_id, 0);
+}
+
+void tl_index_seen_keys(tl_index *ix, const tl_h128 *keys, uint32_t n, bool *seen)
+{
+    /* The pending set first, then the indexed set: a key leaves the pending set only after
+     * the indexer has inserted it, so one that is in neither at the moment each is looked
+     * at was not in the log before this call began. */
+    pthread_mutex_lock(&ix->pmu);
+    for (uint32_t i = 0; i < n; i++)
+        seen[i] = gen_has(&ix->pend[ix->cur], keys[i]) || gen_has(&ix->pend[!ix->cur], keys[i]);
+    pthread_mutex_unlock(&ix->pmu);
+    enum { CHUNK = 256 };
+    tl_h128 ask[CHUNK];
+    uint32_t at[CHUNK];
+    bool found[CHUNK];
+    for (uint32_t i = 0; i < n;) {
+        uint32_t m = 0;
+        for (; i < n && m < CHUNK; i++)
+            if (!seen[i]) {
+                ask[m] = keys[i];
+                at[m++] = i;
+            }
+        /* A run that cannot be read answers "not seen": the indexer decides then. */
+        int rc = tl_dedup__contains_n(ix->dd, ask, m, found);
+        (void)rc;
+        for (uint32_t j = 0; j < m; j++)
+            seen[at[j]] = found[j];
+    }
+}
+
+void tl_index_admit(tl_index *ix, const tl_h128 *keys, uint32_t n, uint64_t end_pos)
+{
+    pthread_mutex_lock(&ix->pmu);
+    pthread_mutex_lock(&ix->mu);
+    uint64_t pos = ix->pos;
+    pthread_mutex_unlock(&ix->mu);
+    pend_gen *cur = &ix->pend[ix->cur], *old = &ix->pend[!ix->cur];
+    if (old->n && pos >= old->max_end) gen_clear(old);
+    if (!old->n && cur->n >= PENDING_ROTATE) {
+        ix->cur = !ix->cur;
+        cur = &ix->pend[ix->cur];
+        old = &ix->pend[!ix->cur];
+    }
+    for (uint32_t i = 0; i < n; i++)
+        gen_put(cur, keys[i]);
+    if (end_pos > cur->max_end) cur->max_end = end_pos;
+    uint64_t wait_for = 0;
+    if ((uint64_t)cur->n + old->n > PENDING_MAX) wait_for = old->n ? old->max_end : cur->max_end;
+    pthread_mutex_unlock(&ix->pmu);
+    /* Back-pressure: the indexer is far behind (a long checkpoint, or a slower disk). */
+    if (wait_for) (void)tl_index_wait(ix, wait_for, 2000);
 }
 
 int tl_index_wait(tl_index *ix, uint64_t pos, int timeout_ms)

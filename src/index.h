@@ -16,6 +16,7 @@
 #include "log.h"
 #include "store.h"
 #include "util/err.h"
+#include "util/hash.h"
 #include "util/str.h"
 
 typedef struct tl_index tl_index;
@@ -43,9 +44,23 @@ int tl_index_start(tl_index *ix) TL_MUST_USE;
 /* Stops the thread after indexing everything durable, checkpoints, and frees. NULL-safe. */
 void tl_index_free(tl_index *ix);
 
-/* True when (project, event_id) is already indexed. Thread-safe; a false answer may be stale
- * (the event may be in the log, not yet indexed); the indexer drops it then. */
+/* True when (project, event_id) is already indexed, or in the log and admitted with
+ * tl_index_admit. Thread-safe; a false answer may be stale for an append still in flight;
+ * the indexer drops such a repeat then. */
 bool tl_index_seen(tl_index *ix, tl_str project, tl_str event_id);
+
+/* The dedup key of (project, event_id), for tl_index_seen_keys and tl_index_admit. */
+tl_h128 tl_index_key(tl_str project, tl_str event_id);
+/* tl_index_seen for n keys at once (one lock each for the pending and the indexed set,
+ * their memory accesses overlapped): seen[i] answers keys[i]. Thread-safe. */
+void tl_index_seen_keys(tl_index *ix, const tl_h128 *keys, uint32_t n, bool *seen);
+/* Tells the indexer's readers that the events with these keys are durable in the log, in an
+ * append ending at end_pos: until the indexer has passed them, tl_index_seen_keys finds them
+ * here, so an appender may answer without waiting for the indexer and a client's next
+ * request still has its repeats answered as duplicates. Blocks (up to 2 s) while the
+ * indexer is more than about half a million admitted keys behind: the bound on how far
+ * acknowledged events run ahead of queries. Thread-safe. */
+void tl_index_admit(tl_index *ix, const tl_h128 *keys, uint32_t n, uint64_t end_pos);
 
 /* Blocks until everything up to log position pos is indexed (visible to queries), or
  * timeout_ms passes: 0, TL_EAGAIN on timeout, or TL_ECANCELED when the indexer thread has

@@ -64,6 +64,7 @@
 #include <dirent.h>
 
 #include "index/index_int.h"
+#include "util/bigmem.h"
 #include "util/buf.h"
 #include "util/diag.h"
 #include "util/io.h"
@@ -136,12 +137,23 @@ struct tl_dedup {
 
 tl_h128 tl_dedup__key(tl_str project, tl_str event_id, int64_t ts_ms)
 {
-    XXH3_state_t st;
-    XXH3_128bits_reset(&st);
-    XXH3_128bits_update(&st, project.p, project.len);
-    XXH3_128bits_update(&st, "", 1);
-    XXH3_128bits_update(&st, event_id.p, event_id.len);
-    XXH128_hash_t h = XXH3_128bits_digest(&st);
+    /* One-shot over a copy when it fits (the common case, a few times faster than the
+     * streaming state); both give the same hash of the same bytes. */
+    XXH128_hash_t h;
+    char cat[256];
+    if (project.len + 1 + event_id.len <= sizeof cat) {
+        memcpy(cat, project.p, project.len);
+        cat[project.len] = 0;
+        memcpy(cat + project.len + 1, event_id.p, event_id.len);
+        h = XXH3_128bits(cat, project.len + 1 + event_id.len);
+    } else {
+        XXH3_state_t st;
+        XXH3_128bits_reset(&st);
+        XXH3_128bits_update(&st, project.p, project.len);
+        XXH3_128bits_update(&st, "", 1);
+        XXH3_128bits_update(&st, event_id.p, event_id.len);
+        h = XXH3_128bits_digest(&st);
+    }
     int64_t day = ts_ms < 0 ? 0 : ts_ms / 86400000;
     if (day > 0xFFFF) day = 0xFFFF;
     return (tl_h128){(h.low64 & ~DAY_BITS) | (uint64_t)day << 1 | 1, h.high64};
@@ -228,8 +240,21 @@ static void mem_init(memtable *m, uint64_t cap)
     m->shift = 64;
     while ((1ull << (64 - m->shift)) < cap)
         m->shift--;
-    m->slots = tl_xcalloc(cap, sizeof *m->slots);
+    /* Huge pages where the kernel allows them: lookups are random over up to 32 MiB, and
+     * with 4 KiB pages nearly each one missed the TLB (and first touches faulted). */
+    m->slots = tl_big_zalloc(cap * sizeof *m->slots);
     m->n = 0;
+}
+
+static void mem_fini(memtable *m)
+{
+    tl_big_free(m->slots, m->cap * sizeof *m->slots);
+    m->slots = NULL;
+}
+
+static void mem_prefetch(const memtable *m, tl_h128 k)
+{
+    __builtin_prefetch(&m->slots[m->shift == 64 ? 0 : k.hi >> m->shift]);
 }
 
 /* Linear probing from the key's top bits: slot order is then nearly key order, so a flush
@@ -258,7 +283,7 @@ static void mem_grow(memtable *m)
         if (m->slots[i].lo && !mem_find(&g, m->slots[i], &slot)) g.slots[slot] = m->slots[i];
     }
     g.n = m->n;
-    free(m->slots);
+    mem_fini(m);
     *m = g;
 }
 
@@ -1043,7 +1068,7 @@ void tl_dedup__free(tl_dedup *d)
         run_free(d->runs[i]);
     free(d->runs);
     free(d->doomed);
-    free(d->mem.slots);
+    mem_fini(&d->mem);
     free(d->dir);
     pthread_rwlock_destroy(&d->lock);
     pthread_mutex_destroy(&d->mmu);
@@ -1091,6 +1116,29 @@ int tl_dedup__contains(tl_dedup *d, tl_h128 k)
     return rc;
 }
 
+int tl_dedup__contains_n(tl_dedup *d, const tl_h128 *keys, uint32_t n, bool *found)
+{
+    enum { AHEAD = 8 }; /* memtable slots fetched ahead: the probes' cache misses overlap */
+    int rc = 0;
+    pthread_rwlock_rdlock(&d->lock);
+    for (uint32_t i = 0; i < n && i < AHEAD; i++)
+        mem_prefetch(&d->mem, keys[i]);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i + AHEAD < n) mem_prefetch(&d->mem, keys[i + AHEAD]);
+        uint64_t slot;
+        int r = mem_find(&d->mem, keys[i], &slot) ? 1 : runs_have(d, keys[i]);
+        if (r < 0) rc = r;
+        found[i] = r > 0;
+    }
+    pthread_rwlock_unlock(&d->lock);
+    return rc;
+}
+
+void tl_dedup__prefetch(tl_dedup *d, tl_h128 k)
+{
+    mem_prefetch(&d->mem, k);
+}
+
 uint64_t tl_dedup__mem_keys(tl_dedup *d)
 {
     return d->mem.n;
@@ -1119,10 +1167,9 @@ int tl_dedup__flush(tl_dedup *d, tl_err *err)
     }
     pthread_rwlock_wrlock(&d->lock);
     runs_add(d, r);
-    /* A fresh zeroed table of the same size: large ones come from mmap, so their pages are
-     * given back until touched again (a memset would keep them all resident). */
-    free(d->mem.slots);
-    d->mem.slots = tl_xcalloc(d->mem.cap, sizeof *d->mem.slots);
+    /* The same table, emptied: it stays mapped (with huge pages) for the next keys rather
+     * than faulting in a fresh one page by page. */
+    memset(d->mem.slots, 0, d->mem.cap * sizeof *d->mem.slots);
     d->mem.n = 0;
     pthread_rwlock_unlock(&d->lock);
     d->changed = true;

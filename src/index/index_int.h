@@ -56,6 +56,12 @@ void tl_dedup__write_end(tl_dedup *d);
 int tl_dedup__insert(tl_dedup *d, tl_h128 k) TL_MUST_USE;
 /* 1 when k is present, 0 when not, negative on a read error. Any thread. */
 int tl_dedup__contains(tl_dedup *d, tl_h128 k) TL_MUST_USE;
+/* tl_dedup__contains for n keys under one lock, their memtable probes overlapped: found[i]
+ * for keys[i]. 0, or a negative error when a run could not be read (found[] false for the
+ * keys it concerned). Any thread. */
+int tl_dedup__contains_n(tl_dedup *d, const tl_h128 *keys, uint32_t n, bool *found) TL_MUST_USE;
+/* Starts loading the memtable slot where an insert or lookup of k begins. Writer only. */
+void tl_dedup__prefetch(tl_dedup *d, tl_h128 k);
 /* Keys in memory since the last flush (the indexer checkpoints past a limit). */
 uint64_t tl_dedup__mem_keys(tl_dedup *d);
 /* True when a background merge has finished and waits for tl_dedup__prepare. */
