@@ -9,6 +9,14 @@
       runs each benchmark query on both systems (one warm-up, then N timed runs each; the
       latency is the client's wall time of the whole HTTP request), compares the answers and
       writes latencies, medians and mismatches to JSON.
+      Then the other reads (API.md): the person timeline of 20 persons of every activity level
+      (picked from ClickHouse's table; ClickHouse's side is the same person's events by time,
+      LIMIT 100), each asked once (a person not asked before) and RUNS times more (the same
+      person again), answers compared (the count, and the events when they fit one page); and
+      GET /api/v1/realtime. The persons are written to PERSONS (default: beside JSON).
+  bench.py timeline-restart --tally-port P --read-key K --persons PERSONS --queries JSON
+      right after a restart of tally (nothing decoded in its column cache): the first call of
+      each of those persons; appended to the queries' JSON as one more row.
   bench.py report  --stats ENV --queries JSON --md FILE --command CMD
       prints the side-by-side table and writes it as markdown.
 
@@ -19,9 +27,11 @@ any difference is printed as a WARNING line.
 import argparse
 import http.client
 import json
+import os
 import statistics
 import sys
 import time
+import urllib.parse
 
 
 def read_env(path):
@@ -42,11 +52,15 @@ class Http:
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 
-    def post(self, path, body, headers):
+    def get(self, path, headers):
+        return self.post(path, None, headers, method="GET")
+
+    def post(self, path, body, headers, method="POST"):
         for attempt in range(2):
             try:
                 t = time.perf_counter()
-                self.conn.request("POST", path, body=body.encode(), headers=headers)
+                self.conn.request(method, path, body=body.encode() if body is not None else None,
+                                  headers=headers)
                 r = self.conn.getresponse()
                 data = r.read()
                 return r.status, data.decode("utf-8", "replace"), time.perf_counter() - t
@@ -190,6 +204,166 @@ def diff(a, b, limit=5):
     return len(bad), bad[:limit]
 
 
+# ---- the other reads: person timeline and realtime -------------------------------------
+
+TIMELINE_PERSONS = 20
+TIMELINE_LIMIT = 100  # tally's default page
+
+
+def pick_persons(cconn, meta, n=TIMELINE_PERSONS):
+    """n persons spread over activity (by events: quantiles from the lightest to the
+    heaviest, the heaviest included), each with one of its distinct ids and its events."""
+    rows = []
+    try:
+        st, body, _ = ch_query(cconn, "SELECT person, count() AS c, anyIf(anonymous_id, "
+                               "anonymous_id != ''), any(user_id) FROM events GROUP BY person")
+        if st == 200:
+            for line in body.splitlines():
+                p, c, a, u = line.split("\t")
+                rows.append((int(c), int(p), a or u))
+    except (OSError, http.client.HTTPException):
+        pass
+    if not rows:  # no ClickHouse: the generator's TSV (same persons, same counts)
+        cnt, did = {}, {}
+        with open(os.path.join(os.path.dirname(meta["_path"]), "events.tsv")) as f:
+            for line in f:
+                c = line.split("\t", 6)
+                cnt[c[1]] = cnt.get(c[1], 0) + 1
+                if not did.get(c[1]):
+                    did[c[1]] = c[4] or c[5]
+        rows = [(k, int(p), did[p]) for p, k in cnt.items()]
+    rows.sort()
+    idx = [int((i + 0.5) / n * len(rows)) for i in range(n - 1)] + [len(rows) - 1]
+    return [{"person": rows[i][1], "events": rows[i][0], "distinct_id": rows[i][2]} for i in idx]
+
+
+def timeline_path(p):
+    return ("/api/v1/persons/" + urllib.parse.quote(p["distinct_id"], safe="")
+            + "/events?project=bench&limit=%d" % TIMELINE_LIMIT)
+
+
+def tally_get(conn, key, path):
+    return conn.get(path, {"Authorization": "Bearer " + key})
+
+
+def ch_timeline_sql(p):
+    return (f"SELECT event_id, time, event FROM events WHERE person = {p['person']} "
+            f"ORDER BY time, event_id LIMIT {TIMELINE_LIMIT}")
+
+
+def ms(xs):
+    return [round(x * 1000, 2) for x in xs]
+
+
+def timeline_rows(args, tconn, cconn, meta):
+    """The timeline and realtime rows of the query results (same fields as the queries')."""
+    persons = pick_persons(cconn, meta)
+    with open(args.persons, "w") as f:
+        json.dump(persons, f, indent=1)
+    first, again, took, ch_first, ch_again, bad, sample = [], [], [], [], [], 0, []
+    ch_ok = True
+    for p in persons:
+        # tally: a person not asked before (its columns may be decoded for other queries),
+        # then the same person again
+        st, body, secs = tally_get(tconn, args.read_key, timeline_path(p))
+        if st != 200:
+            return [{"name": "timeline", "title": "person timeline",
+                     "tally_error": " ".join(f"HTTP {st} {body[:300]}".split())}]
+        first.append(secs)
+        j = json.loads(body)
+        for _ in range(args.runs):
+            s2, b2, secs = tally_get(tconn, args.read_key, timeline_path(p))
+            again.append(secs)
+            took.append(json.loads(b2).get("took_ms"))
+        # ClickHouse: the same person's first page (the person is not in its sort key)
+        try:
+            cst, cbody, csecs = ch_query(cconn, ch_timeline_sql(p))
+            if cst != 200:
+                raise OSError(cbody[:200])
+            ch_first.append(csecs)
+            ch_again += [ch_query(cconn, ch_timeline_sql(p))[2] for _ in range(args.runs)]
+            cst, cnt, _ = ch_query(cconn, f"SELECT count() FROM events WHERE person = {p['person']}")
+            want_ids = sorted(line.split("\t")[0] for line in cbody.splitlines() if line)
+            want_n = int(cnt.strip())
+        except (OSError, http.client.HTTPException, ValueError):
+            ch_ok = False
+            want_n, want_ids = p["events"], None
+        got_ids = sorted(e["event_id"] for e in j["events"])
+        # the count always; the events when all of them fit one page (ClickHouse's times are
+        # whole seconds, so the order within a second is not compared)
+        if j["total"] != want_n or (want_ids is not None and want_n <= TIMELINE_LIMIT
+                                    and got_ids != want_ids):
+            bad += 1
+            sample.append([p["distinct_id"], j["total"], want_n])
+    med = lambda xs: round(statistics.median(xs) * 1000, 2) if xs else None  # noqa: E731
+    n = len(persons)
+    counts = [p["events"] for p in persons]
+    rows = [
+        {"name": "timeline_new", "title": f"person timeline, a person not asked before "
+         f"({n} persons, {min(counts)}..{max(counts)} events)",
+         "tally_json": "GET " + timeline_path(persons[0]).replace(
+             urllib.parse.quote(persons[0]["distinct_id"], safe=""), "<distinct_id>"),
+         "ch_sql": ch_timeline_sql({"person": "<person>"}),
+         "tally_ms": ms(first), "tally_median_ms": med(first),
+         "mismatches": bad, "mismatch_sample": sample[:5], "runs_label": f"median of {n}"},
+        {"name": "timeline_again", "title": "person timeline, the same person again",
+         "tally_json": "(the same calls again)", "ch_sql": "(the same queries again)",
+         "tally_ms": ms(again), "tally_median_ms": med(again), "tally_took_ms": took,
+         "runs_label": f"median of {len(again)}"},
+    ]
+    if ch_ok:
+        rows[0].update(ch_ms=ms(ch_first), ch_median_ms=med(ch_first))
+        rows[1].update(ch_ms=ms(ch_again), ch_median_ms=med(ch_again))
+    else:
+        rows[0]["ch_error"] = rows[1]["ch_error"] = "ClickHouse did not answer"
+    if bad:
+        print(f"bench: WARNING: timeline: {bad} of {n} persons differ from ClickHouse, e.g. "
+              f"(distinct_id, tally, clickhouse): {sample[:3]}", file=sys.stderr)
+    elif ch_ok:
+        print(f"bench: timeline: tally equals ClickHouse ({n} persons)", file=sys.stderr)
+    # realtime: the state the ingest left (every id of the last 5 minutes, all pages)
+    st, body, _ = tally_get(tconn, args.read_key, "/api/v1/realtime?project=bench")
+    r = {"name": "realtime", "title": "realtime (GET /api/v1/realtime)",
+         "tally_json": "GET /api/v1/realtime?project=bench",
+         "ch_sql": "(no equivalent: ClickHouse has no realtime counters)",
+         "ch_error": "no equivalent"}
+    if st != 200:
+        r["tally_error"] = " ".join(f"HTTP {st} {body[:300]}".split())
+    else:
+        times = [tally_get(tconn, args.read_key, "/api/v1/realtime?project=bench")[2]
+                 for _ in range(max(args.runs, 7) * 3)]
+        r.update(tally_ms=ms(times), tally_median_ms=med(times),
+                 runs_label=f"median of {len(times)}",
+                 note=f"active_persons_5m {json.loads(body).get('active_persons_5m')}")
+    rows.append(r)
+    return rows
+
+
+def cmd_timeline_restart(args):
+    persons = json.load(open(args.persons))
+    conn = Http(args.tally_port)
+    first = []
+    for p in persons:
+        st, body, secs = tally_get(conn, args.read_key, timeline_path(p))
+        first.append(secs if st == 200 else float("nan"))
+    res = json.load(open(args.queries))
+    ok = [x for x in first if x == x]
+    res.append({
+        "name": "timeline_restart",
+        "title": "person timeline, first call after a restart (the very first "
+                 f"{first[0] * 1000:.1f} ms)",
+        "tally_json": "(the same persons, each once)", "ch_sql": "-",
+        "ch_error": "not measured", "tally_ms": ms(first),
+        "tally_median_ms": round(statistics.median(ok) * 1000, 2) if ok else None,
+        "runs_label": f"median of {len(first)}"})
+    with open(args.queries, "w") as f:
+        json.dump(res, f, indent=1)
+    print(f"bench: timeline after a restart: the first call {first[0] * 1000:.1f} ms, median of "
+          f"{len(first)} persons {statistics.median(ok) * 1000:.1f} ms" if ok else
+          "bench: timeline after a restart failed", file=sys.stderr)
+    return 0
+
+
 def cmd_wait(args):
     meta = read_env(args.meta)
     want = int(meta["events_unique"])
@@ -278,6 +452,10 @@ def cmd_queries(args):
                 print(f"bench: {q['name']}: {side} failed: {r[side + '_error']}",
                       file=sys.stderr)
         results.append(r)
+    meta["_path"] = args.meta
+    if not args.persons:
+        args.persons = os.path.join(os.path.dirname(os.path.abspath(args.out)), "persons.json")
+    results += timeline_rows(args, tconn, cconn, meta)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
     return 0
@@ -351,8 +529,10 @@ def cmd_report(args):
     add("ingest + settle (all queryable)", num(st, "tally_ingest_total_s"),
         num(st, "ch_ingest_total_s"), "s", "lower")
     for q in qs:
-        add(f"query: {q['title']} (median of {len(q.get('ch_ms') or q.get('tally_ms') or [])})",
-            q.get("tally_median_ms"), q.get("ch_median_ms"), "ms", "lower")
+        runs = q.get("runs_label") or f"median of {len(q.get('ch_ms') or q.get('tally_ms') or [])}"
+        kind = "query" if q["name"] not in ("realtime",) and "timeline" not in q["name"] else "read"
+        add(f"{kind}: {q['title']} ({runs})", q.get("tally_median_ms"), q.get("ch_median_ms"),
+            "ms", "lower")
     add("peak memory (VmHWM of the server)", num(st, "tally_hwm_bytes"), num(st, "ch_hwm_bytes"),
         "B", "size")
     add("bytes on disk (du of the data dir)", num(st, "tally_disk_bytes"),
@@ -374,7 +554,7 @@ def cmd_report(args):
         if "mismatches" in q:
             exact.append(f"{q['name']}: " + ("equal" if q["mismatches"] == 0
                                              else f"DIFFERENT in {q['mismatches']} values"))
-        else:
+        elif q["name"] not in ("timeline_again", "timeline_restart"):
             exact.append(f"{q['name']}: not compared ("
                          + (q.get("tally_error") or q.get("ch_error") or "?")[:120] + ")")
     print()
@@ -438,13 +618,20 @@ def main():
     q.add_argument("--meta", required=True)
     q.add_argument("--runs", type=int, default=7)
     q.add_argument("--out", required=True)
+    q.add_argument("--persons", help="where the timeline's persons go (default: beside --out)")
+    tr = sub.add_parser("timeline-restart")
+    tr.add_argument("--tally-port", type=int, required=True)
+    tr.add_argument("--read-key", required=True)
+    tr.add_argument("--persons", required=True)
+    tr.add_argument("--queries", required=True)
     r = sub.add_parser("report")
     r.add_argument("--stats", required=True)
     r.add_argument("--queries")
     r.add_argument("--md", required=True)
     r.add_argument("--command", default="make bench")
     a = p.parse_args()
-    return {"wait": cmd_wait, "queries": cmd_queries, "report": cmd_report}[a.cmd](a)
+    return {"wait": cmd_wait, "queries": cmd_queries, "timeline-restart": cmd_timeline_restart,
+            "report": cmd_report}[a.cmd](a)
 
 
 if __name__ == "__main__":

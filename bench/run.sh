@@ -10,8 +10,9 @@
 # start ClickHouse on loopback from a scratch dir, create the table, bulk-insert the TSV,
 # OPTIMIZE FINAL → start tally on a scratch data dir, send the NDJSON over HTTP in batches of
 # 1000 on a few connections, wait until all of it is queryable → run each query on both, one
-# warm-up and RUNS timed runs, compare answers → read VmHWM of both servers → stop both →
-# du both data dirs → print the table and write bench/results.md. See bench/README.md.
+# warm-up and RUNS timed runs, compare answers; person timelines and realtime → read VmHWM of
+# both servers → stop both → du both data dirs → restart each (tally: then the timelines once
+# more, cold) → print the table and write bench/results.md. See bench/README.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -238,7 +239,8 @@ echo "tally: sent in $LOAD_S s, queryable $WAIT_S s later" >&2
 # ---- queries ------------------------------------------------------------------------------
 say "queries: one warm-up and $RUNS timed runs each, on both"
 "$PY" bench/bench.py queries --tally-port "$TALLY_PORT" --read-key rk_bench \
-    --ch-port "$CH_HTTP" --meta "$META" --runs "$RUNS" --out "$WORK/queries.json"
+    --ch-port "$CH_HTTP" --meta "$META" --runs "$RUNS" --out "$WORK/queries.json" \
+    --persons "$WORK/persons.json"
 
 # ---- memory, then stop, then disk ---------------------------------------------------------
 stat load_end "\"$(cut -d' ' -f1-3 /proc/loadavg)\""
@@ -267,6 +269,11 @@ T=$(now)
 start_tally
 stat tally_restart_s "$("$PY" bench/bench.py wait --tally-port "$TALLY_PORT" --read-key rk_bench \
     --meta "$META" --since "$T" --timeout 300)"
+# the timeline's persons again, each once, while nothing is decoded yet (the count above
+# reads no did column)
+"$PY" bench/bench.py timeline-restart --tally-port "$TALLY_PORT" --read-key rk_bench \
+    --persons "$WORK/persons.json" --queries "$WORK/queries.json" ||
+    echo "run.sh: WARNING: the timeline after a restart was not measured" >&2
 stop_pid "$TALLY_PID" tally
 TALLY_PID=""
 T=$(now)
