@@ -478,6 +478,82 @@ static int bucket_run(void *arg, uint32_t worker, uint32_t base, const uint32_t 
     return 0;
 }
 
+/* step_ordered for an ordered funnel without exclusions and an event of step j only, no
+ * breakdown value. */
+static inline void step_one(const fspec *f, int64_t *b, uint32_t j, int64_t t)
+{
+    const uint32_t S = f->n_steps;
+    uint32_t has = (uint32_t)b[B_HAS];
+    int64_t *chain = b + 3 + 2 * S, *cur = chain + j * S;
+    if (j == 0) {
+        if (has & 1 && cur[0] >= t) return;
+        cur[0] = t;
+    } else {
+        const int64_t *prev = cur - S;
+        if (!(has >> (j - 1) & 1) || t - prev[0] > f->window_ms) return;
+        if (has >> j & 1 && cur[0] >= prev[0]) return;
+        memcpy(cur, prev, j * sizeof *chain);
+        cur[j] = t;
+    }
+    b[B_HAS] = has | 1u << j;
+    if ((int64_t)j + 1 > b[B_LEVEL]) keep_block(b, S, j, cur, 0);
+}
+
+/* One person at a time (tl_query__seq_persons): each worker keeps its own totals. */
+typedef struct personctx {
+    const fspec *f;
+    group total[TL_Q_THREADS];
+    tl_qseq_ev *ev[TL_Q_THREADS]; /* a person's rows, for the step machines that take them */
+    size_t ev_cap[TL_Q_THREADS];
+} personctx;
+
+static int person_run(void *arg, uint32_t worker, uint32_t person, const tl_qkeys *kd,
+                      const uint64_t *keys, size_t n)
+{
+    personctx *x = arg;
+    const fspec *f = x->f;
+    presult pr;
+    (void)person;
+    if (f->order == ORDERED && !f->n_excl) {
+        /* In a run of events that match one step j only (and nothing else in between), the
+         * step machine takes the last of a run of step-1 events (the latest start dominates)
+         * and the first of a run of step-j events for j > 1 (the next ones find the level
+         * taken): the others are not stepped at all. */
+        int64_t b[3 + 2 * MAX_STEPS + MAX_STEPS * MAX_STEPS];
+        memset(b, 0, block_len(f->n_steps) * sizeof *b);
+        uint32_t prev = 0;
+        for (size_t e = 0; e < n; e++) {
+            uint32_t m = tl_qkey_mask(kd, keys[e]), last = prev;
+            prev = m;
+            if (m == 1 ? e + 1 < n && tl_qkey_mask(kd, keys[e + 1]) == 1
+                       : !(m & (m - 1)) && m == last)
+                continue;
+            if (m & (m - 1)) { /* an event of several steps: the general machine */
+                tl_qseq_ev ev = {tl_qkey_ts(kd, keys[e]), m, {0, 0}};
+                step_ordered(f, b, &ev);
+            } else {
+                step_one(f, b, (uint32_t)__builtin_ctz(m), tl_qkey_ts(kd, keys[e]));
+            }
+        }
+        block_result(b, f->n_steps, &pr);
+    } else {
+        tl_qseq_ev *ev = x->ev[worker];
+        if (n > x->ev_cap[worker]) {
+            free(ev);
+            x->ev_cap[worker] = n > 2 * x->ev_cap[worker] ? n : 2 * x->ev_cap[worker];
+            x->ev[worker] = ev = tl_xmalloc(x->ev_cap[worker] * sizeof *ev);
+        }
+        for (size_t e = 0; e < n; e++)
+            ev[e] = (tl_qseq_ev){tl_qkey_ts(kd, keys[e]), tl_qkey_mask(kd, keys[e]), {0, 0}};
+        if (f->order == ANY)
+            person_any(f, ev, n, &pr);
+        else
+            person_ordered(f, ev, n, &pr);
+    }
+    if (pr.level >= 0) group_add(&x->total[worker], &pr);
+    return 0;
+}
+
 int tl_query__funnel(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_json *q, tl_buf *out,
                      tl_err *err)
 {
@@ -505,7 +581,19 @@ int tl_query__funnel(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_js
     tl_qseq sq;
     memset(&sq, 0, sizeof sq);
     size_t L = block_len(f.n_steps);
-    if (f.order != ANY && c->sn) {
+    if (!req->has_bd && c->sn && tl_query__seq_persons_fits(&sp)) {
+        /* No breakdown and steps that are event names: the compact per-person path. */
+        personctx *px = tl_xcalloc(1, sizeof *px);
+        px->f = &f;
+        uint32_t nw = 1;
+        rc = tl_query__seq_persons(c, req, &sp, person_run, px, &nw, err);
+        for (uint32_t w = 0; w < TL_Q_THREADS; w++) {
+            group_merge(&total, &px->total[w], f.n_steps);
+            group_free(&px->total[w]);
+            free(px->ev[w]);
+        }
+        free(px);
+    } else if (f.order != ANY && c->sn) {
         streamctx *sx = tl_xcalloc(1, sizeof *sx);
         sx->f = &f;
         sx->L = L;

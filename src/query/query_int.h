@@ -299,6 +299,48 @@ int tl_query__seq_buckets(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp
 /* Threads for work over `rows` rows in `max` pieces: 1 below TL_Q_PAR_ROWS rows, else up to
  * the CPUs (and TL_Q_THREADS). */
 uint32_t tl_query__threads(uint64_t rows, uint64_t max);
+/* The top-level filters and the aux properties against this snapshot; false when a filter
+ * can pass no row at all. */
+bool tl_query__seq_prepare(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp);
+/* The parts that meet [from, to_excl), in snapshot order, split into nt contiguous ranges of
+ * about equal rows: worker w takes parts idx[lim[w] .. lim[w + 1]) (idx freed with the
+ * query). */
+typedef struct tl_qparts {
+    size_t *idx, n;
+    size_t lim[TL_Q_THREADS + 1];
+    uint32_t nt;
+    uint64_t rows;
+} tl_qparts;
+void tl_query__plan_parts(tl_qctx *c, const tl_qseq_spec *sp, uint32_t max_threads, tl_qparts *pl);
+/* Runs job(arg + w * size) for w < nt, worker 0 on the calling thread. */
+void tl_query__run_workers(void *(*job)(void *), void *arg, size_t size, uint32_t nt);
+
+/* ---- query/seqp.c: one person at a time, compact ----
+ * The same rows and order as tl_query__seq_buckets, for specs without aux values whose
+ * conditions are all "event = E" or empty (what funnels without breakdown and step filters
+ * ask): each row travels as one 64-bit key, so the rows move a third of the bytes and each
+ * person's rows are sorted on their own, in the cache. fn gets each person with kept rows
+ * once, its keys ascending (that is, its rows in sequence order); persons are split among
+ * *n_workers workers as in tl_query__seq_buckets. A key holds the row's time and mask: */
+#define TL_QKEY_RANK_BITS 6
+#define TL_QKEY_TIME_BITS 47
+typedef struct tl_qkeys {
+    int64_t from;
+    uint32_t mask[1u << TL_QKEY_RANK_BITS]; /* by rank */
+} tl_qkeys;
+static inline int64_t tl_qkey_ts(const tl_qkeys *kd, uint64_t key)
+{
+    return kd->from + (int64_t)(key >> TL_QKEY_RANK_BITS & ((1ull << TL_QKEY_TIME_BITS) - 1));
+}
+static inline uint32_t tl_qkey_mask(const tl_qkeys *kd, uint64_t key)
+{
+    return kd->mask[key & ((1u << TL_QKEY_RANK_BITS) - 1)];
+}
+bool tl_query__seq_persons_fits(const tl_qseq_spec *sp);
+typedef int (*tl_qperson_fn)(void *ctx, uint32_t worker, uint32_t person, const tl_qkeys *kd,
+                             const uint64_t *keys, size_t n);
+int tl_query__seq_persons(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qperson_fn fn,
+                          void *ctx, uint32_t *n_workers, tl_err *err);
 /* Breakdown values met by an engine (funnels, retention): value → dense index, the caller
  * keeping its own payload per index, and the answer's order. */
 typedef struct tl_qvals {

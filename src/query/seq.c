@@ -435,9 +435,7 @@ static void sort_events(tl_qctx *c, const tl_qseq *sq, tl_qseq_ev *e, size_t n)
     }
 }
 
-/* The top-level filters and the aux properties against this snapshot; false when a filter
- * can pass no row at all. */
-static bool prepare(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp)
+bool tl_query__seq_prepare(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp)
 {
     if (tl_query__compile(c, (tl_qreq *)req)) return false;
     for (int i = 0; i < 2; i++)
@@ -506,7 +504,7 @@ int tl_query__seq_build(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, 
     memset(out, 0, sizeof *out);
     out->off = tl_query__scratch(c, 1, sizeof *out->off);
     if (!c->sn) return 0;
-    if (!prepare(c, req, sp)) return 0;
+    if (!tl_query__seq_prepare(c, req, sp)) return 0;
     gather g;
     memset(&g, 0, sizeof g);
     int rc = 0;
@@ -597,7 +595,7 @@ int tl_query__seq_stream(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp,
 {
     memset(nums, 0, sizeof *nums);
     if (!c->sn) return 0;
-    if (!prepare(c, req, sp)) return 0;
+    if (!tl_query__seq_prepare(c, req, sp)) return 0;
     gather g;
     memset(&g, 0, sizeof g);
     int rc = 0;
@@ -624,16 +622,7 @@ int tl_query__seq_stream(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp,
 
 /* ---- in parallel: order-free part visits and person buckets ---- */
 
-/* The parts that meet [from, to_excl), in snapshot order, split into nt contiguous ranges of
- * about equal rows: worker w takes parts idx[lim[w] .. lim[w + 1]). */
-typedef struct plan {
-    size_t *idx, n;
-    size_t lim[TL_Q_THREADS + 1];
-    uint32_t nt;
-    uint64_t rows;
-} plan;
-
-static void plan_parts(tl_qctx *c, const tl_qseq_spec *sp, uint32_t max_threads, plan *pl)
+void tl_query__plan_parts(tl_qctx *c, const tl_qseq_spec *sp, uint32_t max_threads, tl_qparts *pl)
 {
     memset(pl, 0, sizeof *pl);
     size_t np = tl_snap_n_parts(c->sn);
@@ -659,8 +648,7 @@ static void plan_parts(tl_qctx *c, const tl_qseq_spec *sp, uint32_t max_threads,
     pl->lim[nt] = pl->n;
 }
 
-/* Runs job(arg + w * size) for w < nt, worker 0 on the calling thread. */
-static void run_workers(void *(*job)(void *), void *arg, size_t size, uint32_t nt)
+void tl_query__run_workers(void *(*job)(void *), void *arg, size_t size, uint32_t nt)
 {
     pthread_t th[TL_Q_THREADS];
     bool started[TL_Q_THREADS] = {false};
@@ -679,7 +667,7 @@ typedef struct pvisit {
     tl_qctx *c;
     const tl_qreq *req;
     const tl_qseq_spec *sp;
-    const plan *pl;
+    const tl_qparts *pl;
     uint32_t w;
     tl_qsel_fn fn;
     void *ctx;
@@ -725,13 +713,13 @@ static void *pvisit_run(void *arg)
 int tl_query__seq_parts(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp, tl_qsel_fn fn,
                         void *ctx, tl_err *err)
 {
-    if (!c->sn || !prepare(c, req, sp)) return 0;
-    plan pl;
-    plan_parts(c, sp, TL_Q_THREADS, &pl);
+    if (!c->sn || !tl_query__seq_prepare(c, req, sp)) return 0;
+    tl_qparts pl;
+    tl_query__plan_parts(c, sp, TL_Q_THREADS, &pl);
     pvisit v[TL_Q_THREADS];
     for (uint32_t w = 0; w < pl.nt; w++)
         v[w] = (pvisit){c, req, sp, &pl, w, fn, ctx, 0, {0}};
-    run_workers(pvisit_run, v, sizeof *v, pl.nt);
+    tl_query__run_workers(pvisit_run, v, sizeof *v, pl.nt);
     for (uint32_t w = 0; w < pl.nt; w++)
         if (v[w].rc) {
             if (err) *err = v[w].err;
@@ -764,7 +752,7 @@ typedef struct bwork {
     tl_qctx *c;
     const tl_qreq *req;
     const tl_qseq_spec *sp;
-    const plan *pl;
+    const tl_qparts *pl;
     struct bwork *all; /* every worker's (stage 2 reads their chunks) */
     uint32_t w, nt, shift;
     gather g;
@@ -894,11 +882,11 @@ int tl_query__seq_buckets(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp
 {
     memset(nums, 0, sizeof *nums);
     *n_workers = 1;
-    if (!c->sn || !prepare(c, req, sp)) return 0;
+    if (!c->sn || !tl_query__seq_prepare(c, req, sp)) return 0;
     /* Numeric aux values are numbered per gather: one worker then, so one numbering. */
     bool num_aux = (sp->aux[0] && sp->aux[0]->col < 0) || (sp->aux[1] && sp->aux[1]->col < 0);
-    plan pl;
-    plan_parts(c, sp, num_aux ? 1 : TL_Q_THREADS, &pl);
+    tl_qparts pl;
+    tl_query__plan_parts(c, sp, num_aux ? 1 : TL_Q_THREADS, &pl);
     uint32_t nt = pl.nt, nb = (c->n_dids >> shift) + 1;
     bwork *b = tl_xcalloc(nt, sizeof *b);
     for (uint32_t w = 0; w < nt; w++) {
@@ -919,7 +907,7 @@ int tl_query__seq_buckets(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp
         b[w].ch.rows = tl_xcalloc(nb, sizeof *b[w].ch.rows);
     }
     int rc = 0;
-    run_workers(bwork_run, b, sizeof *b, nt);
+    tl_query__run_workers(bwork_run, b, sizeof *b, nt);
     for (uint32_t w = 0; w < nt && !rc; w++)
         if (b[w].rc) {
             rc = b[w].rc;
@@ -943,7 +931,7 @@ int tl_query__seq_buckets(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp
             }
             b[w].b1 = k;
         }
-        run_workers(bwork_run, b, sizeof *b, nt);
+        tl_query__run_workers(bwork_run, b, sizeof *b, nt);
         for (uint32_t w = 0; w < nt && !rc; w++)
             if (b[w].rc) {
                 rc = b[w].rc;

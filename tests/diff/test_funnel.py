@@ -40,6 +40,8 @@ def step(rng):
         s["where"] = [{"prop": "country", "op": "in", "value": rng.sample(gen.COUNTRIES, 3)}]
     elif x < 0.3:
         s = {"where": [{"prop": "platform", "op": "!=", "value": "web"}]}  # any app event
+    elif x < 0.34:
+        s = {}  # any event at all
     return s
 
 
