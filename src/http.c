@@ -212,6 +212,7 @@ int tl_http_store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_in
         }
     }
     tl_buf enc = TL_BUF_INIT;
+    tl_buf_reserve(&enc, (size_t)b->n * 256 + 256); /* about a record's size: few regrowths */
     tl_str *recs;
     size_t n = tl_ingest_encode(a, b, pname, stored, &enc, &recs);
     uint64_t end = 0;
@@ -522,6 +523,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq = tl_xcalloc(1, sizeof *rq);
         *con_cls = rq;
         atomic_fetch_add(&h->requests, 1);
+        /* The body's whole size at once when it is announced (and allowed): no copying and
+         * no fresh pages as the buffer doubles chunk by chunk. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        unsigned long long want = cl ? strtoull(cl, NULL, 10) : 0;
+        if (want && want <= h->lim.max_body_bytes) tl_buf_reserve(&rq->body, (size_t)want);
         return MHD_YES;
     }
     if (*upload_size) {

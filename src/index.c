@@ -192,6 +192,18 @@ static int do_checkpoint(tl_index *ix, uint64_t pos)
     return 0;
 }
 
+/* Records decoded ahead of their turn (index_batch), so the dedup probes of a window can be
+ * started together: each is a likely cache miss in a table of up to 32 MiB, and overlapped
+ * they cost about one. */
+#define WINDOW 16
+
+typedef struct ahead {
+    tl_record r;
+    uint64_t pos, next; /* the record's log position and the one after it */
+    tl_h128 key;
+    bool bad, keyed;
+} ahead;
+
 /* Indexes up to BATCH records; returns how many, or a negative error. */
 static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
 {
@@ -201,62 +213,87 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
     char cur[64];
     size_t cur_len = 0;
     uint32_t pid = 0;
-    bool locked = false;
+    bool locked = false, failed = false;
     uint64_t pos = ix->pos;
+    ahead w[WINDOW];
     tl_arena_reset(a);
     tl_dedup__write_begin(ix->dd); /* once per batch: tl_index_seen waits meanwhile */
-    while (n < BATCH) {
-        tl_str raw;
-        uint64_t next;
-        rc = tl_log_iter_next(it, &raw, &next);
-        if (rc <= 0) break;
-        tl_record r;
-        tl_err err = {0};
-        if (tl_record_decode(raw.p, raw.len, a, &r, &err)) {
-            TL_ERROR("index", "skipping undecodable record at pos=%llu: %s",
-                     (unsigned long long)pos, err.msg);
-            pos = next;
-            n++;
-            continue;
-        }
-        /* Events and identify records (a retried alias must not log a merge or a $set
-         * twice) count once per (project, event_id); erasures always apply. */
-        if ((r.kind == TL_REC_EVENT || r.kind == TL_REC_IDENTIFY) && r.event_id.len) {
-            int fresh = tl_dedup__insert(ix->dd, tl_dedup__key(r.project, r.event_id, r.ts_ms));
-            if (fresh < 0) {
-                /* Not knowing whether it is a repeat, stop before it (its position is not
-                 * reached): a restart replays it. */
-                TL_ERROR("index", "dedup lookup failed at pos=%llu: %s", (unsigned long long)pos,
-                         tl_strerror(fresh));
-                rc = fresh;
-                break;
+    while (n < BATCH && !failed) {
+        /* Read a window: the raw records are copied, as the iterator's buffer moves on. */
+        int m = 0;
+        uint64_t at = pos;
+        while (m < WINDOW && n + m < BATCH) {
+            tl_str raw;
+            uint64_t next;
+            rc = tl_log_iter_next(it, &raw, &next);
+            if (rc <= 0) break;
+            ahead *e = &w[m++];
+            char *copy = tl_arena_alloc(a, raw.len ? raw.len : 1);
+            memcpy(copy, raw.p, raw.len);
+            tl_err err = {0};
+            e->pos = at;
+            e->next = at = next;
+            e->bad = tl_record_decode(copy, raw.len, a, &e->r, &err) != 0;
+            if (e->bad)
+                TL_ERROR("index", "skipping undecodable record at pos=%llu: %s",
+                         (unsigned long long)e->pos, err.msg);
+            /* Events and identify records (a retried alias must not log a merge or a $set
+             * twice) count once per (project, event_id); erasures always apply. */
+            e->keyed = !e->bad && (e->r.kind == TL_REC_EVENT || e->r.kind == TL_REC_IDENTIFY) &&
+                       e->r.event_id.len;
+            if (e->keyed) {
+                e->key = tl_dedup__key(e->r.project, e->r.event_id, e->r.ts_ms);
+                tl_dedup__prefetch(ix->dd, e->key);
             }
-            if (!fresh) {
-                pos = next;
+        }
+        for (int j = 0; j < m; j++) {
+            ahead *e = &w[j];
+            tl_record *r = &e->r;
+            if (e->bad) {
+                pos = e->next;
                 n++;
-                atomic_fetch_add(&ix->duplicates, 1);
                 continue;
             }
+            if (e->keyed) {
+                int fresh = tl_dedup__insert(ix->dd, e->key);
+                if (fresh < 0) {
+                    /* Not knowing whether it is a repeat, stop before it (its position is
+                     * not reached): a restart replays it. */
+                    TL_ERROR("index", "dedup lookup failed at pos=%llu: %s",
+                             (unsigned long long)e->pos, tl_strerror(fresh));
+                    rc = fresh;
+                    failed = true;
+                    break;
+                }
+                if (!fresh) {
+                    pos = e->next;
+                    n++;
+                    atomic_fetch_add(&ix->duplicates, 1);
+                    continue;
+                }
+            }
+            pos = e->next;
+            n++;
+            if (!locked || !tl_str_eq((tl_str){cur, cur_len}, r->project)) {
+                if (locked) tl_store_w_end(ix->store, pid);
+                locked = false;
+                if (tl_store_w_begin(ix->store, r->project, &pid)) {
+                    TL_ERROR("index", "bad project name in log: %.*s", (int)r->project.len,
+                             r->project.p);
+                    continue;
+                }
+                if (r->project.len > sizeof cur) {
+                    tl_store_w_end(ix->store, pid);
+                    continue;
+                }
+                locked = true;
+                memcpy(cur, r->project.p, r->project.len);
+                cur_len = r->project.len;
+            }
+            apply(ix, pid, r);
+            atomic_fetch_add(&ix->indexed, 1);
         }
-        pos = next;
-        n++;
-        if (!locked || !tl_str_eq((tl_str){cur, cur_len}, r.project)) {
-            if (locked) tl_store_w_end(ix->store, pid);
-            locked = false;
-            if (tl_store_w_begin(ix->store, r.project, &pid)) {
-                TL_ERROR("index", "bad project name in log: %.*s", (int)r.project.len, r.project.p);
-                continue;
-            }
-            if (r.project.len > sizeof cur) {
-                tl_store_w_end(ix->store, pid);
-                continue;
-            }
-            locked = true;
-            memcpy(cur, r.project.p, r.project.len);
-            cur_len = r.project.len;
-        }
-        apply(ix, pid, &r);
-        atomic_fetch_add(&ix->indexed, 1);
+        if (rc <= 0) break;
     }
     if (locked) tl_store_w_end(ix->store, pid);
     tl_dedup__write_end(ix->dd);

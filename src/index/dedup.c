@@ -297,8 +297,11 @@ static uint64_t mem_home(const memtable *m, tl_h128 k)
  * insertion sort fixes the rest, in about n × the mean probe length. */
 static tl_h128 *mem_sorted(const memtable *m)
 {
-    tl_h128 *out = tl_xmalloc((m->n ? m->n : 1) * sizeof *out);
-    tl_h128 *wrapped = tl_xmalloc((m->n ? m->n : 1) * sizeof *wrapped);
+    /* From the huge-page cache (free with tl_big_free): a fresh 16 MiB array faulted in
+     * page by page cost more than sorting it. Wrapped keys are a cluster's worth. */
+    tl_h128 *out = tl_big_alloc((m->n ? m->n : 1) * sizeof *out);
+    size_t cap_w = 64;
+    tl_h128 *wrapped = tl_xmalloc(cap_w * sizeof *wrapped);
     size_t n = 0, nw = 0;
     bool head = true; /* still in the cluster at slot 0 */
     for (uint64_t i = 0; i < m->cap; i++) {
@@ -307,9 +310,13 @@ static tl_h128 *mem_sorted(const memtable *m)
             head = false;
             continue;
         }
-        if (head && mem_home(m, k) > i)
+        if (head && mem_home(m, k) > i) {
+            if (nw == cap_w) {
+                cap_w *= 2;
+                wrapped = tl_xrealloc(wrapped, cap_w * sizeof *wrapped);
+            }
             wrapped[nw++] = k;
-        else
+        } else
             out[n++] = k;
     }
     memcpy(out + n, wrapped, nw * sizeof *out);
@@ -1116,15 +1123,24 @@ int tl_dedup__contains(tl_dedup *d, tl_h128 k)
     return rc;
 }
 
+/* The memtable slot and each run's filter block that a lookup of k reads first. */
+static void prefetch_all(const tl_dedup *d, tl_h128 k)
+{
+    mem_prefetch(&d->mem, k);
+    for (size_t i = 0; i < d->n_runs; i++)
+        if (d->runs[i]->n_keys)
+            __builtin_prefetch(bloom_block(d->runs[i]->bloom, d->runs[i]->n_blocks, k));
+}
+
 int tl_dedup__contains_n(tl_dedup *d, const tl_h128 *keys, uint32_t n, bool *found)
 {
     enum { AHEAD = 8 }; /* memtable slots fetched ahead: the probes' cache misses overlap */
     int rc = 0;
     pthread_rwlock_rdlock(&d->lock);
     for (uint32_t i = 0; i < n && i < AHEAD; i++)
-        mem_prefetch(&d->mem, keys[i]);
+        prefetch_all(d, keys[i]);
     for (uint32_t i = 0; i < n; i++) {
-        if (i + AHEAD < n) mem_prefetch(&d->mem, keys[i + AHEAD]);
+        if (i + AHEAD < n) prefetch_all(d, keys[i + AHEAD]);
         uint64_t slot;
         int r = mem_find(&d->mem, keys[i], &slot) ? 1 : runs_have(d, keys[i]);
         if (r < 0) rc = r;
@@ -1136,7 +1152,7 @@ int tl_dedup__contains_n(tl_dedup *d, const tl_h128 *keys, uint32_t n, bool *fou
 
 void tl_dedup__prefetch(tl_dedup *d, tl_h128 k)
 {
-    mem_prefetch(&d->mem, k);
+    prefetch_all(d, k);
 }
 
 uint64_t tl_dedup__mem_keys(tl_dedup *d)
@@ -1159,7 +1175,7 @@ int tl_dedup__flush(tl_dedup *d, tl_err *err)
     run *r = NULL;
     uint64_t id = d->next_id++;
     int rc = run_write_sorted(d, id, keys, d->mem.n, &r);
-    free(keys);
+    tl_big_free(keys, d->mem.n * sizeof *keys);
     if (rc) {
         char path[1200];
         run_path(d, id, path, sizeof path);
