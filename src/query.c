@@ -53,6 +53,7 @@
 #include <string.h>
 
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include <math.h>
 
@@ -461,8 +462,8 @@ int tl_query_run(tl_store *s, const tl_project_conf *p, const tl_json *q, tl_are
         for (uint32_t i = 0; i < c.n_dids && !c.any_erased; i++)
             c.any_erased = c.persons[i] == TL_PERSON_ERASED;
         /* calloc'd: pages are only touched for the strings a query meets */
-        c.nstate = tl_query__scratch(&c, (size_t)c.dict_n + 1, 1);
-        c.nval = tl_query__scratch(&c, (size_t)c.dict_n + 1, sizeof *c.nval);
+        c.nstate = tl_query__scratch_sparse(&c, (size_t)c.dict_n + 1, 1);
+        c.nval = tl_query__scratch_sparse(&c, (size_t)c.dict_n + 1, sizeof *c.nval);
     }
     switch (req.kind) {
     case TL_QK_TRENDS:
@@ -493,10 +494,14 @@ int tl_query_run(tl_store *s, const tl_project_conf *p, const tl_json *q, tl_are
 done:
     tl_snap_free(c.sn);
     for (uint32_t i = 0; i < c.n_frees; i++)
-        free(c.frees[i]);
+        if (c.free_len[i])
+            munmap(c.frees[i], c.free_len[i]);
+        else
+            free(c.frees[i]);
     for (uint32_t i = 0; i < c.n_warena; i++)
         tl_arena_free(c.warena[i]);
     free(c.frees);
+    free(c.free_len);
     tl_tz_free(owned);
     return rc;
 }

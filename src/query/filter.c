@@ -12,20 +12,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
+
 #include <math.h>
 
 #include "query/query_int.h"
 #include "record.h"
 
-void *tl_query__scratch(tl_qctx *c, size_t n, size_t size)
+static void *keep(tl_qctx *c, void *p, size_t map_len)
 {
-    void *p = tl_xcalloc(n ? n : 1, size);
     if (c->n_frees == c->cap_frees) {
         c->cap_frees = c->cap_frees ? c->cap_frees * 2 : 16;
         c->frees = tl_xrealloc(c->frees, c->cap_frees * sizeof *c->frees);
+        c->free_len = tl_xrealloc(c->free_len, c->cap_frees * sizeof *c->free_len);
     }
-    c->frees[c->n_frees++] = p;
+    c->frees[c->n_frees] = p;
+    c->free_len[c->n_frees++] = map_len;
     return p;
+}
+
+void *tl_query__scratch(tl_qctx *c, size_t n, size_t size)
+{
+    return keep(c, tl_xcalloc(n ? n : 1, size), 0);
+}
+
+void *tl_query__scratch_sparse(tl_qctx *c, size_t n, size_t size)
+{
+    size_t len = (n ? n : 1) * size;
+    if (len < ((size_t)64 << 10)) return tl_query__scratch(c, n, size);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return tl_query__scratch(c, n, size);
+    return keep(c, p, len);
 }
 
 /* ---- numbers in strings ---- */
@@ -322,7 +339,7 @@ static void pred_compile(tl_qctx *c, tl_qpred *pd)
     }
     if (pd->smode == TL_QS_MEMO) {
         if (c->sn) {
-            pd->memo = tl_query__scratch(c, (size_t)c->dict_n + 1, 1);
+            pd->memo = tl_query__scratch_sparse(c, (size_t)c->dict_n + 1, 1);
             atomic_init(&pd->memo[0], 1); /* id 0 is "absent", never a string */
         } else {
             pd->smode = TL_QS_NONE;

@@ -128,7 +128,8 @@ typedef struct tl_qctx {
     double *nval;
     tl_arena *warena[TL_Q_THREADS]; /* workers' arenas, freed with the query */
     uint32_t n_warena;
-    void **frees; /* calloc'd scratch freed at the end of the query */
+    void **frees;     /* scratch freed at the end of the query */
+    size_t *free_len; /* per entry: 0 for calloc'd, else the length of a mapping */
     uint32_t n_frees, cap_frees;
 } tl_qctx;
 
@@ -207,6 +208,10 @@ int tl_query__prop_col(tl_qctx *c, size_t part, const tl_qprop *p, const uint32_
 bool tl_query__parse_num(tl_str s, double *out);
 /* calloc that is freed with the query. */
 void *tl_query__scratch(tl_qctx *c, size_t n, size_t size);
+/* The same for large tables of which a query touches few entries (one per dictionary
+ * string, say): zeroed pages mapped on first touch, never a memset of the whole (calloc
+ * may take a big block from the heap and clear all of it). */
+void *tl_query__scratch_sparse(tl_qctx *c, size_t n, size_t size);
 
 /* ---- query/trends.c ---- */
 

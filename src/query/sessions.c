@@ -158,7 +158,7 @@ typedef struct vidx {
 static void vidx_init(vidx *x, tl_qctx *c, const tl_qseq *sq)
 {
     memset(x, 0, sizeof *x);
-    x->by_id = tl_query__scratch(c, (size_t)c->dict_n + 1, sizeof *x->by_id);
+    x->by_id = tl_query__scratch_sparse(c, (size_t)c->dict_n + 1, sizeof *x->by_id);
     x->by_num = tl_query__scratch(c, (size_t)sq->n_nums + 1, sizeof *x->by_num);
 }
 

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "query/query_int.h"
+#include "util/bigmem.h"
 
 #ifdef TL_TESTING
 int tl_query__test_flags;
@@ -201,8 +202,7 @@ static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, 
     if (e->filtered || !in.sorted) {
         /* The kept rows as a selection vector, narrowed by each filter in turn. For a sorted
          * part it stays in row order and becomes perm; an unsorted one is sorted by unit. */
-        uint32_t *sel = in.sorted ? tl_arena_alloc(a, (size_t)(hi - lo) * sizeof *sel) : scratch;
-        uint32_t k = 0;
+        uint32_t *sel = scratch, k = 0;
         bool have = false;
         if (!in.sorted) {
             const int64_t t0 = e->scan_lo, t1 = e->scan_hi;
@@ -213,7 +213,8 @@ static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, 
             have = true;
         }
         /* An "event = E" filter on a sorted part starts from the part's event index: only
-         * E's rows are read, not the whole event column. */
+         * E's rows are read, not the whole event column (and the selection is sized for
+         * them, not for the part: a fresh block per part costs page faults). */
         uint32_t skip = UINT32_MAX;
         for (uint32_t i = 0; i < e->req->n_preds && !have && in.sorted; i++) {
             const tl_qpred *pd = &e->req->preds[i];
@@ -225,11 +226,13 @@ static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, 
             uint32_t a0 = tl_query__lower_bound32(rows, nr, lo),
                      a1 = tl_query__lower_bound32(rows, nr, hi);
             k = a1 - a0;
+            if (!k) return 0;
+            sel = tl_arena_alloc(a, (size_t)k * sizeof *sel);
             memcpy(sel, rows + a0, (size_t)k * sizeof *sel);
             have = true;
             skip = i;
-            if (!k) return 0;
         }
+        if (in.sorted && !have) sel = tl_arena_alloc(a, (size_t)(hi - lo) * sizeof *sel);
         for (uint32_t i = 0; i < e->req->n_preds; i++) {
             if (i == skip) continue;
             rc = tl_query__filter_sel(c, &e->req->preds[i], part, have ? sel : NULL, have ? 0 : lo,
@@ -345,8 +348,8 @@ static int prep_all(eng *e, size_t np, tl_err *err)
         prepw *w = &ws[k];
         w->e = e;
         w->a = k ? (c->warena[c->n_warena++] = tl_arena_new()) : c->a;
-        w->scratch = tl_query__scratch(c, max_rows, sizeof *w->scratch);
-        w->ub = tl_query__scratch(c, max_rows, sizeof *w->ub);
+        w->scratch = tl_big_alloc(max_rows * sizeof *w->scratch); /* reused: no page faults */
+        w->ub = tl_big_alloc(max_rows * sizeof *w->ub);
         w->next = &next;
         w->np = np;
         w->out = out;
@@ -361,11 +364,16 @@ static int prep_all(eng *e, size_t np, tl_err *err)
         else
             prep_run(&ws[k]); /* no thread: its share (if any is left) runs here */
     }
-    for (uint32_t k = 0; k < nt; k++)
-        if (ws[k].rc) {
+    int rc = 0;
+    for (uint32_t k = 0; k < nt; k++) {
+        if (ws[k].rc && !rc) {
             if (err) *err = ws[k].err;
-            return ws[k].rc;
+            rc = ws[k].rc;
         }
+        tl_big_free(ws[k].scratch, max_rows * sizeof *ws[k].scratch);
+        tl_big_free(ws[k].ub, max_rows * sizeof *ws[k].ub);
+    }
+    if (rc) return rc;
     for (size_t i = 0; i < np; i++)
         if (got[i]) e->qp[e->nq++] = out[i];
     return 0;
@@ -889,7 +897,7 @@ int tl_query__trends(tl_qctx *c, const tl_qreq *req, const tl_qplan *pl, tl_qres
     /* Stage 2. */
     e.nslot = 1;
     if (e.bd) {
-        e.bmap = tl_query__scratch(c, (size_t)c->dict_n + 1, sizeof *e.bmap);
+        e.bmap = tl_query__scratch_sparse(c, (size_t)c->dict_n + 1, sizeof *e.bmap);
         breakdown_values(&e);
     }
 
