@@ -136,6 +136,19 @@ int tl_snap_event_rows(tl_snap *sn, size_t part, uint32_t event_id, const uint32
  * column instead. A did absent from the set is on no row of the part. */
 int tl_snap_part_dids(tl_snap *sn, size_t part, const uint32_t **dids, uint32_t *n) TL_MUST_USE;
 
+/* Projections: the values of a u32 column (col < TL_COL_N), or of a property (in the
+ * tl_prop_col layout below; all absent when no row has it), at the rows of event_id in a
+ * sealed part, in the order tl_snap_event_rows gives them: value j is row rows[j]'s. Read as
+ * dense arrays, where the rows themselves are scattered through the part (a rare event's
+ * rows each on their own cache line). Built on first use and kept, under an eighth of the
+ * cache budget (store/proj.c); valid until the snapshot is freed. TL_ENOENT as
+ * tl_snap_event_rows. */
+int tl_snap_event_u32(tl_snap *sn, size_t part, uint32_t event_id, int col,
+                      const uint32_t **out) TL_MUST_USE;
+typedef struct tl_prop_col tl_prop_col;
+int tl_snap_event_prop(tl_snap *sn, size_t part, uint32_t event_id, uint32_t key_id,
+                       tl_prop_col *out) TL_MUST_USE;
+
 /* A property column: for each row, type[i] is 0 (absent), TL_PV_NUM (num[i]) or TL_PV_STR
  * (str[i], a dict id). TL_ENOENT when no row of the part has the key. */
 typedef struct tl_prop_col {
@@ -152,6 +165,24 @@ bool tl_snap_did_is_user(const tl_snap *sn, uint32_t did);
 
 /* The event_id string of a row (for export and timelines). */
 int tl_snap_event_id(tl_snap *sn, size_t part, uint32_t row, tl_str *out) TL_MUST_USE;
+
+/* Single cells of a few rows (a person's timeline): from the decoded column when the cache
+ * holds it or the part is open, else by decoding only the frame of the column that
+ * holds the row (16 KiB, part format version 3; an older part's column is loaded whole, as the
+ * tl_snap_* readers do), keeping the last frames decoded. So a page of a person's events reads
+ * a few frames of each column of the parts it touches, not whole columns. One tl_cells per
+ * thread, freed before its snapshot. */
+typedef struct tl_cells tl_cells;
+tl_cells *tl_cells_new(tl_snap *sn);
+void tl_cells_free(tl_cells *c);
+/* Column col (TL_COL_DID .. TL_COL_LINK) of row `row` of part. */
+int tl_cells_u32(tl_cells *c, size_t part, int col, uint32_t row, uint32_t *out) TL_MUST_USE;
+/* The event id of a row; *out is valid until the next call on c. */
+int tl_cells_event_id(tl_cells *c, size_t part, uint32_t row, tl_str *out) TL_MUST_USE;
+/* Property key_id of a row: *type 0 when absent (also when the part has no such key), else
+ * TL_PV_NUM (*num) or TL_PV_STR (*str, a dict id). */
+int tl_cells_prop(tl_cells *c, size_t part, uint32_t key_id, uint32_t row, uint8_t *type,
+                  double *num, uint32_t *str) TL_MUST_USE;
 
 /* Person properties of a person (any of its dids): calls fn for each key once, with the value
  * that wins ($set: latest event time; else $set_once: earliest; value->type may carry

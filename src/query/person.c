@@ -6,16 +6,19 @@
  * total order that does not depend on how parts are laid out, so offset paging is stable while
  * no new event arrives in between.
  *
- * Cost. Only the did column of every part that meets the range is read (a compare against
- * the person's few dids, 16 rows at a time; on large stores the parts are split among a few
- * threads, which also decompress in parallel); times are read only for parts that straddle the
- * range's edges (to drop rows outside it) and for the parts that hold the page. The rows are
- * counted per part and the parts grouped by overlapping time spans (parts come ordered by
- * first time; sealed parts hardly overlap), so the page is found group by group and only its
- * groups are sorted. Event ids, the largest column by far (UUIDs do not compress), are read
- * only for the page's rows and to order rows of equal time: the first call after a start
- * used to decompress every part's event ids (seconds on 4 M events), it now reads the did
- * columns and the page's parts. part_may_hold is where a per-part did index plugs in. */
+ * Cost. A sealed part's did set (its distinct dids, part format version 3) says whether the
+ * person has rows there, so the did column is read only in the parts the person touched (a
+ * person is on a few days of 90): compared against the person's few dids, 16 rows at a time; on
+ * large stores the parts are split among a few threads. Times are read only for parts that
+ * straddle the range's edges (to drop rows outside it) and for the parts that hold the page.
+ * The rows are counted per part and the parts grouped by overlapping time spans (parts come
+ * ordered by first time; sealed parts hardly overlap), so the page is found group by group and
+ * only its groups are sorted. The page's cells (event, fields, properties, event ids) come
+ * through tl_cells: from the decoded column when the cache holds it, else from the one 16 KiB
+ * frame that holds the row (kept in the store's frame cache), so a person not asked before
+ * costs a few frames per part touched, not every column of those parts (megabytes each, event
+ * ids above all). Event ids are read only for the page's rows and to order rows of equal time.
+ * Parts without a did set or frames (versions 1 and 2) are read whole, as before. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +26,7 @@
 
 #include "query.h"
 #include "query/query_int.h"
+#include "util/arena.h"
 #include "util/time.h"
 
 #define MAX_MEMBERS 4096
@@ -256,8 +260,8 @@ static int find_all(fjob *proto, found *out, tl_err *err)
 }
 
 /* The rows of parts[a..b) (one group) in timeline order, appended to *h. */
-static int order_group(tl_snap *sn, const found *f, size_t a, size_t b, hit **h, size_t *nh,
-                       size_t *caph, tl_err *err)
+static int order_group(tl_snap *sn, tl_cells *cl, tl_arena *ar, const found *f, size_t a, size_t b,
+                       hit **h, size_t *nh, size_t *caph, tl_err *err)
 {
     size_t base = *nh, need = 0;
     for (size_t k = a; k < b; k++)
@@ -285,8 +289,10 @@ static int order_group(tl_snap *sn, const found *f, size_t a, size_t b, hit **h,
             j++;
         if (j - i > 1) {
             for (size_t k = i; k < j; k++) {
-                int rc = tl_snap_event_id(sn, g[k].part, g[k].row, &g[k].eid);
+                tl_str e;
+                int rc = tl_cells_event_id(cl, g[k].part, g[k].row, &e);
                 if (rc) return tl_err_set(err, rc, "store: %s", tl_strerror(rc));
+                g[k].eid = tl_arena_strdup(ar, e); /* e lives only until the next cell */
             }
             qsort(g + i, j - i, sizeof *g, tie_cmp);
         }
@@ -299,8 +305,8 @@ static int order_group(tl_snap *sn, const found *f, size_t a, size_t b, hit **h,
 /* The page [offset, offset + limit) of the timeline, in order, into *page (*n_page rows):
  * only the groups of parts that hold it are read and sorted. A group is a run of parts whose
  * time spans overlap (touching counts: equal times are ordered by event id across parts). */
-static int find_page(tl_snap *sn, const found *f, size_t offset, size_t end, hit **page,
-                     size_t *n_page, tl_err *err)
+static int find_page(tl_snap *sn, tl_cells *cl, tl_arena *ar, const found *f, size_t offset,
+                     size_t end, hit **page, size_t *n_page, tl_err *err)
 {
     hit *h = NULL;
     size_t nh = 0, caph = 0, pos = 0;
@@ -315,7 +321,7 @@ static int find_page(tl_snap *sn, const found *f, size_t offset, size_t end, hit
         }
         if (pos + cnt > offset) {
             size_t before = nh;
-            rc = order_group(sn, f, a, b, &h, &nh, &caph, err);
+            rc = order_group(sn, cl, ar, f, a, b, &h, &nh, &caph, err);
             /* Keep only the group's rows that fall in the page. */
             size_t s = offset > pos ? offset - pos : 0, e = end - pos < cnt ? end - pos : cnt;
             if (!rc) {
@@ -361,54 +367,57 @@ static void put_prop(void *arg, tl_str key, const tl_prop *v)
         tl_buf_json_str(x->out, v->str);
 }
 
-static int put_row(tl_snap *sn, const hit *h, uint32_t *keys, uint32_t cap, tl_buf *out,
-                   tl_err *err)
+/* One row of the page as JSON. Cells come through cl: only the frames that hold the row are
+ * decoded, unless the column is decoded already. */
+static int put_row(tl_snap *sn, tl_cells *cl, const hit *h, uint32_t *keys, uint32_t cap,
+                   tl_buf *out, tl_err *err)
 {
-    const uint32_t *ev, *did;
-    int rc = tl_snap_col_u32(sn, h->part, TL_COL_EVENT, &ev);
-    if (!rc) rc = tl_snap_col_u32(sn, h->part, TL_COL_DID, &did);
+    uint32_t v;
+    tl_str eid = h->eid;
+    int rc = tl_cells_u32(cl, h->part, TL_COL_EVENT, h->row, &v);
+    if (!rc && !eid.p) rc = tl_cells_event_id(cl, h->part, h->row, &eid);
     if (rc) return tl_err_set(err, rc, "store: %s", tl_strerror(rc));
     tl_buf_adds(out, "{\"event\":");
-    tl_buf_json_str(out, tl_snap_dict_str(sn, ev[h->row]));
+    tl_buf_json_str(out, tl_snap_dict_str(sn, v));
     tl_buf_adds(out, ",\"event_id\":");
-    tl_buf_json_str(out, h->eid);
+    tl_buf_json_str(out, eid); /* before the next cell: eid may live in cl */
     tl_buf_adds(out, ",\"timestamp\":");
     put_time(out, h->ts);
-    tl_buf_adds(out, ",\"distinct_id\":");
-    tl_buf_json_str(out, tl_snap_did_str(sn, did[h->row]));
-    for (int f = 0; f < TL_F_COUNT; f++) {
-        const uint32_t *col;
-        rc = tl_snap_col_u32(sn, h->part, TL_COL_FIELD + f, &col);
-        if (rc) return tl_err_set(err, rc, "store: %s", tl_strerror(rc));
-        if (!col[h->row]) continue;
-        tl_buf_printf(out, ",\"%s\":", tl_field_name(f));
-        tl_buf_json_str(out, tl_snap_dict_str(sn, col[h->row]));
-    }
-    const uint32_t *sess;
-    rc = tl_snap_col_u32(sn, h->part, TL_COL_SESSION, &sess);
+    rc = tl_cells_u32(cl, h->part, TL_COL_DID, h->row, &v);
     if (rc) return tl_err_set(err, rc, "store: %s", tl_strerror(rc));
-    if (sess[h->row]) {
+    tl_buf_adds(out, ",\"distinct_id\":");
+    tl_buf_json_str(out, tl_snap_did_str(sn, v));
+    for (int f = 0; f < TL_F_COUNT; f++) {
+        rc = tl_cells_u32(cl, h->part, TL_COL_FIELD + f, h->row, &v);
+        if (rc) return tl_err_set(err, rc, "store: %s", tl_strerror(rc));
+        if (!v) continue;
+        tl_buf_printf(out, ",\"%s\":", tl_field_name(f));
+        tl_buf_json_str(out, tl_snap_dict_str(sn, v));
+    }
+    rc = tl_cells_u32(cl, h->part, TL_COL_SESSION, h->row, &v);
+    if (rc) return tl_err_set(err, rc, "store: %s", tl_strerror(rc));
+    if (v) {
         tl_buf_adds(out, ",\"session_id\":");
-        tl_buf_json_str(out, tl_snap_dict_str(sn, sess[h->row]));
+        tl_buf_json_str(out, tl_snap_dict_str(sn, v));
     }
     tl_buf_adds(out, ",\"properties\":{");
     uint32_t nk = tl_snap_part_prop_keys(sn, h->part, keys, cap);
     bool first = true;
     for (uint32_t k = 0; k < nk && k < cap; k++) {
-        tl_prop_col pc;
-        rc = tl_snap_prop(sn, h->part, keys[k], &pc);
-        if (rc == TL_ENOENT) continue;
+        uint8_t t;
+        double num;
+        uint32_t str;
+        rc = tl_cells_prop(cl, h->part, keys[k], h->row, &t, &num, &str);
         if (rc) return tl_err_set(err, rc, "store: %s", tl_strerror(rc));
-        uint8_t t = pc.type[h->row];
         if (!t) continue;
         tl_buf_adds(out, first ? "" : ",");
         first = false;
         tl_buf_json_str(out, tl_snap_dict_str(sn, keys[k]));
         tl_buf_addc(out, ':');
         if (t == TL_PV_NUM)
-            tl_buf_json_num(out, pc.num[h->row]);
+            tl_buf_json_num(out, num);
         else
-            tl_buf_json_str(out, tl_snap_dict_str(sn, pc.str[h->row]));
+            tl_buf_json_str(out, tl_snap_dict_str(sn, str));
     }
     tl_buf_adds(out, "}}");
     return 0;
@@ -449,7 +458,9 @@ int tl_query_person_events(tl_store *s, const tl_project_conf *p, tl_str distinc
     proto.to_excl = to_excl;
     rc = find_all(&proto, &f, err);
     size_t n = f.n, end = (size_t)offset + limit < n ? (size_t)offset + limit : n;
-    if (!rc && offset < end) rc = find_page(sn, &f, offset, end, &hits, &n_page, err);
+    tl_cells *cl = tl_cells_new(sn);
+    tl_arena *ar = tl_arena_new();
+    if (!rc && offset < end) rc = find_page(sn, cl, ar, &f, offset, end, &hits, &n_page, err);
     if (!rc) {
         tl_buf_adds(out, "{\"person\":{\"distinct_ids\":[");
         for (uint32_t i = 0; i < nm; i++) {
@@ -463,11 +474,7 @@ int tl_query_person_events(tl_store *s, const tl_project_conf *p, tl_str distinc
         uint32_t keys[4096];
         for (size_t i = 0; i < n_page && !rc; i++) {
             if (i) tl_buf_addc(out, ',');
-            if (!hits[i].eid.p) rc = tl_snap_event_id(sn, hits[i].part, hits[i].row, &hits[i].eid);
-            if (rc)
-                tl_err_set(err, rc, "store: %s", tl_strerror(rc));
-            else
-                rc = put_row(sn, &hits[i], keys, 4096, out, err);
+            rc = put_row(sn, cl, &hits[i], keys, 4096, out, err);
         }
         tl_buf_addc(out, ']');
         if (end < n)
@@ -479,6 +486,8 @@ int tl_query_person_events(tl_store *s, const tl_project_conf *p, tl_str distinc
     free(f.rows);
     free(f.parts);
     free(hits);
+    tl_arena_free(ar);
+    tl_cells_free(cl);
     tl_snap_free(sn);
     return rc;
 }

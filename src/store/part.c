@@ -2,7 +2,8 @@
  * by event time, as an immutable part file of zstd-compressed columns.
  *
  * Part file, version 3 (little-endian; versions 1 and 2 are read too: version 2 is version 3
- * without the did set, version 1 is version 2 without the event index):
+ * without the did set and with each column one zstd frame, version 1 is version 2 without the
+ * event index):
  *
  *   0      8   magic "TLPART01"
  *   8      4   version (3)
@@ -14,7 +15,13 @@
  *   52     4   CRC-32C of bytes 0..51
  *   56     n_cols × 40-byte entries: u32 col, u32 key, u64 offset, u64 clen, u64 rawlen,
  *          u32 crc (of the compressed bytes), u32 reserved
- *   …      column blobs, each a zstd frame
+ *   …      column blobs: in versions 1 and 2 one zstd frame each; in version 3 a frame
+ *          table, then the column cut in frames of TL_PART_FRAME (16 KiB) raw bytes, each
+ *          with its content checksum. The table is a zstd skippable frame: u32 magic
+ *          0x184D2A50, u32 size = 4 + 4 × k, u32 k, u32 csize[k] (compressed size of each
+ *          frame). Whole columns decode as before (zstd reads the frames in turn and skips
+ *          the table); tl_part__frame decodes one frame alone, so a reader after a few rows
+ *          (a person's timeline) decodes 16 KiB of a column instead of all of it.
  *
  * Column encodings before compression: TS: int64 deltas from the previous row (the first from
  * 0), so sorted times compress to almost nothing; u32 columns: raw; event ids: u32 offsets
@@ -43,7 +50,8 @@
 #define HDR_SIZE   56
 #define ENT_SIZE   40
 #define ZLEVEL     3
-#define ZMAX_RATIO 32768 /* the most a zstd frame can expand (128 KiB per 4-byte block) */
+#define ZMAX_RATIO 32768       /* the most a zstd frame can expand (128 KiB per 4-byte block) */
+#define SKIP_MAGIC 0x184D2A50u /* ZSTD_MAGIC_SKIPPABLE_START: the frame table of a column */
 
 /* ---- open parts ---- */
 
@@ -170,15 +178,33 @@ static int write_part(const char *path, uint64_t seq, uint32_t project, uint32_t
     tl_buf dir = TL_BUF_INIT, zbuf = TL_BUF_INIT;
     uint64_t off = HDR_SIZE + (uint64_t)n_cols * ENT_SIZE;
     int rc = 0;
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    if (!cc) abort();
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, ZLEVEL);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
     for (uint32_t i = 0; i < n_cols && !rc; i++) {
-        size_t bound = ZSTD_compressBound(cols[i].rawlen);
+        /* The frame table, then each TL_PART_FRAME bytes of the column as its own frame. */
+        size_t rawlen = cols[i].rawlen, k = (rawlen + TL_PART_FRAME - 1) / TL_PART_FRAME;
+        size_t table = 12 + 4 * k, clen = table;
         zbuf.len = 0;
-        tl_buf_reserve(&zbuf, bound);
-        size_t clen = ZSTD_compress(zbuf.p, bound, cols[i].raw, cols[i].rawlen, ZLEVEL);
-        if (ZSTD_isError(clen)) {
-            rc = tl_err_set(err, TL_EIO, "zstd: %s", ZSTD_getErrorName(clen));
-            break;
+        tl_buf_reserve(&zbuf, table + k * ZSTD_compressBound(TL_PART_FRAME));
+        uint8_t *z = (uint8_t *)zbuf.p;
+        tl_put32(z, SKIP_MAGIC);
+        tl_put32(z + 4, (uint32_t)(4 + 4 * k));
+        tl_put32(z + 8, (uint32_t)k);
+        for (size_t j = 0; j < k; j++) {
+            size_t a = j * TL_PART_FRAME,
+                   fl = rawlen - a < TL_PART_FRAME ? rawlen - a : TL_PART_FRAME;
+            size_t got = ZSTD_compress2(cc, z + clen, ZSTD_compressBound(TL_PART_FRAME),
+                                        (const uint8_t *)cols[i].raw + a, fl);
+            if (ZSTD_isError(got)) {
+                rc = tl_err_set(err, TL_EIO, "zstd: %s", ZSTD_getErrorName(got));
+                break;
+            }
+            tl_put32(z + 12 + 4 * j, (uint32_t)got);
+            clen += got;
         }
+        if (rc) break;
         rc = tl_pwrite_all(fd, zbuf.p, clen, (off_t)off);
         if (rc) {
             tl_err_set(err, rc, "%s: %s", tmp, tl_strerror(rc));
@@ -212,6 +238,7 @@ static int write_part(const char *path, uint64_t seq, uint32_t project, uint32_t
         if (rc) tl_err_set(err, rc, "%s: %s", tmp, tl_strerror(rc));
     }
     close(fd);
+    ZSTD_freeCCtx(cc);
     tl_buf_fini(&dir);
     tl_buf_fini(&zbuf);
     if (!rc && rename(tmp, path) < 0)
@@ -635,6 +662,52 @@ static size_t expected_raw(const tl_part *p, const tl_colent *c)
     return n * 4;
 }
 
+/* A decompression context per thread, reused: ZSTD_decompress would allocate one (over 100 KiB,
+ * fresh pages) for every column and every frame. Freed when its thread ends. */
+static pthread_key_t dctx_key;
+static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
+static __thread ZSTD_DCtx *dctx_mine; /* also here, so that leak checkers see it reachable */
+
+static void dctx_free(void *d)
+{
+    ZSTD_freeDCtx(d);
+}
+
+static void dctx_init(void)
+{
+    if (pthread_key_create(&dctx_key, dctx_free)) abort();
+}
+
+static ZSTD_DCtx *dctx(void)
+{
+    if (!dctx_mine) {
+        pthread_once(&dctx_once, dctx_init);
+        dctx_mine = ZSTD_createDCtx();
+        if (!dctx_mine) abort();
+        pthread_setspecific(dctx_key, dctx_mine);
+    }
+    return dctx_mine;
+}
+
+/* The content size that the frames z[0..zl) declare (skippable ones: none), or UINT64_MAX
+ * when one does not declare it or they do not fill zl exactly. */
+static uint64_t frames_size(const uint8_t *z, size_t zl)
+{
+    uint64_t sum = 0;
+    for (size_t at = 0; at < zl;) {
+        size_t fl = ZSTD_findFrameCompressedSize(z + at, zl - at);
+        if (ZSTD_isError(fl) || !fl || fl > zl - at) return UINT64_MAX;
+        if ((tl_le32(z + at) & 0xFFFFFFF0u) != SKIP_MAGIC) {
+            unsigned long long n = ZSTD_getFrameContentSize(z + at, zl - at);
+            if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN) return UINT64_MAX;
+            if (n > UINT64_MAX / 2 - sum) return UINT64_MAX;
+            sum += n;
+        }
+        at += fl;
+    }
+    return sum;
+}
+
 /* Decodes directory entry i into *out (new memory, *bytes long). */
 static int decode(tl_part *p, uint32_t i, void **out, size_t *bytes)
 {
@@ -651,15 +724,15 @@ static int decode(tl_part *p, uint32_t i, void **out, size_t *bytes)
     rc = tl_pread_all(p->fd, z, c->clen, (off_t)c->off);
     if (!rc && tl_crc32c(0, z, c->clen) != c->crc) rc = TL_EBADMSG;
     uint8_t *raw = NULL;
-    /* The frame must declare the size the directory gives (ZSTD_compress always writes it)
-     * before that much memory is taken on the word of the directory alone. */
-    if (!rc && ZSTD_getFrameContentSize(z, c->clen) != c->rawlen) rc = TL_EBADMSG;
+    /* The frames must declare the size the directory gives (tally always writes it) before
+     * that much memory is taken on the word of the directory alone. */
+    if (!rc && frames_size(z, c->clen) != c->rawlen) rc = TL_EBADMSG;
     /* Nor more than zstd can produce from clen bytes: at best a 4-byte RLE block yields
      * 128 KiB. */
     if (!rc && c->rawlen / ZMAX_RATIO > c->clen) rc = TL_EBADMSG;
     if (!rc) {
         raw = tl_xmalloc(c->rawlen + 16);
-        size_t got = ZSTD_decompress(raw, c->rawlen, z, c->clen);
+        size_t got = ZSTD_decompressDCtx(dctx(), raw, c->rawlen, z, c->clen);
         if (ZSTD_isError(got) || got != c->rawlen) rc = TL_EBADMSG;
     }
     free(z);
@@ -789,6 +862,57 @@ int tl_part__read(tl_part *p, uint32_t i, void **out)
 {
     size_t bytes;
     return decode(p, i, out, &bytes);
+}
+
+bool tl_part__loaded(tl_part *p, uint32_t i)
+{
+    tl_cache *c = cache_of(p);
+    pthread_mutex_lock(&c->mu);
+    bool v = p->loaded[i] != NULL;
+    pthread_mutex_unlock(&c->mu);
+    return v;
+}
+
+int tl_part__frame(tl_part *p, uint32_t i, uint64_t j, uint8_t *out, size_t *len)
+{
+    const tl_colent *c = &p->cols[i];
+    uint64_t k = (c->rawlen + TL_PART_FRAME - 1) / TL_PART_FRAME;
+    if (j >= k) return TL_EINVAL;
+    if (c->clen < 12 + 4 * k) return TL_ENOENT; /* no table: one frame (versions 1 and 2) */
+    /* The table: magic, its size, k, then the compressed sizes (one read up to frame j). */
+    size_t tl = 12 + 4 * ((size_t)j + 1);
+    uint8_t stack[1024], *t = tl <= sizeof stack ? stack : tl_xmalloc(tl);
+    int rc = tl_pread_all(p->fd, t, tl, (off_t)c->off);
+    if (!rc && tl_le32(t) != SKIP_MAGIC) rc = TL_ENOENT; /* one frame: versions 1 and 2 */
+    if (!rc && (tl_le32(t + 4) != 4 + 4 * k || tl_le32(t + 8) != k)) rc = TL_EBADMSG;
+    uint64_t at = 12 + 4 * k, zl = 0;
+    for (uint64_t q = 0; !rc && q <= j; q++) {
+        zl = tl_le32(t + 12 + 4 * q);
+        if (q < j) at += zl;
+    }
+    if (t != stack) free(t);
+    if (!rc && (at > c->clen || zl > c->clen - at)) rc = TL_EBADMSG;
+    if (rc) return rc;
+    size_t want = j + 1 < k ? TL_PART_FRAME : (size_t)(c->rawlen - j * TL_PART_FRAME);
+    uint8_t *z = tl_xmalloc(zl + 1);
+    rc = tl_pread_all(p->fd, z, zl, (off_t)(c->off + at));
+    /* One whole frame of the size the table implies, with its checksum (checked as it is
+     * decompressed). */
+    if (!rc && (zl < 5 || tl_le32(z) != ZSTD_MAGICNUMBER || !(z[4] & 0x04) || /* checksum */
+                frames_size(z, zl) != want))
+        rc = TL_EBADMSG;
+    if (!rc) {
+        size_t got = ZSTD_decompressDCtx(dctx(), out, TL_PART_FRAME, z, zl);
+        if (ZSTD_isError(got) || got != want) rc = TL_EBADMSG;
+    }
+    free(z);
+    if (rc) {
+        TL_ERROR("store", "corrupt column file=%s entry=%u frame=%llu", p->path, i,
+                 (unsigned long long)j);
+        return rc;
+    }
+    *len = want;
+    return 0;
 }
 
 /* ---- merging (compaction) ---- */

@@ -67,7 +67,9 @@ struct tl_store {
     _Atomic uint64_t open_rows;
     tl_part **doomed; /* replaced parts, unlinked after the next checkpoint */
     uint32_t n_doomed;
-    tl_cache cache; /* decoded columns of every project's parts */
+    tl_cache cache;        /* decoded columns of every project's parts */
+    tl_proj *proj;         /* projections: columns in one event's row order (proj.c) */
+    struct fcache *frames; /* single frames decoded for tl_cells (see there) */
     struct retention {
         char name[TL_NAME_LEN];
         uint32_t days;
@@ -88,6 +90,8 @@ struct tl_snap {
     } * parts;
     void **allocs;
     size_t n_allocs;
+    tl_pent **ppins; /* projections this snapshot reads (under mu) */
+    size_t n_ppins, cap_ppins;
     pthread_mutex_t mu;
 };
 
@@ -310,6 +314,115 @@ static int load_checkpoint(tl_store *s, uint64_t *log_pos, uint64_t *aux, tl_err
     return 0;
 }
 
+/* ---- the frame cache: single frames of version 3 columns, decoded for tl_cells ----
+ *
+ * Keyed by (part sequence number, directory entry, frame): sequence numbers are never reused,
+ * so a frame of a part that compaction replaced is never mistaken for another part's; it just
+ * ages out. A fixed number of TL_PART_FRAME slots (1/16 of the column cache's budget), reused
+ * in clock order; bytes are copied out under the mutex. */
+
+typedef struct fslot {
+    uint64_t seq, j;
+    uint32_t ent, len;
+    uint32_t next; /* index + 1 of the next slot in its bucket, 0 at the end */
+    bool used, live;
+    uint8_t *buf;
+} fslot;
+
+struct fcache {
+    pthread_mutex_t mu;
+    fslot *slot;
+    uint32_t n, hand, mask;
+    uint32_t *bucket; /* index + 1 of the first slot */
+};
+
+static struct fcache *fcache_new(uint64_t bytes)
+{
+    struct fcache *f = tl_xcalloc(1, sizeof *f);
+    pthread_mutex_init(&f->mu, NULL);
+    uint64_t n = bytes / TL_PART_FRAME;
+    f->n = n < 64 ? 64 : n > (1u << 20) ? 1u << 20 : (uint32_t)n;
+    f->slot = tl_xcalloc(f->n, sizeof *f->slot);
+    uint32_t b = 1;
+    while (b < f->n * 2)
+        b *= 2;
+    f->mask = b - 1;
+    f->bucket = tl_xcalloc(b, sizeof *f->bucket);
+    return f;
+}
+
+static void fcache_free(struct fcache *f)
+{
+    if (!f) return;
+    for (uint32_t i = 0; i < f->n; i++)
+        free(f->slot[i].buf);
+    free(f->slot);
+    free(f->bucket);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+static uint32_t fcache_hash(const struct fcache *f, uint64_t seq, uint32_t ent, uint64_t j)
+{
+    uint64_t h =
+        (seq * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)ent << 40) ^ (j * 0xC2B2AE3D27D4EB4Full);
+    return (uint32_t)(h ^ (h >> 29)) & f->mask;
+}
+
+/* Copies bytes [in, in + n) of the frame into dst if the cache holds it. */
+static bool fcache_get(struct fcache *f, uint64_t seq, uint32_t ent, uint64_t j, size_t in,
+                       size_t n, uint8_t *dst, size_t *len)
+{
+    pthread_mutex_lock(&f->mu);
+    uint32_t k = f->bucket[fcache_hash(f, seq, ent, j)];
+    while (k) {
+        fslot *x = &f->slot[k - 1];
+        if (x->seq == seq && x->ent == ent && x->j == j) {
+            x->used = true;
+            *len = x->len;
+            bool ok = in < x->len;
+            if (ok) memcpy(dst, x->buf + in, n < x->len - in ? n : x->len - in);
+            pthread_mutex_unlock(&f->mu);
+            return ok;
+        }
+        k = x->next;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return false;
+}
+
+static void fcache_put(struct fcache *f, uint64_t seq, uint32_t ent, uint64_t j, const uint8_t *buf,
+                       size_t len)
+{
+    pthread_mutex_lock(&f->mu);
+    fslot *x;
+    for (;;) { /* clock: a slot not used since the hand last passed */
+        x = &f->slot[f->hand];
+        f->hand = (f->hand + 1) % f->n;
+        if (!x->live || !x->used) break;
+        x->used = false;
+    }
+    uint32_t me = (uint32_t)(x - f->slot) + 1;
+    if (x->live) { /* out of its bucket */
+        uint32_t *at = &f->bucket[fcache_hash(f, x->seq, x->ent, x->j)];
+        while (*at != me)
+            at = &f->slot[*at - 1].next;
+        *at = x->next;
+    }
+    if (!x->buf) x->buf = tl_xmalloc(TL_PART_FRAME);
+    memcpy(x->buf, buf, len);
+    x->seq = seq;
+    x->ent = ent;
+    x->j = j;
+    x->len = (uint32_t)len;
+    x->used = false;
+    x->live = true;
+    uint32_t *b = &f->bucket[fcache_hash(f, seq, ent, j)];
+    x->next = *b;
+    *b = me;
+    pthread_mutex_unlock(&f->mu);
+}
+
 int tl_store_open(const char *dir, const tl_store_opts *opts, tl_store **out, uint64_t *log_pos,
                   uint64_t *aux, tl_err *err)
 {
@@ -322,6 +435,8 @@ int tl_store_open(const char *dir, const tl_store_opts *opts, tl_store **out, ui
     if (!s->opts.cache_bytes) s->opts.cache_bytes = (uint64_t)1 << 30;
     pthread_mutex_init(&s->mu, NULL);
     tl_cache__init(&s->cache, s->opts.cache_bytes);
+    s->proj = tl_proj__new(s->opts.cache_bytes / 8);
+    s->frames = fcache_new(s->opts.cache_bytes / 16);
     rc = load_checkpoint(s, log_pos, aux, err);
     /* A crash between a checkpoint that recorded an erasure and the scrub after it. */
     for (uint32_t i = 0; i < atomic_load(&s->n_projects) && !rc; i++)
@@ -344,6 +459,8 @@ void tl_store_free(tl_store *s)
     free(s->doomed);
     free(s->ret);
     tl_cache__fini(&s->cache);
+    tl_proj__free(s->proj);
+    fcache_free(s->frames);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -896,6 +1013,9 @@ void tl_snap_free(tl_snap *sn)
             if (sp->got[k]) tl_part__unpin(sp->sealed, k);
         free(sp->got);
     }
+    for (size_t i = 0; i < sn->n_ppins; i++)
+        tl_proj__unpin(sn->s->proj, sn->ppins[i]);
+    free(sn->ppins);
     pthread_rwlock_unlock(&sn->p->lock);
     for (size_t i = 0; i < sn->n_allocs; i++)
         free(sn->allocs[i]);
@@ -1062,6 +1182,97 @@ int tl_snap_event_rows(tl_snap *sn, size_t part, uint32_t event_id, const uint32
     return 0;
 }
 
+/* Projection (col, key) of the rows of event_id in sealed part `part`, pinned for the
+ * snapshot: built by gather() when the cache does not have it. */
+typedef int (*proj_build)(tl_snap *sn, size_t part, uint32_t key, const uint32_t *rows,
+                          uint32_t n, void **data, size_t *bytes);
+
+static int snap_proj(tl_snap *sn, size_t part, uint32_t event_id, uint32_t col, uint32_t key,
+                     proj_build build, const void **out, uint32_t *n_out)
+{
+    struct snap_part *sp = &sn->parts[part];
+    const uint32_t *rows;
+    uint32_t n;
+    int rc = tl_snap_event_rows(sn, part, event_id, &rows, &n);
+    if (rc) return rc;
+    *n_out = n;
+    tl_pkey k = {sp->sealed->seq, sp->sealed->project, col, key, event_id};
+    tl_pent *pin;
+    const void *v = tl_proj__get(sn->s->proj, &k, &pin);
+    if (!v) {
+        void *data;
+        size_t bytes;
+        rc = build(sn, part, key, rows, n, &data, &bytes);
+        if (rc) return rc;
+        v = tl_proj__put(sn->s->proj, &k, data, bytes, &pin);
+    }
+    pthread_mutex_lock(&sn->mu);
+    if (sn->n_ppins == sn->cap_ppins) {
+        sn->cap_ppins = sn->cap_ppins ? sn->cap_ppins * 2 : 16;
+        sn->ppins = tl_xrealloc(sn->ppins, sn->cap_ppins * sizeof *sn->ppins);
+    }
+    sn->ppins[sn->n_ppins++] = pin;
+    pthread_mutex_unlock(&sn->mu);
+    *out = v;
+    return 0;
+}
+
+static int build_u32(tl_snap *sn, size_t part, uint32_t col, const uint32_t *rows, uint32_t n,
+                     void **data, size_t *bytes)
+{
+    const uint32_t *c;
+    int rc = tl_snap_col_u32(sn, part, (int)col, &c);
+    if (rc) return rc;
+    uint32_t *v = tl_xmalloc((n ? n : 1) * sizeof *v);
+    for (uint32_t j = 0; j < n; j++)
+        v[j] = c[rows[j]];
+    *data = v;
+    *bytes = (size_t)n * sizeof *v;
+    return 0;
+}
+
+int tl_snap_event_u32(tl_snap *sn, size_t part, uint32_t event_id, int col, const uint32_t **out)
+{
+    if (col < 0 || col >= TL_COL_N) return TL_EINVAL;
+    uint32_t n;
+    return snap_proj(sn, part, event_id, (uint32_t)col, 0, build_u32, (const void **)out, &n);
+}
+
+static int build_prop(tl_snap *sn, size_t part, uint32_t key, const uint32_t *rows, uint32_t n,
+                      void **data, size_t *bytes)
+{
+    tl_prop_col pc;
+    int rc = tl_snap_prop(sn, part, key, &pc);
+    if (rc && rc != TL_ENOENT) return rc;
+    /* The loaded layout (store_int.h) for n rows; all absent when no row has the key. */
+    size_t len = tl_prop__str_off(n) + (size_t)n * 4 + 8;
+    uint8_t *d = tl_xcalloc(len, 1);
+    double *num = (double *)(void *)(d + tl_prop__num_off(n));
+    uint32_t *str = (uint32_t *)(void *)(d + tl_prop__str_off(n));
+    for (uint32_t j = 0; j < n && !rc; j++) {
+        uint32_t r = rows[j];
+        d[j] = pc.type[r];
+        num[j] = pc.num[r];
+        str[j] = pc.str[r];
+    }
+    *data = d;
+    *bytes = len;
+    return 0;
+}
+
+int tl_snap_event_prop(tl_snap *sn, size_t part, uint32_t event_id, uint32_t key_id,
+                       tl_prop_col *out)
+{
+    const uint8_t *d;
+    uint32_t n;
+    int rc = snap_proj(sn, part, event_id, TL_COL_PROP, key_id, build_prop, (const void **)&d, &n);
+    if (rc) return rc;
+    out->type = d;
+    out->num = (const double *)(const void *)(d + tl_prop__num_off(n));
+    out->str = (const uint32_t *)(const void *)(d + tl_prop__str_off(n));
+    return 0;
+}
+
 int tl_snap_part_dids(tl_snap *sn, size_t part, const uint32_t **dids, uint32_t *n)
 {
     struct snap_part *sp = &sn->parts[part];
@@ -1071,6 +1282,154 @@ int tl_snap_part_dids(tl_snap *sn, size_t part, const uint32_t **dids, uint32_t 
     int rc = snap_load(sn, sp, (uint32_t)i, (const void **)dids);
     if (!rc) *n = (uint32_t)(sp->sealed->cols[i].rawlen / 4);
     return rc;
+}
+
+/* ---- single cells (store.h) ---- */
+
+struct tl_cells {
+    tl_snap *sn;
+    uint8_t *frame; /* TL_PART_FRAME bytes: a frame being decoded */
+    tl_buf eid;     /* the last event id read */
+};
+
+tl_cells *tl_cells_new(tl_snap *sn)
+{
+    tl_cells *c = tl_xcalloc(1, sizeof *c);
+    c->sn = sn;
+    return c;
+}
+
+void tl_cells_free(tl_cells *c)
+{
+    if (!c) return;
+    free(c->frame);
+    tl_buf_fini(&c->eid);
+    free(c);
+}
+
+/* Raw bytes [off, off + len) of entry ent of sealed part p, from its frames, through the
+ * store's frame cache. TL_ENOENT: the column is one frame (versions 1 and 2). */
+static int cells_raw(tl_cells *c, tl_part *p, uint32_t ent, uint64_t off, size_t len, void *dst)
+{
+    struct fcache *fc = c->sn->s->frames;
+    uint8_t *d = dst;
+    if (off > p->cols[ent].rawlen || len > p->cols[ent].rawlen - off) return TL_EBADMSG;
+    while (len) {
+        uint64_t j = off / TL_PART_FRAME;
+        size_t in = (size_t)(off - j * TL_PART_FRAME), flen = 0;
+        if (!fcache_get(fc, p->seq, ent, j, in, len, d, &flen)) {
+            if (!c->frame) c->frame = tl_xmalloc(TL_PART_FRAME);
+            int rc = tl_part__frame(p, ent, j, c->frame, &flen);
+            if (rc) return rc;
+            if (in >= flen) return TL_EBADMSG;
+            fcache_put(fc, p->seq, ent, j, c->frame, flen);
+            memcpy(d, c->frame + in, len < flen - in ? len : flen - in);
+        }
+        size_t n = len < flen - in ? len : flen - in;
+        d += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* How cell (col, key) of part is read: 1 through the snapshot's readers (open part, column
+ * decoded already, or a part without frames), 0 from frames (*ent its directory entry),
+ * TL_ENOENT when the part has no such column. */
+static int cells_way(tl_cells *c, size_t part, uint32_t col, uint32_t key, int *ent)
+{
+    struct snap_part *sp = &c->sn->parts[part];
+    if (sp->open) return 1;
+    int i = tl_part__find(sp->sealed, col, key);
+    if (i < 0) return TL_ENOENT;
+    pthread_mutex_lock(&c->sn->mu);
+    bool pinned = sp->got && sp->got[i];
+    pthread_mutex_unlock(&c->sn->mu);
+    if (pinned || tl_part__loaded(sp->sealed, (uint32_t)i)) return 1;
+    *ent = i;
+    return 0;
+}
+
+int tl_cells_u32(tl_cells *c, size_t part, int col, uint32_t row, uint32_t *out)
+{
+    struct snap_part *sp = &c->sn->parts[part];
+    if (col <= TL_COL_TS || col >= TL_COL_N) return TL_EINVAL;
+    if (row >= sp->info.n_rows) return TL_EINVAL;
+    int ent = 0, way = cells_way(c, part, (uint32_t)col, 0, &ent);
+    if (way == TL_ENOENT) return TL_EBADMSG;
+    if (!way) {
+        uint8_t v[4];
+        int rc = cells_raw(c, sp->sealed, (uint32_t)ent, (uint64_t)row * 4, 4, v);
+        if (rc != TL_ENOENT) {
+            if (!rc) *out = tl_le32(v);
+            return rc;
+        }
+    }
+    const uint32_t *v;
+    int rc = tl_snap_col_u32(c->sn, part, col, &v);
+    if (!rc) *out = v[row];
+    return rc;
+}
+
+int tl_cells_event_id(tl_cells *c, size_t part, uint32_t row, tl_str *out)
+{
+    struct snap_part *sp = &c->sn->parts[part];
+    if (row >= sp->info.n_rows) return TL_EINVAL;
+    int ent = 0, way = cells_way(c, part, TL_COL_EVENT_ID, 0, &ent);
+    if (way == TL_ENOENT) return TL_EBADMSG;
+    if (!way) {
+        uint8_t ab[8];
+        int rc = cells_raw(c, sp->sealed, (uint32_t)ent, (uint64_t)row * 4, 8, ab);
+        if (rc != TL_ENOENT) {
+            uint32_t a = tl_le32(ab), b = tl_le32(ab + 4);
+            uint64_t at = ((uint64_t)sp->info.n_rows + 1) * 4 + a;
+            if (!rc && (b < a || at + (b - a) > sp->sealed->cols[ent].rawlen)) rc = TL_EBADMSG;
+            if (rc) return rc;
+            c->eid.len = 0;
+            tl_buf_reserve(&c->eid, b - a + 1);
+            rc = cells_raw(c, sp->sealed, (uint32_t)ent, at, b - a, c->eid.p);
+            if (!rc) *out = (tl_str){c->eid.p, b - a};
+            return rc;
+        }
+    }
+    return tl_snap_event_id(c->sn, part, row, out);
+}
+
+int tl_cells_prop(tl_cells *c, size_t part, uint32_t key_id, uint32_t row, uint8_t *type,
+                  double *num, uint32_t *str)
+{
+    struct snap_part *sp = &c->sn->parts[part];
+    uint32_t n = sp->info.n_rows;
+    if (row >= n) return TL_EINVAL;
+    *type = 0;
+    *num = 0;
+    *str = 0;
+    int ent = 0, way = cells_way(c, part, TL_COL_PROP, key_id, &ent);
+    if (way == TL_ENOENT) return 0;
+    if (!way) {
+        uint8_t t, v[8];
+        int rc = cells_raw(c, sp->sealed, (uint32_t)ent, row, 1, &t);
+        if (rc != TL_ENOENT) {
+            if (!rc && t) rc = cells_raw(c, sp->sealed, (uint32_t)ent, n + (uint64_t)row * 8, 8, v);
+            if (!rc && t && t != TL_PV_NUM && t != TL_PV_STR) rc = TL_EBADMSG;
+            if (rc || !t) return rc;
+            uint64_t x = tl_le64(v);
+            *type = t;
+            if (t == TL_PV_NUM)
+                memcpy(num, &x, 8);
+            else
+                *str = (uint32_t)x;
+            return 0;
+        }
+    }
+    tl_prop_col pc;
+    int rc = tl_snap_prop(c->sn, part, key_id, &pc);
+    if (rc == TL_ENOENT) return 0;
+    if (rc) return rc;
+    *type = pc.type[row];
+    if (*type == TL_PV_NUM) *num = pc.num[row];
+    if (*type == TL_PV_STR) *str = pc.str[row];
+    return 0;
 }
 
 int tl_snap_prop(tl_snap *sn, size_t part, uint32_t key_id, tl_prop_col *out)

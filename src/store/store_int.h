@@ -135,12 +135,32 @@ typedef struct tl_cache_stats {
 } tl_cache_stats;
 void tl_cache__stats(tl_cache *c, tl_cache_stats *out);
 
+/* ---- projections (proj.c): columns gathered into one event's row order ----
+ * A cache of them, keyed by part (project, sequence number), column (and property key) and
+ * event; thread-safe. tl_proj__get returns the pinned data or NULL (not there: build it and
+ * tl_proj__put it, which pins it too, or takes the copy another thread put first and frees
+ * data). Every pin is released with tl_proj__unpin; unpinned entries are freed, least
+ * recently used first, while the bytes exceed the budget. */
+typedef struct tl_proj tl_proj;
+typedef struct tl_pent tl_pent;
+typedef struct tl_pkey {
+    uint64_t seq;
+    uint32_t project, col, key, event;
+} tl_pkey;
+tl_proj *tl_proj__new(uint64_t budget);
+void tl_proj__free(tl_proj *pj); /* NULL-safe; no pins may be left */
+const void *tl_proj__get(tl_proj *pj, const tl_pkey *k, tl_pent **pin);
+const void *tl_proj__put(tl_proj *pj, const tl_pkey *k, void *data, size_t bytes, tl_pent **pin);
+void tl_proj__unpin(tl_proj *pj, tl_pent *e); /* NULL-safe */
+void tl_proj__stats(tl_proj *pj, uint64_t *bytes, uint64_t *hits, uint64_t *misses);
+
 /* ---- parts ---- */
 
 #define TL_COL_EVENT_ID TL_COL_N       /* strings: u32 offsets[n+1] + bytes */
 #define TL_COL_PROP     1000           /* + key id in the directory entry */
 #define TL_COL_EVIDX    (TL_COL_N + 1) /* the event index (part.c), version 2 */
 #define TL_COL_DIDSET   (TL_COL_N + 2) /* the did set (part.c), version 3 */
+#define TL_PART_FRAME   16384          /* raw bytes per zstd frame of a version 3 column */
 
 typedef struct tl_colent {
     uint32_t col, key;
@@ -223,6 +243,14 @@ void tl_part__unpin(tl_part *p, uint32_t i);
 /* Decodes directory entry i into new memory the caller frees, leaving the cache alone (the
  * same layout tl_part__load gives). */
 int tl_part__read(tl_part *p, uint32_t i, void **out);
+/* Whether directory entry i is decoded in the cache now (it may be evicted right after). */
+bool tl_part__loaded(tl_part *p, uint32_t i);
+/* Frame j of directory entry i of a version 3 part, decoded alone into out (TL_PART_FRAME bytes
+ * of room): the raw bytes [j × TL_PART_FRAME, + *len) of the column, before the decoding
+ * tl_part__load does (times are still deltas, properties type[n] then u64 value[n]). The frame
+ * table and the frame's checksum are checked; TL_ENOENT for a column of one frame (versions 1
+ * and 2): decode it whole. Leaves the cache alone. */
+int tl_part__frame(tl_part *p, uint32_t i, uint64_t j, uint8_t *out, size_t *len);
 /* Index of the directory entry for (col, key), or -1. */
 int tl_part__find(const tl_part *p, uint32_t col, uint32_t key);
 

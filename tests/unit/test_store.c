@@ -1163,6 +1163,195 @@ static void flip_byte(const char *path, uint64_t off)
     close(fd);
 }
 
+/* Cells of a multi-frame part read one by one (nothing decoded whole: frames only), kept as
+ * text, one line per row: "event did url session eid k:type:value ...". */
+#define CELL_ROWS 20000
+static char *cells_dump(tl_snap *sn, size_t part, const uint32_t *rows, int n)
+{
+    tl_cells *c = tl_cells_new(sn);
+    tl_buf b = TL_BUF_INIT;
+    uint32_t keys[8];
+    uint32_t nk = tl_snap_part_prop_keys(sn, part, keys, 8);
+    for (int i = 0; i < n; i++) {
+        uint32_t ev, d, url, sess;
+        tl_str eid;
+        assert_int_equal(tl_cells_u32(c, part, TL_COL_EVENT, rows[i], &ev), 0);
+        assert_int_equal(tl_cells_u32(c, part, TL_COL_DID, rows[i], &d), 0);
+        assert_int_equal(tl_cells_u32(c, part, TL_COL_FIELD + TL_F_URL, rows[i], &url), 0);
+        assert_int_equal(tl_cells_u32(c, part, TL_COL_SESSION, rows[i], &sess), 0);
+        assert_int_equal(tl_cells_event_id(c, part, rows[i], &eid), 0);
+        tl_buf_printf(&b, "%u %u %u %u %.*s", ev, d, url, sess, (int)eid.len, eid.p);
+        for (uint32_t k = 0; k < nk && k < 8; k++) {
+            uint8_t t;
+            double num;
+            uint32_t str;
+            assert_int_equal(tl_cells_prop(c, part, keys[k], rows[i], &t, &num, &str), 0);
+            tl_buf_printf(&b, " %u:%u:%.17g:%u", keys[k], t, num, str);
+        }
+        uint8_t t;
+        double num;
+        uint32_t str;
+        assert_int_equal(tl_cells_prop(c, part, 999999, rows[i], &t, &num, &str), 0);
+        assert_int_equal(t, 0); /* no such key in the part */
+        tl_buf_addc(&b, '\n');
+    }
+    assert_int_equal(tl_cells_u32(c, part, TL_COL_EVENT, CELL_ROWS * 10, &(uint32_t){0}),
+                     TL_EINVAL);
+    tl_cells_free(c);
+    tl_buf_addc(&b, 0);
+    return b.p;
+}
+
+/* The same rows through the whole-column readers. */
+static char *cols_dump(tl_snap *sn, size_t part, const uint32_t *rows, int n)
+{
+    const uint32_t *ev, *d, *url, *sess;
+    assert_int_equal(tl_snap_col_u32(sn, part, TL_COL_EVENT, &ev), 0);
+    assert_int_equal(tl_snap_col_u32(sn, part, TL_COL_DID, &d), 0);
+    assert_int_equal(tl_snap_col_u32(sn, part, TL_COL_FIELD + TL_F_URL, &url), 0);
+    assert_int_equal(tl_snap_col_u32(sn, part, TL_COL_SESSION, &sess), 0);
+    tl_buf b = TL_BUF_INIT;
+    uint32_t keys[8];
+    uint32_t nk = tl_snap_part_prop_keys(sn, part, keys, 8);
+    for (int i = 0; i < n; i++) {
+        uint32_t r = rows[i];
+        tl_str eid;
+        assert_int_equal(tl_snap_event_id(sn, part, r, &eid), 0);
+        tl_buf_printf(&b, "%u %u %u %u %.*s", ev[r], d[r], url[r], sess[r], (int)eid.len, eid.p);
+        for (uint32_t k = 0; k < nk && k < 8; k++) {
+            tl_prop_col pc;
+            assert_int_equal(tl_snap_prop(sn, part, keys[k], &pc), 0);
+            tl_buf_printf(&b, " %u:%u:%.17g:%u", keys[k], pc.type[r],
+                          pc.type[r] == TL_PV_NUM ? pc.num[r] : 0.0,
+                          pc.type[r] == TL_PV_STR ? pc.str[r] : 0);
+        }
+        tl_buf_addc(&b, '\n');
+    }
+    tl_buf_addc(&b, 0);
+    return b.p;
+}
+
+/* Rewrites the directory entry at ent as one zstd frame (how versions 1 and 2 store every
+ * column), appended to the file. */
+static void one_frame(tl_buf *b, size_t ent)
+{
+    uint8_t *e = (uint8_t *)b->p + ent;
+    uint64_t off = tl_le64(e + 8), clen = tl_le64(e + 16), raw = tl_le64(e + 24);
+    void *r = malloc(raw + 1), *z = malloc(ZSTD_compressBound(raw));
+    assert_int_equal(ZSTD_decompress(r, raw, b->p + off, clen), raw);
+    size_t zn = ZSTD_compress(z, ZSTD_compressBound(raw), r, raw, 1);
+    assert_false(ZSTD_isError(zn));
+    e = (uint8_t *)b->p + ent;
+    tl_put64(e + 8, b->len);
+    tl_put64(e + 16, zn);
+    tl_put32(e + 32, tl_crc32c(0, z, zn));
+    tl_buf_add(b, z, zn);
+    free(r);
+    free(z);
+}
+
+static uint32_t g_edit_col; /* the column edit_col rewrites */
+
+static void edit_col(const char *path, void (*fn)(tl_buf *b, size_t ent))
+{
+    tl_buf b = TL_BUF_INIT;
+    assert_int_equal(tl_read_file(path, &b), 0);
+    uint32_t n = tl_le32(b.p + 36);
+    size_t ent = 0;
+    for (uint32_t i = 0; i < n && !ent; i++)
+        if (tl_le32(b.p + PHDR + (size_t)i * ENTRY) == g_edit_col) ent = PHDR + (size_t)i * ENTRY;
+    assert_true(ent != 0);
+    fn(&b, ent);
+    tl_put32((uint8_t *)b.p + 48, tl_crc32c(0, b.p + PHDR, (size_t)n * ENTRY));
+    tl_put32((uint8_t *)b.p + 52, tl_crc32c(0, b.p, 52));
+    assert_int_equal(tl_write_file_atomic(path, b.p, b.len), 0);
+    tl_buf_fini(&b);
+}
+
+/* Single cells of a part of many frames equal the whole columns, read frame by frame before
+ * anything is decoded whole, from a fresh store and again (frames then come from the frame
+ * cache); a column stored as one frame (versions 1 and 2) reads whole instead; a damaged
+ * frame fails as a corrupt column. */
+static void test_cells(void **state)
+{
+    fixture *f = *state;
+    tl_store *s = open_store(f->sdir, NULL, NULL);
+    uint32_t pid = begin(s, "p");
+    char name[32], eid[64], url[32], sess[32], pv1[32], pv2[32];
+    uint32_t seed = 5;
+    for (int i = 0; i < CELL_ROWS; i++) {
+        seed = seed * 1103515245u + 12345u;
+        snprintf(name, sizeof name, "d%u", (seed >> 16) % 3000);
+        snprintf(eid, sizeof eid, "ev-%d-%.*s", i, (int)((seed >> 8) % 40), /* lengths vary */
+                 "0123456789012345678901234567890123456789");
+        snprintf(url, sizeof url, "/u%u", (seed >> 4) % 500);
+        snprintf(sess, sizeof sess, "s%u", i / 7);
+        snprintf(pv1, sizeof pv1, "price=%u.25", (seed >> 10) % 1000);
+        snprintf(pv2, sizeof pv2, "cat=c%u", (seed >> 12) % 30);
+        uint32_t d = did(s, pid, name, false);
+        append(s, pid, d, i % 5 ? "view" : "buy", eid, T0 + (int64_t)i * 3000, i % 3 ? url : "",
+               i % 4 ? sess : "",
+               i % 2   ? PROPS(pv1, pv2)
+               : i % 3 ? PROPS(pv2)
+                       : NULL);
+    }
+    tl_store_w_end(s, pid);
+    checkpoint(s, 1, 1);
+    tl_store_free(s);
+    static uint32_t rows[600];
+    for (int i = 0; i < 600; i++) {
+        seed = seed * 1103515245u + 12345u;
+        rows[i] =
+            i < 4 ? (uint32_t[]){0, 1, CELL_ROWS - 2, CELL_ROWS - 1}[i] : (seed >> 8) % CELL_ROWS;
+    }
+    char *by_cells[2];
+    for (int round = 0; round < 2; round++) {
+        s = open_store(f->sdir, NULL, NULL);
+        tl_snap *sn = snap(s, "p");
+        assert_int_equal(tl_snap_n_parts(sn), 1);
+        by_cells[0] = cells_dump(sn, 0, rows, 600);
+        tl_store_stats st;
+        tl_store_get_stats(s, &st);
+        if (!round) assert_int_equal(st.cache_bytes, 0); /* frames only, nothing whole */
+        if (round) assert_true(st.cache_bytes > 0);      /* the one-frame columns, whole */
+        by_cells[1] = cells_dump(sn, 0, rows, 600);      /* the frame cache's copies */
+        assert_same_text(by_cells[0], by_cells[1]);
+        char *by_cols = cols_dump(sn, 0, rows, 600);
+        assert_same_text(by_cells[0], by_cols);
+        free(by_cells[1]);
+        by_cells[1] = cells_dump(sn, 0, rows, 600); /* now through the decoded columns */
+        assert_same_text(by_cells[0], by_cells[1]);
+        free(by_cells[0]);
+        free(by_cells[1]);
+        free(by_cols);
+        tl_snap_free(sn);
+        tl_store_free(s);
+        /* Round 2: the event ids and the first property as one frame each. */
+        char part[512];
+        first_part(f, "p", part, sizeof part);
+        g_edit_col = COL_EI;
+        edit_col(part, one_frame);
+        g_edit_col = COL_PR;
+        edit_col(part, one_frame);
+    }
+    /* A damaged frame of the event ids (its checksums stop it). */
+    char part[512];
+    first_part(f, "p", part, sizeof part);
+    uint64_t off, clen;
+    find_column(part, TL_COL_DID, &off, &clen);
+    flip_byte(part, off + clen - 3); /* in the last frame */
+    tl_diag_set_level(-1);
+    s = open_store(f->sdir, NULL, NULL);
+    tl_snap *sn = snap(s, "p");
+    tl_cells *c = tl_cells_new(sn);
+    uint32_t v;
+    assert_int_equal(tl_cells_u32(c, 0, TL_COL_DID, 0, &v), 0); /* the first frame is whole */
+    assert_int_equal(tl_cells_u32(c, 0, TL_COL_DID, CELL_ROWS - 1, &v), TL_EBADMSG);
+    tl_cells_free(c);
+    tl_snap_free(sn);
+    tl_store_free(s);
+}
+
 static void test_corrupt_column(void **state)
 {
     fixture *f = *state;
@@ -1555,6 +1744,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoint_failure_is_sticky, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_did_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cells, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
