@@ -136,19 +136,6 @@ int tl_snap_event_rows(tl_snap *sn, size_t part, uint32_t event_id, const uint32
  * column instead. A did absent from the set is on no row of the part. */
 int tl_snap_part_dids(tl_snap *sn, size_t part, const uint32_t **dids, uint32_t *n) TL_MUST_USE;
 
-/* Projections: the values of a u32 column (col < TL_COL_N), or of a property (in the
- * tl_prop_col layout below; all absent when no row has it), at the rows of event_id in a
- * sealed part, in the order tl_snap_event_rows gives them: value j is row rows[j]'s. Read as
- * dense arrays, where the rows themselves are scattered through the part (a rare event's
- * rows each on their own cache line). Built on first use and kept, under an eighth of the
- * cache budget (store/proj.c); valid until the snapshot is freed. TL_ENOENT as
- * tl_snap_event_rows. */
-int tl_snap_event_u32(tl_snap *sn, size_t part, uint32_t event_id, int col,
-                      const uint32_t **out) TL_MUST_USE;
-typedef struct tl_prop_col tl_prop_col;
-int tl_snap_event_prop(tl_snap *sn, size_t part, uint32_t event_id, uint32_t key_id,
-                       tl_prop_col *out) TL_MUST_USE;
-
 /* A property column: for each row, type[i] is 0 (absent), TL_PV_NUM (num[i]) or TL_PV_STR
  * (str[i], a dict id). TL_ENOENT when no row of the part has the key. */
 typedef struct tl_prop_col {
