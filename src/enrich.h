@@ -111,6 +111,7 @@ typedef struct tl_enrich_memo {
     tl_str browser, os;      /* in the batch's arena */
     const char *device_type; /* static */
     tl_cidr addr;
+    uint64_t ip_hash;             /* of addr: its IP cache key */
     tl_str country, region, city; /* country in the arena; region, city in the database */
 } tl_enrich_memo;
 

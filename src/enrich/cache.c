@@ -135,6 +135,16 @@ static bool same(const centry *e, uint64_t tag, const unsigned char *k, size_t k
     return e->hash == tag && e->klen == klen && !memcmp(e->key, k, klen < KEY_MAX ? klen : KEY_MAX);
 }
 
+void tl_enrich__cache_prefetch(const tl_ecache *c, uint64_t hash)
+{
+    if (!c) return;
+    const cshard *sh = &c->shard[(hash >> 60) % N_SHARDS];
+    const unsigned char *p = sh->slots + ((size_t)(hash % c->per_shard) & ~(size_t)1) * c->stride;
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 2 * c->stride - 1); /* the pair's last byte: its other line(s) */
+    if (2 * c->stride > 128) __builtin_prefetch(p + 64);
+}
+
 bool tl_enrich__cache_get(tl_ecache *c, const void *key, size_t klen, uint64_t hash, void *val)
 {
     unsigned char buf[KEY_MAX];

@@ -215,11 +215,10 @@ static bool host_in(tl_str host, tl_str d)
 }
 
 /* The database's answer for a, through the IP cache (visitors send many events each). */
-static bool geo(tl_enrich *e, const tl_cidr *a, tl_geo_info *gi)
+static bool geo(tl_enrich *e, const tl_cidr *a, uint64_t hv, tl_geo_info *gi)
 {
     if (!e->geo) return false;
     geo_answer g;
-    uint64_t hv = tl_hash64(a->addr, 16, 0);
     if (!tl_enrich__cache_get(e->ip_cache, a->addr, 16, hv, &g)) {
         g.found = tl_enrich__geo_lookup(e->geo, a, &g.gi);
         tl_enrich__cache_put(e->ip_cache, a->addr, 16, hv, &g);
@@ -264,14 +263,21 @@ static bool same_str(tl_str a, tl_str b)
     return (a.p == b.p && a.len == b.len) || tl_str_eq(a, b);
 }
 
-/* Resolves the record's IP into m (parse once per distinct IP text). */
-static void memo_ip(tl_enrich_memo *m, tl_str ip)
+/* Resolves the record's IP into m (parse once per distinct IP text). A new address's slot in
+ * the IP cache and its entries in the GeoIP prefix tables are fetched into the CPU cache now,
+ * so that those misses overlap each other and the user agent's lookup (each is ~0.1-0.2 µs of
+ * waiting on the project's VM) instead of following one another. */
+static void memo_ip(tl_enrich *e, tl_enrich_memo *m, tl_str ip)
 {
     if (m->ip_set && same_str(m->ip, ip)) return;
     m->ip = ip;
     m->ip_set = true;
     m->has_ip = ip.len && !tl_enrich__ip(ip, &m->addr);
     m->geo_done = m->geo_found = false;
+    if (!m->has_ip || !e->on || !e->geo) return;
+    m->ip_hash = tl_hash64(m->addr.addr, 16, 0);
+    tl_enrich__cache_prefetch(e->ip_cache, m->ip_hash);
+    tl_enrich__geo_prefetch(e->geo, &m->addr);
 }
 
 /* Resolves the IP's geography into m: the caches, then the database. */
@@ -280,7 +286,7 @@ static void memo_geo(tl_enrich *e, tl_enrich_memo *m, tl_arena *a)
     if (m->geo_done) return;
     m->geo_done = true;
     tl_geo_info gi;
-    if (!m->has_ip || !geo(e, &m->addr, &gi) || gi.country.len != 2) return;
+    if (!m->has_ip || !geo(e, &m->addr, m->ip_hash, &gi) || gi.country.len != 2) return;
     char *cc = tl_arena_alloc(a, 2);
     for (int i = 0; i < 2; i++) {
         char c = gi.country.p[i];
@@ -319,7 +325,7 @@ int tl_enrich_record(tl_enrich *e, const tl_project_conf *p, tl_arena *a, tl_rec
     const proj *pj = NULL;
     if (p >= e->cfg->projects && p < e->cfg->projects + e->cfg->n_projects)
         pj = &e->projs[p - e->cfg->projects];
-    memo_ip(m, r->ip);
+    memo_ip(e, m, r->ip);
 
     /* 1. Deny lists: explicit, so they apply with bot_filter off too. */
     if (pj && m->has_ip && tl_enrich__in_list(pj->deny_ips, pj->n_deny_ips, &m->addr))

@@ -41,6 +41,9 @@ int tl_enrich__geo_count(const tl_geo *g);
  * its prefix tables (fast) or with libmaxminddb; false when the database has no record for
  * a. For tests that compare the two. */
 bool tl_enrich__geo_find(tl_geo *g, int i, const tl_cidr *a, bool fast, uint32_t *offset);
+/* Starts fetching the prefix-table entries a lookup of a will read (a hint; no effect on
+ * answers). */
+void tl_enrich__geo_prefetch(const tl_geo *g, const tl_cidr *a);
 /* Lookups by the walker (on, the default) or by libmaxminddb: for tests and measurements. */
 void tl_enrich__geo_set_fast(tl_geo *g, bool on);
 
@@ -85,6 +88,8 @@ void tl_enrich__cache_free(tl_ecache *c);
 bool tl_enrich__cache_get(tl_ecache *c, const void *key, size_t klen, uint64_t hash, void *val);
 void tl_enrich__cache_put(tl_ecache *c, const void *key, size_t klen, uint64_t hash,
                           const void *val);
+/* Starts fetching the slots a get or put of hash will read (a hint). */
+void tl_enrich__cache_prefetch(const tl_ecache *c, uint64_t hash);
 
 /* ---- bots.c ---- */
 /* TL_FILTER_BOT, TL_FILTER_HEADLESS or TL_FILTER_NONE from the user agent alone (the lists). */

@@ -49,7 +49,9 @@ typedef struct gtree {
     uint32_t data_size;    /* of the data section: a record past it is corrupt */
     bool v6;               /* ip_version 6: IPv6 addresses from the root, IPv4 from v4_start */
     uint32_t v4_start;     /* the node (or record) that ::/96 leads to; the root for ip_version 4 */
-    uint32_t *top4, *top6; /* record reached after the first TOP_BITS bits; NULL: not built */
+    bool ok;               /* the walker knows this file's layout */
+    uint32_t *top4, *top6; /* record reached after the first TOP_BITS bits; NULL: not built
+                            * (top4: v4_start is already a record, as in DB-IP's IPv6 file) */
 } gtree;
 
 struct tl_geo {
@@ -136,12 +138,15 @@ static bool tree_init(gtree *t, const MMDB_s *db)
     for (int i = 0; t->v6 && i < 96 && v < t->node_count; i++)
         v = child(t, v, 0);
     t->v4_start = v;
-    t->top4 = tl_enrich__huge_alloc(TOP_SIZE);
-    fill_top(t, t->top4, v, 0, 0);
+    if (v < t->node_count) {
+        t->top4 = tl_enrich__huge_alloc(TOP_SIZE);
+        fill_top(t, t->top4, v, 0, 0);
+    }
     if (t->v6) {
         t->top6 = tl_enrich__huge_alloc(TOP_SIZE);
         fill_top(t, t->top6, 0, 0, 0);
     }
+    t->ok = true;
     return true;
 }
 
@@ -153,7 +158,8 @@ static bool tree_find(const gtree *t, const tl_cidr *a, bool v4, uint32_t *offse
     unsigned n = v4 ? 32 : 128;
     if (!v4 && !t->v6) return false;
     uint32_t top = (uint32_t)bits[0] << 24 | (uint32_t)bits[1] << 16 | (uint32_t)bits[2] << 8;
-    uint32_t v = (v4 ? t->top4 : t->top6)[top >> (32 - TOP_BITS)];
+    const uint32_t *tab = v4 ? t->top4 : t->top6;
+    uint32_t v = tab ? tab[top >> (32 - TOP_BITS)] : t->v4_start;
     for (unsigned i = TOP_BITS; i < n && v < t->node_count; i++)
         v = child(t, v, bit_at(bits, i));
     if (v <= t->node_count) return false; /* empty (== node_count), or the bits ran out */
@@ -167,7 +173,7 @@ bool tl_enrich__geo_find(tl_geo *g, int i, const tl_cidr *a, bool fast, uint32_t
 {
     static const uint8_t v4p[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     bool v4 = !memcmp(a->addr, v4p, 12);
-    if (fast && g->tree[i].top4) return tree_find(&g->tree[i], a, v4, offset);
+    if (fast && g->tree[i].ok) return tree_find(&g->tree[i], a, v4, offset);
     struct sockaddr_in sin;
     struct sockaddr_in6 sin6;
     const struct sockaddr *sa;
@@ -187,6 +193,19 @@ bool tl_enrich__geo_find(tl_geo *g, int i, const tl_cidr *a, bool fast, uint32_t
     if (mmdb_err != MMDB_SUCCESS || !r.found_entry) return false;
     *offset = r.entry.offset;
     return true;
+}
+
+void tl_enrich__geo_prefetch(const tl_geo *g, const tl_cidr *a)
+{
+    static const uint8_t v4p[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (!g || !g->fast) return;
+    bool v4 = !memcmp(a->addr, v4p, 12);
+    const uint8_t *bits = v4 ? a->addr + 12 : a->addr;
+    uint32_t top = (uint32_t)bits[0] << 24 | (uint32_t)bits[1] << 16 | (uint32_t)bits[2] << 8;
+    for (int i = 0; i < g->n; i++) {
+        const uint32_t *tab = v4 ? g->tree[i].top4 : g->tree[i].top6;
+        if (tab) __builtin_prefetch(&tab[top >> (32 - TOP_BITS)]);
+    }
 }
 
 int tl_enrich__geo_count(const tl_geo *g)
