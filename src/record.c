@@ -31,54 +31,96 @@ static int64_t unzz(uint64_t v)
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
-static void put_str(tl_buf *b, tl_str s)
+/* Encoding writes through a raw pointer into space reserved once for the whole record (the
+ * bound below): no capacity check per field. */
+#define VARINT_MAX 10
+
+static uint8_t *put_varint(uint8_t *o, uint64_t v)
 {
-    tl_buf_varint(b, s.len);
-    tl_buf_addstr(b, s);
+    while (v >= 0x80) {
+        *o++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *o++ = (uint8_t)v;
+    return o;
 }
 
-static void put_props(tl_buf *b, const tl_prop *p, uint32_t n)
+static uint8_t *put_str(uint8_t *o, tl_str s)
 {
-    tl_buf_varint(b, n);
+    o = put_varint(o, s.len);
+    if (s.len) memcpy(o, s.p, s.len);
+    return o + s.len;
+}
+
+static uint8_t *put_props(uint8_t *o, const tl_prop *p, uint32_t n)
+{
+    o = put_varint(o, n);
     for (uint32_t i = 0; i < n; i++) {
-        put_str(b, p[i].key);
-        tl_buf_addc(b, (char)p[i].type);
+        o = put_str(o, p[i].key);
+        *o++ = p[i].type;
         if (TL_PV_TYPE(p[i].type) == TL_PV_NUM) {
             uint64_t bits;
             memcpy(&bits, &p[i].num, 8);
-            tl_buf_u64(b, bits);
+            for (int k = 0; k < 8; k++)
+                *o++ = (uint8_t)(bits >> (8 * k));
         } else {
-            put_str(b, p[i].str);
+            o = put_str(o, p[i].str);
         }
     }
+    return o;
+}
+
+static size_t props_bound(const tl_prop *p, uint32_t n)
+{
+    size_t len = VARINT_MAX;
+    for (uint32_t i = 0; i < n; i++)
+        len += 2 * VARINT_MAX + 1 + 8 + p[i].key.len + p[i].str.len;
+    return len;
 }
 
 void tl_record_encode(const tl_record *r, tl_buf *b)
 {
-    tl_buf_addc(b, 1);
-    tl_buf_addc(b, (char)r->kind);
-    tl_buf_varint(b, zz(r->ts_ms));
-    tl_buf_varint(b, zz(r->recv_ms));
-    put_str(b, r->project);
-    put_str(b, r->event);
-    put_str(b, r->event_id);
-    put_str(b, r->anonymous_id);
-    put_str(b, r->user_id);
-    put_str(b, r->session_id);
+    size_t bound = 2 + 2 * VARINT_MAX + 6 * VARINT_MAX + r->project.len + r->event.len +
+                   r->event_id.len + r->anonymous_id.len + r->user_id.len + r->session_id.len +
+                   props_bound(r->props, r->n_props) + props_bound(r->uprops, r->n_uprops);
     for (int f = 0; f < TL_F_COUNT; f++)
-        put_str(b, r->field[f]);
-    put_props(b, r->props, r->n_props);
-    put_props(b, r->uprops, r->n_uprops);
+        bound += VARINT_MAX + r->field[f].len;
+    uint8_t *start = (uint8_t *)tl_buf_reserve(b, bound), *o = start;
+    *o++ = 1;
+    *o++ = r->kind;
+    o = put_varint(o, zz(r->ts_ms));
+    o = put_varint(o, zz(r->recv_ms));
+    o = put_str(o, r->project);
+    o = put_str(o, r->event);
+    o = put_str(o, r->event_id);
+    o = put_str(o, r->anonymous_id);
+    o = put_str(o, r->user_id);
+    o = put_str(o, r->session_id);
+    for (int f = 0; f < TL_F_COUNT; f++)
+        o = put_str(o, r->field[f]);
+    o = put_props(o, r->props, r->n_props);
+    o = put_props(o, r->uprops, r->n_uprops);
+    b->len += (size_t)(o - start);
 }
 
 typedef struct reader {
     const uint8_t *p, *end;
 } reader;
 
+/* A varint, the one-byte case (almost every length) inline. */
+static inline int get_varint(reader *rd, uint64_t *v)
+{
+    if (rd->p < rd->end && *rd->p < 0x80) {
+        *v = *rd->p++;
+        return 0;
+    }
+    return tl_varint_get(&rd->p, rd->end, v);
+}
+
 static int get_str(reader *rd, tl_str *s)
 {
     uint64_t n;
-    if (tl_varint_get(&rd->p, rd->end, &n) || n > (uint64_t)(rd->end - rd->p)) return TL_EBADMSG;
+    if (get_varint(rd, &n) || n > (uint64_t)(rd->end - rd->p)) return TL_EBADMSG;
     s->p = (const char *)rd->p;
     s->len = (size_t)n;
     rd->p += n;
@@ -89,8 +131,7 @@ static int get_props(reader *rd, tl_arena *a, bool once_ok, tl_prop **out, uint3
 {
     uint64_t n;
     /* Each prop takes at least 3 bytes, which bounds n by the input size. */
-    if (tl_varint_get(&rd->p, rd->end, &n) || n > (uint64_t)(rd->end - rd->p) / 3)
-        return TL_EBADMSG;
+    if (get_varint(rd, &n) || n > (uint64_t)(rd->end - rd->p) / 3) return TL_EBADMSG;
     tl_prop *p = n ? tl_arena_alloc(a, n * sizeof *p) : NULL;
     for (uint64_t i = 0; i < n; i++) {
         memset(&p[i], 0, sizeof p[i]);

@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include <math.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "util/buf.h"
 
@@ -78,13 +81,38 @@ static size_t put_utf8(char *o, unsigned cp)
     return 4;
 }
 
+/* The offset of the first byte in q[0..16) that needs a look (a quote, a backslash, a
+ * control character, or, while ascii, a byte >= 0x80), or 16 when none does. */
+#ifdef __SSE2__
+static inline unsigned scan16(const char *q, bool ascii)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+    __m128i hit =
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+    /* Signed: bytes >= 0x80 are negative, so "< 0x20" also catches them. */
+    __m128i low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+    if (!ascii) low = _mm_andnot_si128(_mm_cmplt_epi8(v, _mm_setzero_si128()), low);
+    unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(hit, low));
+    return m ? (unsigned)__builtin_ctz(m) : 16;
+}
+#endif
+
 /* ps->p is just past the opening quote. */
 static int parse_string(parser *ps, tl_str *out)
 {
     const char *s = ps->p;
     const char *q = s;
-    bool esc = false;
-    while (q < ps->end && *q != '"') {
+    bool esc = false, ascii = true; /* ascii: no byte >= 0x80 so far (then valid UTF-8) */
+    for (;;) {
+#ifdef __SSE2__
+        /* 16 bytes at a time through the plain part of the string. */
+        while (ps->end - q >= 16) {
+            unsigned k = scan16(q, ascii);
+            q += k;
+            if (k < 16) break;
+        }
+#endif
+        if (q >= ps->end || *q == '"') break;
         unsigned char c = (unsigned char)*q;
         if (c < 0x20) {
             ps->p = q;
@@ -96,6 +124,7 @@ static int parse_string(parser *ps, tl_str *out)
             q += ps->end - q >= 2 ? 2 : 1;
             continue;
         }
+        if (c >= 0x80) ascii = false;
         q++;
     }
     if (q >= ps->end) {
@@ -103,7 +132,7 @@ static int parse_string(parser *ps, tl_str *out)
         return fail(ps, "unterminated string");
     }
     if (!esc) {
-        if (!tl_utf8_valid(s, (size_t)(q - s))) {
+        if (!ascii && !tl_utf8_valid(s, (size_t)(q - s))) {
             ps->p = s;
             return fail(ps, "invalid UTF-8 in string");
         }
@@ -200,7 +229,18 @@ static int parse_number(parser *ps, tl_json *v)
     }
     char tmp[64];
     size_t len = (size_t)(q - s);
-    if (len < sizeof tmp) {
+    bool neg = *s == '-';
+    const char *d = s + neg, *e = d;
+    while (e < q && *e >= '0' && *e <= '9')
+        e++;
+    if (e == q && q - d <= 15) {
+        /* An integer of at most 15 digits (a timestamp, a count): exact in a double, so
+         * the same value strtod gives, without its cost. */
+        int64_t x = 0;
+        for (; d < q; d++)
+            x = x * 10 + (*d - '0');
+        v->num = neg ? -(double)x : (double)x;
+    } else if (len < sizeof tmp) {
         memcpy(tmp, s, len);
         tmp[len] = 0;
         v->num = strtod(tmp, NULL);
