@@ -316,7 +316,8 @@ static int load_checkpoint(tl_store *s, uint64_t *log_pos, uint64_t *aux, tl_err
  * Keyed by (part sequence number, directory entry, frame): sequence numbers are never reused,
  * so a frame of a part that compaction replaced is never mistaken for another part's; it just
  * ages out. A fixed number of TL_PART_FRAME slots (1/16 of the column cache's budget), reused
- * in clock order; bytes are copied out under the mutex. */
+ * in clock order; a new frame's buffer is handed over, not copied; readers copy the bytes they
+ * want out under the mutex. */
 
 typedef struct fslot {
     uint64_t seq, j;
@@ -388,7 +389,9 @@ static bool fcache_get(struct fcache *f, uint64_t seq, uint32_t ent, uint64_t j,
     return false;
 }
 
-static void fcache_put(struct fcache *f, uint64_t seq, uint32_t ent, uint64_t j, const uint8_t *buf,
+/* Puts a decoded frame in the cache by handing over its buffer *buf (TL_PART_FRAME bytes):
+ * *buf becomes the buffer of the slot it replaced (NULL when that one had none). */
+static void fcache_put(struct fcache *f, uint64_t seq, uint32_t ent, uint64_t j, uint8_t **buf,
                        size_t len)
 {
     pthread_mutex_lock(&f->mu);
@@ -406,8 +409,9 @@ static void fcache_put(struct fcache *f, uint64_t seq, uint32_t ent, uint64_t j,
             at = &f->slot[*at - 1].next;
         *at = x->next;
     }
-    if (!x->buf) x->buf = tl_xmalloc(TL_PART_FRAME);
-    memcpy(x->buf, buf, len);
+    uint8_t *old = x->buf;
+    x->buf = *buf;
+    *buf = old;
     x->seq = seq;
     x->ent = ent;
     x->j = j;
@@ -1223,8 +1227,8 @@ static int cells_raw(tl_cells *c, tl_part *p, uint32_t ent, uint64_t off, size_t
             int rc = tl_part__frame(p, ent, j, c->frame, &flen);
             if (rc) return rc;
             if (in >= flen) return TL_EBADMSG;
-            fcache_put(fc, p->seq, ent, j, c->frame, flen);
             memcpy(d, c->frame + in, len < flen - in ? len : flen - in);
+            fcache_put(fc, p->seq, ent, j, &c->frame, flen);
         }
         size_t n = len < flen - in ? len : flen - in;
         d += n;
