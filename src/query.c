@@ -459,8 +459,7 @@ int tl_query_run(tl_store *s, const tl_project_conf *p, const tl_json *q, tl_are
         c.persons = tl_snap_persons(c.sn);
         c.n_dids = tl_snap_n_dids(c.sn);
         c.dict_n = tl_snap_dict_n(c.sn);
-        for (uint32_t i = 0; i < c.n_dids && !c.any_erased; i++)
-            c.any_erased = c.persons[i] == TL_PERSON_ERASED;
+        c.any_erased = tl_snap_any_erased(c.sn);
         /* calloc'd: pages are only touched for the strings a query meets */
         c.nstate = tl_query__scratch_sparse(&c, (size_t)c.dict_n + 1, 1);
         c.nval = tl_query__scratch_sparse(&c, (size_t)c.dict_n + 1, sizeof *c.nval);

@@ -90,6 +90,7 @@ void tl_snap_free(tl_snap *sn);
  * p), or TL_PERSON_ERASED. Persons are resolved at query time: merges are retroactive. */
 uint32_t tl_snap_n_dids(const tl_snap *sn);
 const uint32_t *tl_snap_persons(const tl_snap *sn);
+bool tl_snap_any_erased(const tl_snap *sn); /* some person[did] is TL_PERSON_ERASED */
 tl_str tl_snap_did_str(const tl_snap *sn, uint32_t did);
 uint32_t tl_snap_did_find(const tl_snap *sn, tl_str distinct_id); /* or TL_DID_NONE */
 /* The dids of did's person: fills up to cap, returns how many there are (0 when erased). */
@@ -135,6 +136,19 @@ int tl_snap_event_rows(tl_snap *sn, size_t part, uint32_t event_id, const uint32
  * part has none (an open part, or a part written before the did set existed): scan its did
  * column instead. A did absent from the set is on no row of the part. */
 int tl_snap_part_dids(tl_snap *sn, size_t part, const uint32_t **dids, uint32_t *n) TL_MUST_USE;
+
+/* Projections: the values of a u32 column (col < TL_COL_N), or of a property (in the
+ * tl_prop_col layout below; all absent when no row has it), at the rows of event_id in a
+ * sealed part, in the order tl_snap_event_rows gives them: value j is row rows[j]'s. Read as
+ * dense arrays, where the rows themselves are scattered through the part (a rare event's
+ * rows each on their own cache line). Built on first use and kept, under an eighth of the
+ * cache budget (store/proj.c); valid until the snapshot is freed. TL_ENOENT as
+ * tl_snap_event_rows. */
+int tl_snap_event_u32(tl_snap *sn, size_t part, uint32_t event_id, int col,
+                      const uint32_t **out) TL_MUST_USE;
+typedef struct tl_prop_col tl_prop_col;
+int tl_snap_event_prop(tl_snap *sn, size_t part, uint32_t event_id, uint32_t key_id,
+                       tl_prop_col *out) TL_MUST_USE;
 
 /* A property column: for each row, type[i] is 0 (absent), TL_PV_NUM (num[i]) or TL_PV_STR
  * (str[i], a dict id). TL_ENOENT when no row of the part has the key. */

@@ -424,11 +424,18 @@ static inline bool str_test(tl_qctx *c, const tl_qpred *pd, uint32_t id)
 int tl_query__prop_col(tl_qctx *c, size_t part, const tl_qprop *p, const uint32_t **col,
                        tl_prop_col *pc, bool *present, tl_err *err)
 {
+    return tl_query__prop_col_ev(c, part, 0, p, col, pc, present, err);
+}
+
+int tl_query__prop_col_ev(tl_qctx *c, size_t part, uint32_t event, const tl_qprop *p,
+                          const uint32_t **col, tl_prop_col *pc, bool *present, tl_err *err)
+{
     int rc;
     *present = false;
     *col = NULL;
     if (p->col >= 0) {
-        rc = tl_snap_col_u32(c->sn, part, p->col, col);
+        rc = event ? tl_snap_event_u32(c->sn, part, event, p->col, col)
+                   : tl_snap_col_u32(c->sn, part, p->col, col);
         if (rc)
             return tl_err_set(err, rc, "store: column of %.*s: %s", (int)p->name.len, p->name.p,
                               tl_strerror(rc));
@@ -436,7 +443,8 @@ int tl_query__prop_col(tl_qctx *c, size_t part, const tl_qprop *p, const uint32_
         return 0;
     }
     if (!p->key_id) return 0;
-    rc = tl_snap_prop(c->sn, part, p->key_id, pc);
+    rc = event ? tl_snap_event_prop(c->sn, part, event, p->key_id, pc)
+               : tl_snap_prop(c->sn, part, p->key_id, pc);
     if (rc == TL_ENOENT) return 0;
     if (rc)
         return tl_err_set(err, rc, "store: column of %.*s: %s", (int)p->name.len, p->name.p,
@@ -465,10 +473,17 @@ int tl_query__prop_col(tl_qctx *c, size_t part, const tl_qprop *p, const uint32_
 int tl_query__filter_sel(tl_qctx *c, const tl_qpred *pd, size_t part, const uint32_t *src,
                          uint32_t lo, uint32_t hi, uint32_t *sel, uint32_t *n, tl_err *err)
 {
+    return tl_query__filter_sel_ev(c, pd, part, 0, src, lo, hi, sel, n, err);
+}
+
+int tl_query__filter_sel_ev(tl_qctx *c, const tl_qpred *pd, size_t part, uint32_t event,
+                            const uint32_t *src, uint32_t lo, uint32_t hi, uint32_t *sel,
+                            uint32_t *n, tl_err *err)
+{
     const uint32_t *col;
     tl_prop_col pc;
     bool present;
-    int rc = tl_query__prop_col(c, part, &pd->prop, &col, &pc, &present, err);
+    int rc = tl_query__prop_col_ev(c, part, event, &pd->prop, &col, &pc, &present, err);
     if (rc) return rc;
     const uint32_t neg = pd->neg;
     uint32_t k = 0;

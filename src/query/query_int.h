@@ -199,11 +199,19 @@ void tl_query__prop_resolve(tl_qctx *c, tl_qprop *p);
  * may be src) and counted in *n. Returns 0 or a store error. */
 int tl_query__filter_sel(tl_qctx *c, const tl_qpred *pd, size_t part, const uint32_t *src,
                          uint32_t lo, uint32_t hi, uint32_t *sel, uint32_t *n, tl_err *err);
+/* The same in event space: with event set (a dict id), candidates and results are positions
+ * in that event's rows of the part (tl_snap_event_rows), read through its projections. */
+int tl_query__filter_sel_ev(tl_qctx *c, const tl_qpred *pd, size_t part, uint32_t event,
+                            const uint32_t *src, uint32_t lo, uint32_t hi, uint32_t *sel,
+                            uint32_t *n, tl_err *err);
 /* The numeric value of dict string id, if its whole text is a number. */
 bool tl_query__str_num(tl_qctx *c, uint32_t id, double *out);
 /* Loads a property's column for a part: *present false when no row has it. */
 int tl_query__prop_col(tl_qctx *c, size_t part, const tl_qprop *p, const uint32_t **col,
                        tl_prop_col *pc, bool *present, tl_err *err);
+/* With event set: its projection, indexed by position in the event's rows. */
+int tl_query__prop_col_ev(tl_qctx *c, size_t part, uint32_t event, const tl_qprop *p,
+                          const uint32_t **col, tl_prop_col *pc, bool *present, tl_err *err);
 /* Strict JSON-number syntax check and conversion of a string (finite values only). */
 bool tl_query__parse_num(tl_str s, double *out);
 /* calloc that is freed with the query. */

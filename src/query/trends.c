@@ -191,6 +191,8 @@ static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, 
     q.u0 = unit_in(U, 0, pl->nu, tlo);
     q.u1 = unit_in(U, q.u0, pl->nu, thi);
     uint32_t span = q.u1 - q.u0 + 1, n = in.n_rows, lo = 0, hi = n;
+    uint32_t ev = 0, ev_n = 0; /* E's space (below): the event, its rows */
+    const uint32_t *ev_rows = NULL;
     q.off = tl_arena_alloc(a, (span + 1) * sizeof *q.off);
     if (in.sorted) {
         for (uint32_t j = 0; j <= span; j++)
@@ -214,7 +216,10 @@ static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, 
         }
         /* An "event = E" filter on a sorted part starts from the part's event index: only
          * E's rows are read, not the whole event column (and the selection is sized for
-         * them, not for the part: a fresh block per part costs page faults). */
+         * them, not for the part: a fresh block per part costs page faults). From there the
+         * part is read in E's space: the selection holds positions in E's rows and every
+         * column is read through its projection (store.h), dense where E's rows are
+         * scattered through the part. */
         uint32_t skip = UINT32_MAX;
         for (uint32_t i = 0; i < e->req->n_preds && !have && in.sorted; i++) {
             const tl_qpred *pd = &e->req->preds[i];
@@ -228,22 +233,27 @@ static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, 
             k = a1 - a0;
             if (!k) return 0;
             sel = tl_arena_alloc(a, (size_t)k * sizeof *sel);
-            memcpy(sel, rows + a0, (size_t)k * sizeof *sel);
+            for (uint32_t j = 0; j < k; j++)
+                sel[j] = a0 + j;
             have = true;
             skip = i;
+            ev = pd->sid1;
+            ev_rows = rows;
+            ev_n = nr;
         }
         if (in.sorted && !have) sel = tl_arena_alloc(a, (size_t)(hi - lo) * sizeof *sel);
         for (uint32_t i = 0; i < e->req->n_preds; i++) {
             if (i == skip) continue;
-            rc = tl_query__filter_sel(c, &e->req->preds[i], part, have ? sel : NULL, have ? 0 : lo,
-                                      have ? k : hi, sel, &k, err);
+            rc = tl_query__filter_sel_ev(c, &e->req->preds[i], part, ev, have ? sel : NULL,
+                                         have ? 0 : lo, have ? k : hi, sel, &k, err);
             if (rc) return rc;
             have = true;
             if (!k) return 0;
         }
         if (c->any_erased) {
             const uint32_t *did;
-            rc = tl_snap_col_u32(c->sn, part, TL_COL_DID, &did);
+            rc = ev ? tl_snap_event_u32(c->sn, part, ev, TL_COL_DID, &did)
+                    : tl_snap_col_u32(c->sn, part, TL_COL_DID, &did);
             if (rc) return tl_err_set(err, rc, "store: did column: %s", tl_strerror(rc));
             const uint32_t *persons = c->persons, nd = c->n_dids;
             uint32_t k2 = 0;
@@ -263,8 +273,9 @@ static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, 
         }
         if (!k) return 0;
         if (in.sorted) {
-            for (uint32_t j = 0; j <= span; j++)
-                q.off[j] = tl_query__lower_bound32(sel, k, q.off[j]);
+            for (uint32_t j = 0; j <= span; j++) /* row bounds, in E's space positions */
+                q.off[j] = tl_query__lower_bound32(
+                    sel, k, ev ? tl_query__lower_bound32(ev_rows, ev_n, q.off[j]) : q.off[j]);
             q.perm = sel;
         } else {
             /* Counting sort by unit. */
@@ -285,15 +296,16 @@ static int prep_part(const eng *e, tl_arena *a, size_t part, uint32_t *scratch, 
     }
     int m = e->req->metric;
     if (m == TL_QM_PERSONS || m == TL_QM_WAU || m == TL_QM_MAU) {
-        rc = tl_snap_col_u32(c->sn, part, TL_COL_DID, &q.did);
+        rc = ev ? tl_snap_event_u32(c->sn, part, ev, TL_COL_DID, &q.did)
+                : tl_snap_col_u32(c->sn, part, TL_COL_DID, &q.did);
         if (rc) return tl_err_set(err, rc, "store: did column: %s", tl_strerror(rc));
     }
     if (e->bd) {
-        rc = tl_query__prop_col(c, part, &e->req->bd, &q.bcol, &q.bp, &q.bpresent, err);
+        rc = tl_query__prop_col_ev(c, part, ev, &e->req->bd, &q.bcol, &q.bp, &q.bpresent, err);
         if (rc) return rc;
     }
     if (m == TL_QM_SUM || m == TL_QM_AVG) {
-        rc = tl_query__prop_col(c, part, &e->req->mprop, &q.vcol, &q.vp, &q.vpresent, err);
+        rc = tl_query__prop_col_ev(c, part, ev, &e->req->mprop, &q.vcol, &q.vp, &q.vpresent, err);
         if (rc) return rc;
     }
     *out = q;

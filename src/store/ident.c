@@ -132,6 +132,7 @@ void tl_ident__erase(tl_ident *id, uint32_t did, bool log)
     do {
         id->person[m] = TL_PERSON_ERASED;
         id->phead[m] = 0; /* the properties are forgotten with the person */
+        id->erased++;
         m = id->next[m];
     } while (m != r);
     if (log) log_op(id, 'E', did, 0);

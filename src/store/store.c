@@ -68,6 +68,7 @@ struct tl_store {
     tl_part **doomed; /* replaced parts, unlinked after the next checkpoint */
     uint32_t n_doomed;
     tl_cache cache;        /* decoded columns of every project's parts */
+    tl_proj *proj;         /* projections: columns in one event's row order (proj.c) */
     struct fcache *frames; /* single frames decoded for tl_cells (see there) */
     struct retention {
         char name[TL_NAME_LEN];
@@ -89,6 +90,8 @@ struct tl_snap {
     } * parts;
     void **allocs;
     size_t n_allocs;
+    tl_pent **ppins; /* projections this snapshot reads (under mu) */
+    size_t n_ppins, cap_ppins;
     pthread_mutex_t mu;
 };
 
@@ -436,6 +439,7 @@ int tl_store_open(const char *dir, const tl_store_opts *opts, tl_store **out, ui
     if (!s->opts.cache_bytes) s->opts.cache_bytes = (uint64_t)1 << 30;
     pthread_mutex_init(&s->mu, NULL);
     tl_cache__init(&s->cache, s->opts.cache_bytes);
+    s->proj = tl_proj__new(s->opts.cache_bytes / 8);
     s->frames = fcache_new(s->opts.cache_bytes / 16);
     rc = load_checkpoint(s, log_pos, aux, err);
     /* A crash between a checkpoint that recorded an erasure and the scrub after it. */
@@ -459,6 +463,7 @@ void tl_store_free(tl_store *s)
     free(s->doomed);
     free(s->ret);
     tl_cache__fini(&s->cache);
+    tl_proj__free(s->proj);
     fcache_free(s->frames);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -1012,6 +1017,9 @@ void tl_snap_free(tl_snap *sn)
             if (sp->got[k]) tl_part__unpin(sp->sealed, k);
         free(sp->got);
     }
+    for (size_t i = 0; i < sn->n_ppins; i++)
+        tl_proj__unpin(sn->s->proj, sn->ppins[i]);
+    free(sn->ppins);
     pthread_rwlock_unlock(&sn->p->lock);
     for (size_t i = 0; i < sn->n_allocs; i++)
         free(sn->allocs[i]);
@@ -1063,6 +1071,11 @@ uint32_t tl_snap_n_dids(const tl_snap *sn)
 const uint32_t *tl_snap_persons(const tl_snap *sn)
 {
     return sn->p->ident.person;
+}
+
+bool tl_snap_any_erased(const tl_snap *sn)
+{
+    return sn->p->ident.erased != 0;
 }
 
 tl_str tl_snap_did_str(const tl_snap *sn, uint32_t did)
@@ -1175,6 +1188,97 @@ int tl_snap_event_rows(tl_snap *sn, size_t part, uint32_t event_id, const uint32
         *rows = all;
         *n = 0;
     }
+    return 0;
+}
+
+/* Projection (col, key) of the rows of event_id in sealed part `part`, pinned for the
+ * snapshot: made by build() when the cache does not have it. */
+typedef int (*proj_build)(tl_snap *sn, size_t part, const tl_pkey *k, const uint32_t *rows,
+                          uint32_t n, void **data, size_t *bytes);
+
+static int snap_proj(tl_snap *sn, size_t part, uint32_t event_id, uint32_t col, uint32_t key,
+                     proj_build build, const void **out, uint32_t *n_out)
+{
+    struct snap_part *sp = &sn->parts[part];
+    const uint32_t *rows;
+    uint32_t n;
+    int rc = tl_snap_event_rows(sn, part, event_id, &rows, &n);
+    if (rc) return rc;
+    *n_out = n;
+    tl_pkey k = {sp->sealed->seq, sp->sealed->project, col, key, event_id};
+    tl_pent *pin;
+    const void *v = tl_proj__get(sn->s->proj, &k, &pin);
+    if (!v) {
+        void *data;
+        size_t bytes;
+        rc = build(sn, part, &k, rows, n, &data, &bytes);
+        if (rc) return rc;
+        v = tl_proj__put(sn->s->proj, &k, data, bytes, &pin);
+    }
+    pthread_mutex_lock(&sn->mu);
+    if (sn->n_ppins == sn->cap_ppins) {
+        sn->cap_ppins = sn->cap_ppins ? sn->cap_ppins * 2 : 16;
+        sn->ppins = tl_xrealloc(sn->ppins, sn->cap_ppins * sizeof *sn->ppins);
+    }
+    sn->ppins[sn->n_ppins++] = pin;
+    pthread_mutex_unlock(&sn->mu);
+    *out = v;
+    return 0;
+}
+
+static int build_u32(tl_snap *sn, size_t part, const tl_pkey *k, const uint32_t *rows, uint32_t n,
+                     void **data, size_t *bytes)
+{
+    const uint32_t *c;
+    int rc = tl_snap_col_u32(sn, part, (int)k->col, &c);
+    if (rc) return rc;
+    uint32_t *v = tl_xmalloc((n ? n : 1) * sizeof *v);
+    for (uint32_t j = 0; j < n; j++)
+        v[j] = c[rows[j]];
+    *data = v;
+    *bytes = (size_t)n * sizeof *v;
+    return 0;
+}
+
+int tl_snap_event_u32(tl_snap *sn, size_t part, uint32_t event_id, int col, const uint32_t **out)
+{
+    if (col < 0 || col >= TL_COL_N) return TL_EINVAL;
+    uint32_t n;
+    return snap_proj(sn, part, event_id, (uint32_t)col, 0, build_u32, (const void **)out, &n);
+}
+
+static int build_prop(tl_snap *sn, size_t part, const tl_pkey *k, const uint32_t *rows, uint32_t n,
+                      void **data, size_t *bytes)
+{
+    tl_prop_col pc;
+    int rc = tl_snap_prop(sn, part, k->key, &pc);
+    if (rc && rc != TL_ENOENT) return rc;
+    /* The loaded layout (store_int.h) for n rows; all absent when no row has the key. */
+    size_t len = tl_prop__str_off(n) + (size_t)n * 4 + 8;
+    uint8_t *d = tl_xcalloc(len, 1);
+    double *num = (double *)(void *)(d + tl_prop__num_off(n));
+    uint32_t *str = (uint32_t *)(void *)(d + tl_prop__str_off(n));
+    for (uint32_t j = 0; j < n && !rc; j++) {
+        uint32_t r = rows[j];
+        d[j] = pc.type[r];
+        num[j] = pc.num[r];
+        str[j] = pc.str[r];
+    }
+    *data = d;
+    *bytes = len;
+    return 0;
+}
+
+int tl_snap_event_prop(tl_snap *sn, size_t part, uint32_t event_id, uint32_t key_id,
+                       tl_prop_col *out)
+{
+    const uint8_t *d;
+    uint32_t n;
+    int rc = snap_proj(sn, part, event_id, TL_COL_PROP, key_id, build_prop, (const void **)&d, &n);
+    if (rc) return rc;
+    out->type = d;
+    out->num = (const double *)(const void *)(d + tl_prop__num_off(n));
+    out->str = (const uint32_t *)(const void *)(d + tl_prop__str_off(n));
     return 0;
 }
 

@@ -76,6 +76,7 @@ typedef struct tl_ident {
     tl_buf ops;       /* operations not yet in the file */
     uint64_t ops_len; /* bytes of the ops file */
     uint64_t merges, refused;
+    uint32_t erased; /* dids erased (so queries know when to look for them) */
     tl_pprop *props; /* person properties, per did through phead/next */
     uint32_t n_props, cap_props;
     uint32_t *phead; /* did -> index + 1 of its first property, 0: none (cap entries) */
@@ -134,6 +135,25 @@ typedef struct tl_cache_stats {
     uint64_t budget, bytes, hits, misses, evictions;
 } tl_cache_stats;
 void tl_cache__stats(tl_cache *c, tl_cache_stats *out);
+
+/* ---- projections (proj.c): columns gathered into one event's row order ----
+ * A cache of them, keyed by part (project, sequence number), column (and property key) and
+ * event; thread-safe. tl_proj__get returns the pinned data or NULL (not there: build it and
+ * tl_proj__put it, which pins it too, or takes the copy another thread put first and frees
+ * data). Every pin is released with tl_proj__unpin; unpinned entries are freed, least
+ * recently used first, while the bytes exceed the budget. */
+typedef struct tl_proj tl_proj;
+typedef struct tl_pent tl_pent;
+typedef struct tl_pkey {
+    uint64_t seq;
+    uint32_t project, col, key, event;
+} tl_pkey;
+tl_proj *tl_proj__new(uint64_t budget);
+void tl_proj__free(tl_proj *pj); /* NULL-safe; no pins may be left */
+const void *tl_proj__get(tl_proj *pj, const tl_pkey *k, tl_pent **pin);
+const void *tl_proj__put(tl_proj *pj, const tl_pkey *k, void *data, size_t bytes, tl_pent **pin);
+void tl_proj__unpin(tl_proj *pj, tl_pent *e); /* NULL-safe */
+void tl_proj__stats(tl_proj *pj, uint64_t *bytes, uint64_t *hits, uint64_t *misses);
 
 /* ---- parts ---- */
 

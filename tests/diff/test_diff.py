@@ -214,6 +214,18 @@ def query_matrix(rng, first, last, change, quick, stamps, skewed):
         q(metric="events", interval="hour", breakdown="platform", **{"from": hf, "to": hf})
         q(metric="events", interval="day", event="purchase")
         q(metric="persons", interval="week", event="pageview")
+        # one event and more: read in the event's space (its rows' projections)
+        for w in ([{"prop": "country", "op": "=", "value": "DE"}],
+                  [{"prop": "properties.price", "op": ">", "value": 50}],
+                  [{"prop": "properties.plan", "op": "is_not_set"}],
+                  [{"prop": "properties.nope", "op": "!=", "value": "x"}],
+                  [{"prop": "event", "op": "=", "value": "purchase"}, {"prop": "platform", "op": "!=", "value": "web"}]):
+            q(metric=rng.choice(["events", "persons", "wau", "sum:properties.price"]),
+              interval=rng.choice(["day", "week"]), event="purchase", where=w)
+        q(metric="sum:properties.price", interval="day", event="purchase", breakdown="country")
+        q(metric="persons", interval="month", event="pageview", breakdown="properties.plan")
+        q(metric="events", interval="day", breakdown="platform",
+          where=[{"prop": "event", "op": "=", "value": "signup"}, {"prop": "country", "op": "!=", "value": "US"}])
         filters = FILTERS if not quick else rng.sample(FILTERS, len(FILTERS) // 2)
         for w in filters:
             q(metric=rng.choice(["events", "persons", "wau", "sum:properties.price"]),
