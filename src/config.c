@@ -62,7 +62,7 @@ static const setting g_settings[] = {
     {"checkpoint-ms", T_U32, N(checkpoint_ms), "60000", 10, 1u << 30, BOTH, "TALLY_CHECKPOINT_MS",
      "seal and checkpoint at least this often"},
     {"cache-mb", T_U32, N(cache_mb), "1024", 16, 1u << 20, BOTH, "TALLY_CACHE_MB",
-     "memory for decompressed columns"},
+     "memory for decompressed columns (and an eighth more for projections)"},
     {"repair", T_BOOL, N(repair), "false", 0, 1, BOTH, "TALLY_REPAIR",
      "drop corrupt log data at start (saying how much) instead of refusing to start"},
     {"session-gap-s", T_U32, N(session_gap_s), "1800", 1, 86400, BOTH, "TALLY_SESSION_GAP_S",

@@ -504,6 +504,11 @@ static enum MHD_Result handle_metrics(tl_http *h, struct MHD_Connection *c)
       ss.cache_misses);
     M("store_cache_evictions_total", "counter", "columns freed to stay within the budget",
       ss.cache_evictions);
+    M("store_projection_bytes", "gauge", "columns held in event order (projections)",
+      ss.proj_bytes);
+    M("store_projection_hits_total", "counter", "projections found built", ss.proj_hits);
+    M("store_projection_misses_total", "counter", "projections built from columns",
+      ss.proj_misses);
     M("store_rows_expired_total", "counter", "rows dropped by retention", ss.rows_expired);
     M("store_rows_erased_total", "counter", "rows removed from part files by erasures",
       ss.rows_erased);

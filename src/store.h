@@ -198,6 +198,7 @@ typedef struct tl_store_stats {
      * take it past the budget), lookups that found the column or decoded it, columns freed
      * to stay within the budget. */
     uint64_t cache_budget, cache_bytes, cache_hits, cache_misses, cache_evictions;
+    uint64_t proj_bytes, proj_hits, proj_misses; /* projections (tl_snap_event_u32) */
     /* Lifecycle since start: rows dropped by retention and by erasure, dictionary and
      * distinct-id strings scrubbed from files. */
     uint64_t rows_expired, rows_erased, strings_scrubbed;

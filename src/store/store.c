@@ -1566,6 +1566,7 @@ void tl_store_get_stats(tl_store *s, tl_store_stats *out)
     out->cache_hits = cs.hits;
     out->cache_misses = cs.misses;
     out->cache_evictions = cs.evictions;
+    tl_proj__stats(s->proj, &out->proj_bytes, &out->proj_hits, &out->proj_misses);
     out->rows_expired = atomic_load(&s->rows_expired);
     out->rows_erased = atomic_load(&s->rows_erased);
     out->strings_scrubbed = atomic_load(&s->strings_scrubbed);
