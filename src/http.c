@@ -507,8 +507,7 @@ static enum MHD_Result handle_metrics(tl_http *h, struct MHD_Connection *c)
     M("store_projection_bytes", "gauge", "columns held in event order (projections)",
       ss.proj_bytes);
     M("store_projection_hits_total", "counter", "projections found built", ss.proj_hits);
-    M("store_projection_misses_total", "counter", "projections built from columns",
-      ss.proj_misses);
+    M("store_projection_misses_total", "counter", "projections built from columns", ss.proj_misses);
     M("store_rows_expired_total", "counter", "rows dropped by retention", ss.rows_expired);
     M("store_rows_erased_total", "counter", "rows removed from part files by erasures",
       ss.rows_erased);
@@ -625,6 +624,10 @@ int tl_http_start(const tl_config *cfg, tl_log *log, tl_index *ix, tl_store *st,
                             (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
                             MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_NOTIFY_CONNECTION,
                             on_connection, h, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            /* Batches are a few hundred KiB: read them in a few large recv()s
+                             * and upload callbacks, not dozens of 16 KiB ones (the pool is
+                             * only touched as far as a request needs). */
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(1u << 20),
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
     if (!h->d) {
         tl_realtime_free(h->rt);

@@ -202,6 +202,7 @@ typedef struct ahead {
     uint64_t pos, next; /* the record's log position and the one after it */
     tl_h128 key;
     bool bad, keyed;
+    int fresh; /* keyed: 1 new, 0 a repeat */
 } ahead;
 
 /* Indexes up to BATCH records; returns how many, or a negative error. */
@@ -217,7 +218,6 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
     uint64_t pos = ix->pos;
     ahead w[WINDOW];
     tl_arena_reset(a);
-    tl_dedup__write_begin(ix->dd); /* once per batch: tl_index_seen waits meanwhile */
     while (n < BATCH && !failed) {
         /* Read a window: the raw records are copied, as the iterator's buffer moves on. */
         int m = 0;
@@ -246,6 +246,24 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
                 tl_dedup__prefetch(ix->dd, e->key);
             }
         }
+        /* The window's keys go in under the set's write lock, held this briefly so that
+         * ingest lookups (tl_index_seen_keys) never wait long for it. */
+        tl_dedup__write_begin(ix->dd);
+        for (int j = 0; j < m; j++) {
+            if (!w[j].keyed) continue;
+            w[j].fresh = tl_dedup__insert(ix->dd, w[j].key);
+            if (w[j].fresh < 0) {
+                /* Not knowing whether it is a repeat, stop before it (its position is not
+                 * reached): a restart replays it. Later keys of the window are not in. */
+                TL_ERROR("index", "dedup lookup failed at pos=%llu: %s",
+                         (unsigned long long)w[j].pos, tl_strerror(w[j].fresh));
+                rc = w[j].fresh;
+                failed = true;
+                m = j;
+                break;
+            }
+        }
+        tl_dedup__write_end(ix->dd);
         for (int j = 0; j < m; j++) {
             ahead *e = &w[j];
             tl_record *r = &e->r;
@@ -255,17 +273,7 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
                 continue;
             }
             if (e->keyed) {
-                int fresh = tl_dedup__insert(ix->dd, e->key);
-                if (fresh < 0) {
-                    /* Not knowing whether it is a repeat, stop before it (its position is
-                     * not reached): a restart replays it. */
-                    TL_ERROR("index", "dedup lookup failed at pos=%llu: %s",
-                             (unsigned long long)e->pos, tl_strerror(fresh));
-                    rc = fresh;
-                    failed = true;
-                    break;
-                }
-                if (!fresh) {
+                if (!e->fresh) {
                     pos = e->next;
                     n++;
                     atomic_fetch_add(&ix->duplicates, 1);
@@ -296,7 +304,6 @@ static int index_batch(tl_index *ix, tl_log_iter *it, tl_arena *a)
         if (rc <= 0) break;
     }
     if (locked) tl_store_w_end(ix->store, pid);
-    tl_dedup__write_end(ix->dd);
     bool moved = false;
     if (rc == 0 && tl_log_iter_pos(it) > pos) {
         /* At the durable end: the iterator may have stepped past released segments. */
