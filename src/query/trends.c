@@ -462,6 +462,29 @@ static void breakdown_values(eng *e)
     for (uint32_t i = 0; i < e->nq; i++) {
         const qpart *q = &e->qp[i];
         uint32_t span = q->u1 - q->u0 + 1, a = q->off[0], b = q->off[span];
+        if (q->bcol) {
+            /* A column of dict ids (every row of a part, for a plain breakdown): a value's
+             * index is a table lookup, new values are rare. */
+            const uint32_t *col = q->bcol, *perm = q->perm;
+            uint32_t *bmap = e->bmap;
+            uint64_t *cnt = e->bv_cnt;
+#define BV_COUNT(ROW)                                                                              \
+    for (uint32_t j = a; j < b; j++) {                                                             \
+        uint32_t id = col[ROW], m = bmap[id];                                                      \
+        if (__builtin_expect(!m, 0)) {                                                             \
+            m = bmap[id] = bv_new(e, id ? TL_QB_STR : TL_QB_NULL, 0, id) + 1;                      \
+            cnt = e->bv_cnt; /* may have moved */                                                  \
+        }                                                                                          \
+        cnt[m - 1]++;                                                                              \
+    }
+            if (perm) {
+                BV_COUNT(perm[j])
+            } else {
+                BV_COUNT(j)
+            }
+#undef BV_COUNT
+            continue;
+        }
         for (uint32_t j = a; j < b; j++) {
             uint32_t v = bv_assign(e, q, q->perm ? q->perm[j] : j); /* may grow bv_cnt */
             e->bv_cnt[v]++;
