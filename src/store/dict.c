@@ -14,9 +14,12 @@
 #include <string.h>
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/store_int.h"
+#include "util/bigmem.h"
 #include "util/hash.h"
 #include "util/io.h"
 
@@ -26,8 +29,8 @@ void tl_dict__init(tl_dict *d)
 {
     memset(d, 0, sizeof *d);
     d->mask = 1023;
-    d->slots = tl_xcalloc(d->mask + 1, sizeof *d->slots);
-    d->slot_hash = tl_xcalloc(d->mask + 1, sizeof *d->slot_hash);
+    d->slots = tl_big_zalloc((d->mask + 1) * sizeof *d->slots);
+    d->slot_hash = tl_big_zalloc((d->mask + 1) * sizeof *d->slot_hash);
     d->cap = 1024;
     d->strs = tl_xcalloc(d->cap, sizeof *d->strs);
 }
@@ -38,8 +41,9 @@ void tl_dict__fini(tl_dict *d)
         free(d->chunks[i]);
     free(d->chunks);
     free(d->strs);
-    free(d->slots);
-    free(d->slot_hash);
+    tl_big_free(d->slots, ((size_t)d->mask + 1) * sizeof *d->slots);
+    tl_big_free(d->slot_hash, ((size_t)d->mask + 1) * sizeof *d->slot_hash);
+    if (d->map) munmap(d->map, d->map_len);
     memset(d, 0, sizeof *d);
 }
 
@@ -54,10 +58,12 @@ uint32_t tl_dict__find(const tl_dict *d, tl_str s)
     }
 }
 
+/* Tables from bigmem: huge pages, so a table of millions of slots is a few page faults, not
+ * thousands (each costs microseconds on a virtual machine). */
 static void rehash(tl_dict *d, uint32_t nmask)
 {
-    uint32_t *slots = tl_xcalloc(nmask + 1, sizeof *slots);
-    uint32_t *sh = tl_xcalloc(nmask + 1, sizeof *sh);
+    uint32_t *slots = tl_big_zalloc(((size_t)nmask + 1) * sizeof *slots);
+    uint32_t *sh = tl_big_zalloc(((size_t)nmask + 1) * sizeof *sh);
     for (uint32_t id = 1; id <= d->n; id++) {
         if (!d->strs[id].p) continue; /* dead */
         uint64_t h = tl_hash_str(d->strs[id]);
@@ -67,8 +73,8 @@ static void rehash(tl_dict *d, uint32_t nmask)
         slots[i] = id;
         sh[i] = (uint32_t)h;
     }
-    free(d->slots);
-    free(d->slot_hash);
+    tl_big_free(d->slots, ((size_t)d->mask + 1) * sizeof *d->slots);
+    tl_big_free(d->slot_hash, ((size_t)d->mask + 1) * sizeof *d->slot_hash);
     d->slots = slots;
     d->slot_hash = sh;
     d->mask = nmask;
@@ -123,9 +129,10 @@ static const char *store_bytes(tl_dict *d, tl_str s)
     return p;
 }
 
-uint32_t tl_dict__intern(tl_dict *d, tl_str s)
+/* Interns s, whose hash is h; `stable` when s.p stays valid as long as d (bytes of the loaded
+ * file), else it is copied. */
+static uint32_t intern_h(tl_dict *d, tl_str s, uint64_t h, bool stable)
 {
-    uint64_t h = tl_hash_str(s);
     uint32_t h32 = (uint32_t)h;
     uint32_t i = (uint32_t)(h >> 32) & d->mask;
     for (;; i = (i + 1) & d->mask) {
@@ -135,31 +142,57 @@ uint32_t tl_dict__intern(tl_dict *d, tl_str s)
     }
     grow_strs(d);
     uint32_t id = ++d->n;
-    d->strs[id] = (tl_str){store_bytes(d, s), s.len};
+    d->strs[id] = (tl_str){stable ? s.p : store_bytes(d, s), s.len};
     d->slots[i] = id;
     d->slot_hash[i] = h32;
     if ((uint64_t)d->n * 10 > (uint64_t)(d->mask + 1) * 7) grow_table(d);
     return id;
 }
 
+uint32_t tl_dict__intern(tl_dict *d, tl_str s)
+{
+    return intern_h(d, s, tl_hash_str(s), false);
+}
+
+/* Loading reads the strings where the file is mapped (private: a scrub's memset copies only
+ * its page) instead of copying them, and hashes a few entries ahead of the one it inserts,
+ * prefetching their slots, so the table's cache misses overlap. */
+#define AHEAD 8
+
 int tl_dict__load(tl_dict *d, const char *path, uint64_t len, tl_err *err)
 {
-    tl_buf b = TL_BUF_INIT;
-    int rc = tl_read_file(path, &b);
-    if (rc == TL_ENOENT && len == 0) {
-        tl_buf_fini(&b);
-        return 0;
-    }
-    if (rc) {
-        tl_buf_fini(&b);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && len == 0) return 0;
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int rc = -errno;
+        if (fd >= 0) close(fd);
         return tl_err_set(err, rc, "%s: %s", path, tl_strerror(rc));
     }
-    if (b.len < len) {
-        tl_buf_fini(&b);
-        return tl_err_set(err, TL_EBADMSG, "%s: shorter (%zu bytes) than checkpointed (%llu)", path,
-                          b.len, (unsigned long long)len);
+    if ((uint64_t)st.st_size < len) {
+        close(fd);
+        return tl_err_set(err, TL_EBADMSG, "%s: shorter (%llu bytes) than checkpointed (%llu)",
+                          path, (unsigned long long)st.st_size, (unsigned long long)len);
     }
-    const uint8_t *p = (const uint8_t *)b.p, *end = p + len;
+    const uint8_t *base = NULL;
+    if (len) {
+        void *m =
+            mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        if (m == MAP_FAILED) {
+            int rc = -errno;
+            close(fd);
+            return tl_err_set(err, rc, "%s: mmap: %s", path, tl_strerror(rc));
+        }
+        base = m;
+        if (d->map) munmap(d->map, d->map_len); /* only one load per dictionary */
+        d->map = m;
+        d->map_len = (size_t)len;
+    }
+    /* Cut off bytes past the checkpoint (a crash after writing them). */
+    int rc = ftruncate(fd, (off_t)len) < 0 && len > 0 ? -errno : 0;
+    close(fd);
+    if (rc) return tl_err_set(err, rc, "%s: truncate: %s", path, tl_strerror(rc));
+    const uint8_t *p = base, *end = base + len;
     /* Size the table and the id array once for every entry (no rehash per doubling). */
     uint64_t entries = 0;
     for (const uint8_t *q = p; q < end; entries++) {
@@ -178,31 +211,45 @@ int tl_dict__load(tl_dict *d, const char *path, uint64_t len, tl_err *err)
             d->strs = tl_xrealloc(d->strs, d->cap * sizeof *d->strs);
         }
     }
-    while (p < end) {
-        uint64_t n;
-        if (tl_varint_get(&p, end, &n) || n > (uint64_t)(end - p)) {
-            tl_buf_fini(&b);
-            return tl_err_set(err, TL_EBADMSG, "%s: corrupt entry at byte %zu", path,
-                              (size_t)(p - (const uint8_t *)b.p));
-        }
-        if (all_ff(p, n)) { /* dead: keeps its id (and length, for offsets) */
-            grow_strs(d);
-            d->strs[++d->n] = (tl_str){NULL, (size_t)n};
+    /* A ring of the next entries: their strings and hashes (dead ones: p NULL). */
+    tl_str ring_s[AHEAD];
+    uint64_t ring_h[AHEAD];
+    uint32_t head = 0, fill = 0;
+    for (;;) {
+        while (fill < AHEAD && p < end) {
+            uint64_t n;
+            if (tl_varint_get(&p, end, &n) || n > (uint64_t)(end - p))
+                return tl_err_set(err, TL_EBADMSG, "%s: corrupt entry at byte %zu", path,
+                                  (size_t)(p - base));
+            uint32_t at = (head + fill++) % AHEAD;
+            ring_s[at] = (tl_str){(const char *)p, (size_t)n};
+            ring_h[at] = 0;
+            if (all_ff(p, n)) {
+                ring_s[at].p = NULL;
+            } else {
+                ring_h[at] = tl_hash_str(ring_s[at]);
+                uint32_t i = (uint32_t)(ring_h[at] >> 32) & d->mask;
+                __builtin_prefetch(&d->slots[i]);
+                __builtin_prefetch(&d->slot_hash[i]);
+            }
             p += n;
+        }
+        if (!fill) break;
+        tl_str s = ring_s[head];
+        uint64_t h = ring_h[head];
+        head = (head + 1) % AHEAD;
+        fill--;
+        if (!s.p) { /* dead: keeps its id (and length, for offsets) */
+            grow_strs(d);
+            d->strs[++d->n] = (tl_str){NULL, s.len};
             continue;
         }
         /* Entry k is id k: a repeated string would shift every later id. */
         uint32_t want = d->n + 1;
-        if (tl_dict__intern(d, (tl_str){(const char *)p, (size_t)n}) != want) {
-            tl_buf_fini(&b);
+        if (intern_h(d, s, h, true) != want)
             return tl_err_set(err, TL_EBADMSG, "%s: repeated entry at byte %zu", path,
-                              (size_t)(p - (const uint8_t *)b.p));
-        }
-        p += n;
+                              (size_t)((const uint8_t *)s.p - base));
     }
-    tl_buf_fini(&b);
-    if (truncate(path, (off_t)len) < 0 && len > 0)
-        return tl_err_set(err, -errno, "%s: truncate: %s", path, tl_strerror(-errno));
     d->n_synced = d->n;
     d->file_len = len;
     return 0;

@@ -25,6 +25,8 @@ typedef struct tl_dict {
     uint32_t mask;
     uint32_t n_synced; /* strings already in the file */
     uint64_t file_len; /* bytes of the file covering n_synced */
+    void *map;         /* the file as loaded (strings of loaded entries point into it) */
+    size_t map_len;
 } tl_dict;
 
 void tl_dict__init(tl_dict *d);
