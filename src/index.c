@@ -28,7 +28,6 @@
 #include "index/index_int.h"
 #include "record.h"
 #include "util/arena.h"
-#include "util/bigmem.h"
 #include "util/buf.h"
 #include "util/diag.h"
 #include "util/hash.h"
@@ -379,7 +378,7 @@ out:
 
 static void gen_alloc(pend_gen *g, uint32_t cap)
 {
-    g->slots = tl_big_zalloc((size_t)cap * sizeof *g->slots);
+    g->slots = tl_xcalloc(cap, sizeof *g->slots);
     g->cap = cap;
     g->n = 0;
 }
@@ -406,7 +405,7 @@ static void gen_put(pend_gen *g, tl_h128 k)
         for (uint32_t i = 0; i < g->cap; i++)
             if (g->slots[i].lo) gen_put(&w, g->slots[i]);
         w.max_end = g->max_end;
-        tl_big_free(g->slots, (size_t)g->cap * sizeof *g->slots);
+        free(g->slots);
         *g = w;
     }
     uint32_t i = gen_home(g, k);
@@ -421,7 +420,7 @@ static void gen_put(pend_gen *g, tl_h128 k)
 static void gen_clear(pend_gen *g)
 {
     if (g->cap > 4 * PENDING_ROTATE) { /* a stall made it large: back to the usual size */
-        tl_big_free(g->slots, (size_t)g->cap * sizeof *g->slots);
+        free(g->slots);
         gen_alloc(g, 2 * PENDING_ROTATE);
     } else if (g->n) {
         memset(g->slots, 0, (size_t)g->cap * sizeof *g->slots);
@@ -483,7 +482,7 @@ void tl_index_free(tl_index *ix)
     }
     tl_dedup__free(ix->dd);
     for (int i = 0; i < 2; i++)
-        tl_big_free(ix->pend[i].slots, (size_t)ix->pend[i].cap * sizeof *ix->pend[i].slots);
+        free(ix->pend[i].slots);
     pthread_mutex_destroy(&ix->pmu);
     pthread_mutex_destroy(&ix->mu);
     pthread_cond_destroy(&ix->cv);

@@ -58,13 +58,13 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <dirent.h>
 
 #include "index/index_int.h"
-#include "util/bigmem.h"
 #include "util/buf.h"
 #include "util/diag.h"
 #include "util/io.h"
@@ -234,21 +234,37 @@ static uint64_t *bloom_new(uint64_t n_blocks)
 
 /* ---- memtable ---- */
 
+/* A block of n bytes (zeroed when zero is set) on transparent huge pages where the kernel
+ * allows them: the memtable is probed at random over up to 32 MiB, and with 4 KiB pages
+ * nearly every probe missed the TLB and every first touch faulted (a fault costs 10-30 us
+ * on a VM). Plain malloc underneath (large blocks are their own mappings), so free gives the
+ * memory back. */
+static void *huge_alloc(size_t n, bool zero)
+{
+    void *p = zero ? tl_xcalloc(1, n) : tl_xmalloc(n);
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (n >= 2 * huge) {
+        uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + n) & ~(huge - 1);
+        if (b > a) (void)madvise((void *)a, b - a, MADV_HUGEPAGE);
+    }
+#endif
+    return p;
+}
+
 static void mem_init(memtable *m, uint64_t cap)
 {
     m->cap = cap;
     m->shift = 64;
     while ((1ull << (64 - m->shift)) < cap)
         m->shift--;
-    /* Huge pages where the kernel allows them: lookups are random over up to 32 MiB, and
-     * with 4 KiB pages nearly each one missed the TLB (and first touches faulted). */
-    m->slots = tl_big_zalloc(cap * sizeof *m->slots);
+    m->slots = huge_alloc(cap * sizeof *m->slots, true);
     m->n = 0;
 }
 
 static void mem_fini(memtable *m)
 {
-    tl_big_free(m->slots, m->cap * sizeof *m->slots);
+    free(m->slots);
     m->slots = NULL;
 }
 
@@ -297,9 +313,9 @@ static uint64_t mem_home(const memtable *m, tl_h128 k)
  * insertion sort fixes the rest, in about n × the mean probe length. */
 static tl_h128 *mem_sorted(const memtable *m)
 {
-    /* From the huge-page cache (free with tl_big_free): a fresh 16 MiB array faulted in
-     * page by page cost more than sorting it. Wrapped keys are a cluster's worth. */
-    tl_h128 *out = tl_big_alloc((m->n ? m->n : 1) * sizeof *out);
+    /* Huge pages: a fresh 16 MiB array faulted in 4 KiB at a time cost more than sorting
+     * it. Wrapped keys are a cluster's worth. */
+    tl_h128 *out = huge_alloc((m->n ? m->n : 1) * sizeof *out, false);
     size_t cap_w = 64;
     tl_h128 *wrapped = tl_xmalloc(cap_w * sizeof *wrapped);
     size_t n = 0, nw = 0;
@@ -1175,7 +1191,7 @@ int tl_dedup__flush(tl_dedup *d, tl_err *err)
     run *r = NULL;
     uint64_t id = d->next_id++;
     int rc = run_write_sorted(d, id, keys, d->mem.n, &r);
-    tl_big_free(keys, d->mem.n * sizeof *keys);
+    free(keys);
     if (rc) {
         char path[1200];
         run_path(d, id, path, sizeof path);
