@@ -146,6 +146,7 @@ int tl_snap_part_dids(tl_snap *sn, size_t part, const uint32_t **dids, uint32_t 
  * tl_snap_event_rows. */
 int tl_snap_event_u32(tl_snap *sn, size_t part, uint32_t event_id, int col,
                       const uint32_t **out) TL_MUST_USE;
+int tl_snap_event_ts(tl_snap *sn, size_t part, uint32_t event_id, const int64_t **out) TL_MUST_USE;
 typedef struct tl_prop_col tl_prop_col;
 int tl_snap_event_prop(tl_snap *sn, size_t part, uint32_t event_id, uint32_t key_id,
                        tl_prop_col *out) TL_MUST_USE;

@@ -520,7 +520,7 @@ static int person_run(void *arg, uint32_t worker, uint32_t person, const tl_qkey
          * and the first of a run of step-j events for j > 1 (the next ones find the level
          * taken): the others are not stepped at all. */
         int64_t b[3 + 2 * MAX_STEPS + MAX_STEPS * MAX_STEPS];
-        memset(b, 0, block_len(f->n_steps) * sizeof *b);
+        b[B_LEVEL] = b[B_HAS] = 0; /* the rest is written before it is read (as bucket_run) */
         uint32_t prev = 0;
         for (size_t e = 0; e < n; e++) {
             uint32_t m = tl_qkey_mask(kd, keys[e]), last = prev;

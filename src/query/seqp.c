@@ -204,8 +204,9 @@ typedef struct pwork {
     tl_err err;
 } pwork;
 
-/* Keys for rows[0..n) of a part, all of rank `rank` (or, with rank RANK_NONE, each of
- * ranks[j]); rows out of the range or of unknown or erased persons are left out. */
+/* Keys for rows[0..n) of a part (rows NULL: rows 0..n-1 of ts and did), all of rank `rank`
+ * (or, with rank RANK_NONE, each of ranks[j]); rows out of the range or of unknown or erased
+ * persons are left out. */
 static void emit(pwork *b, const int64_t *ts, const uint32_t *did, const uint32_t *rows, uint32_t n,
                  uint32_t rank, const uint8_t *ranks)
 {
@@ -213,8 +214,8 @@ static void emit(pwork *b, const int64_t *ts, const uint32_t *did, const uint32_
     const uint64_t span = (uint64_t)(b->sp->to_excl - from);
     const uint32_t *persons = b->c->persons, nd = b->c->n_dids;
     for (uint32_t j = 0; j < n; j++) {
-        if (j + 16 < n) __builtin_prefetch(&persons[did[rows[j + 16]]]);
-        uint32_t r = rows[j], d = did[r];
+        if (j + 16 < n) __builtin_prefetch(&persons[did[rows ? rows[j + 16] : j + 16]]);
+        uint32_t r = rows ? rows[j] : j, d = did[r];
         uint64_t dt = (uint64_t)(ts[r] - from);
         if (dt >= span || d >= nd) continue;
         uint32_t p = persons[d];
@@ -252,7 +253,9 @@ static int part_keys(pwork *b, size_t part)
     }
     const tl_qreq *req = b->req;
     if (ps->orank == RANK_NONE) {
-        /* Only the named events' rows: from the event index, one event at a time. */
+        /* Only the named events' rows: from the event index, one event at a time, each read
+         * in its own space (positions in its rows, times and dids through projections:
+         * dense where a rare event's rows are scattered through the part). */
         bool indexed = true;
         for (uint32_t f = 0; f < ps->nf && indexed; f++) {
             const uint32_t *rows;
@@ -265,17 +268,24 @@ static int part_keys(pwork *b, size_t part)
             if (rc) return tl_err_set(&b->err, rc, "store: event index: %s", tl_strerror(rc));
             uint32_t a0 = tl_query__lower_bound32(rows, nr, lo),
                      a1 = tl_query__lower_bound32(rows, nr, hi), k = a1 - a0;
-            const uint32_t *src = rows + a0;
-            if (k && req->n_preds) {
-                memcpy(b->sel, src, (size_t)k * sizeof *src);
-                src = b->sel;
-                for (uint32_t i = 0; k && i < req->n_preds; i++) {
-                    rc = tl_query__filter_sel(c, &req->preds[i], part, b->sel, 0, k, b->sel, &k,
-                                              &b->err);
-                    if (rc) return rc;
-                }
+            if (!k) continue;
+            const int64_t *ets;
+            const uint32_t *edid;
+            rc = tl_snap_event_ts(c->sn, part, ps->fid[f], &ets);
+            if (!rc) rc = tl_snap_event_u32(c->sn, part, ps->fid[f], TL_COL_DID, &edid);
+            if (rc) return tl_err_set(&b->err, rc, "store: projection: %s", tl_strerror(rc));
+            if (!req->n_preds) {
+                emit(b, ets + a0, edid + a0, NULL, k, ps->frank[f], NULL);
+                continue;
             }
-            emit(b, ts, did, src, k, ps->frank[f], NULL);
+            for (uint32_t j = 0; j < k; j++)
+                b->sel[j] = a0 + j;
+            for (uint32_t i = 0; k && i < req->n_preds; i++) {
+                rc = tl_query__filter_sel_ev(c, &req->preds[i], part, ps->fid[f], b->sel, 0, k,
+                                             b->sel, &k, &b->err);
+                if (rc) return rc;
+            }
+            emit(b, ets, edid, b->sel, k, ps->frank[f], NULL);
         }
         if (indexed) return 0;
     }

@@ -1240,9 +1240,30 @@ static int build_u32(tl_snap *sn, size_t part, const tl_pkey *k, const uint32_t 
     return 0;
 }
 
+static int build_ts(tl_snap *sn, size_t part, const tl_pkey *k, const uint32_t *rows, uint32_t n,
+                    void **data, size_t *bytes)
+{
+    (void)k;
+    const int64_t *ts;
+    int rc = tl_snap_col_ts(sn, part, &ts);
+    if (rc) return rc;
+    int64_t *v = tl_xmalloc((n ? n : 1) * sizeof *v);
+    for (uint32_t j = 0; j < n; j++)
+        v[j] = ts[rows[j]];
+    *data = v;
+    *bytes = (size_t)n * sizeof *v;
+    return 0;
+}
+
+int tl_snap_event_ts(tl_snap *sn, size_t part, uint32_t event_id, const int64_t **out)
+{
+    uint32_t n;
+    return snap_proj(sn, part, event_id, TL_COL_TS, 0, build_ts, (const void **)out, &n);
+}
+
 int tl_snap_event_u32(tl_snap *sn, size_t part, uint32_t event_id, int col, const uint32_t **out)
 {
-    if (col < 0 || col >= TL_COL_N) return TL_EINVAL;
+    if (col <= TL_COL_TS || col >= TL_COL_N) return TL_EINVAL;
     uint32_t n;
     return snap_proj(sn, part, event_id, (uint32_t)col, 0, build_u32, (const void **)out, &n);
 }
