@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
     --md) MD="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --malloc) MALLOC="$2"; shift 2 ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "enrich.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
