@@ -325,6 +325,9 @@ typedef struct tl_qparts {
     uint64_t rows;
 } tl_qparts;
 void tl_query__plan_parts(tl_qctx *c, const tl_qseq_spec *sp, uint32_t max_threads, tl_qparts *pl);
+/* Buckets [0, nb) into nt contiguous ranges of about equal rows (rows[w][k]: worker w's rows
+ * in bucket k): range w is [lim[w], lim[w + 1]). */
+void tl_query__split_buckets(const size_t *const *rows, uint32_t nt, uint32_t nb, uint32_t *lim);
 /* Runs job(arg + w * size) for w < nt, worker 0 on the calling thread. */
 void tl_query__run_workers(void *(*job)(void *), void *arg, size_t size, uint32_t nt);
 

@@ -648,6 +648,25 @@ void tl_query__plan_parts(tl_qctx *c, const tl_qseq_spec *sp, uint32_t max_threa
     pl->lim[nt] = pl->n;
 }
 
+void tl_query__split_buckets(const size_t *const *rows, uint32_t nt, uint32_t nb, uint32_t *lim)
+{
+    size_t total = 0, acc = 0;
+    for (uint32_t k = 0; k < nb; k++)
+        for (uint32_t w = 0; w < nt; w++)
+            total += rows[w][k];
+    uint32_t k = 0;
+    for (uint32_t w = 0; w < nt; w++) {
+        lim[w] = k;
+        if (w == nt - 1) k = nb;
+        while (k < nb && acc * nt < total * (w + 1)) {
+            for (uint32_t x = 0; x < nt; x++)
+                acc += rows[x][k];
+            k++;
+        }
+    }
+    lim[nt] = nb;
+}
+
 void tl_query__run_workers(void *(*job)(void *), void *arg, size_t size, uint32_t nt)
 {
     pthread_t th[TL_Q_THREADS];
@@ -914,22 +933,15 @@ int tl_query__seq_buckets(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp
             if (err) *err = b[w].err;
         }
     if (!rc) {
-        /* Buckets to workers by rows. */
-        size_t total = 0, acc = 0;
-        for (uint32_t k = 0; k < nb; k++)
-            for (uint32_t w = 0; w < nt; w++)
-                total += b[w].ch.rows[k];
-        uint32_t k = 0;
+        const size_t *rows[TL_Q_THREADS] = {NULL};
+        uint32_t lim[TL_Q_THREADS + 1];
+        for (uint32_t w = 0; w < nt; w++)
+            rows[w] = b[w].ch.rows;
+        tl_query__split_buckets(rows, nt, nb, lim);
         for (uint32_t w = 0; w < nt; w++) {
             b[w].stage = 2;
-            b[w].b0 = k;
-            if (w == nt - 1) k = nb;
-            while (k < nb && acc * nt < total * (w + 1)) {
-                for (uint32_t x = 0; x < nt; x++)
-                    acc += b[x].ch.rows[k];
-                k++;
-            }
-            b[w].b1 = k;
+            b[w].b0 = lim[w];
+            b[w].b1 = lim[w + 1];
         }
         tl_query__run_workers(bwork_run, b, sizeof *b, nt);
         for (uint32_t w = 0; w < nt && !rc; w++)

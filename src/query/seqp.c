@@ -354,6 +354,22 @@ static void sort_keys(uint64_t *a, uint64_t *tmp, size_t n)
         }
 }
 
+/* Runs BODY with key bound to each key of bucket k, worker by worker, chunk by chunk. */
+#define FOR_KEYS(b, k, key, ...)                                                                   \
+    do {                                                                                           \
+        for (uint32_t w_ = 0; w_ < (b)->nt; w_++) {                                                \
+            const kchunks *ch_ = &(b)->all[w_].ch;                                                 \
+            for (uint32_t c_ = ch_->head[k]; c_; c_ = ch_->next[c_ - 1]) {                         \
+                const uint64_t *x_ = chunk_at(ch_, c_ - 1);                                        \
+                uint32_t m_ = ch_->next[c_ - 1] ? KCHUNK : ch_->fill[k];                           \
+                for (uint32_t i_ = 0; i_ < m_; i_++) {                                             \
+                    uint64_t key = x_[i_];                                                         \
+                    __VA_ARGS__                                                                    \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 /* Bucket k's keys from every worker's chunks, grouped by person into grp (a counting sort
  * on the top bits, in worker, so time, order); then each person's keys sorted and handed to
  * fn. tmp is scratch of n keys. */
@@ -362,28 +378,12 @@ static void bucket_persons(pwork *b, uint32_t k, uint64_t *grp, uint64_t *tmp)
     enum { NP = 1u << P_BITS };
     uint32_t cnt[NP + 1];
     memset(cnt, 0, sizeof cnt);
-    for (uint32_t w = 0; w < b->nt; w++) {
-        const kchunks *ch = &b->all[w].ch;
-        for (uint32_t c = ch->head[k]; c; c = ch->next[c - 1]) {
-            const uint64_t *x = chunk_at(ch, c - 1);
-            uint32_t m = ch->next[c - 1] ? KCHUNK : ch->fill[k];
-            for (uint32_t i = 0; i < m; i++)
-                cnt[(x[i] >> (64 - P_BITS)) + 1]++;
-        }
-    }
+    FOR_KEYS(b, k, key, cnt[(key >> (64 - P_BITS)) + 1]++;);
     for (uint32_t p = 0; p < NP; p++)
         cnt[p + 1] += cnt[p];
     uint32_t at[NP];
     memcpy(at, cnt, sizeof at);
-    for (uint32_t w = 0; w < b->nt; w++) {
-        const kchunks *ch = &b->all[w].ch;
-        for (uint32_t c = ch->head[k]; c; c = ch->next[c - 1]) {
-            const uint64_t *x = chunk_at(ch, c - 1);
-            uint32_t m = ch->next[c - 1] ? KCHUNK : ch->fill[k];
-            for (uint32_t i = 0; i < m; i++)
-                grp[at[x[i] >> (64 - P_BITS)]++] = x[i];
-        }
-    }
+    FOR_KEYS(b, k, key, grp[at[key >> (64 - P_BITS)]++] = key;);
     for (uint32_t p = 0; p < NP && !b->rc; p++) {
         size_t lo = cnt[p], m = cnt[p + 1] - lo;
         if (!m) continue;
@@ -467,22 +467,15 @@ int tl_query__seq_persons(tl_qctx *c, const tl_qreq *req, const tl_qseq_spec *sp
     for (uint32_t w = 0; w < nt; w++)
         chunks_count(&b[w].ch, nb);
     if (!rc) {
-        /* Buckets to workers by rows. */
-        size_t total = 0, acc = 0;
-        for (uint32_t k = 0; k < nb; k++)
-            for (uint32_t w = 0; w < nt; w++)
-                total += b[w].ch.rows[k];
-        uint32_t k = 0;
+        const size_t *rows[TL_Q_THREADS] = {NULL};
+        uint32_t lim[TL_Q_THREADS + 1];
+        for (uint32_t w = 0; w < nt; w++)
+            rows[w] = b[w].ch.rows;
+        tl_query__split_buckets(rows, nt, nb, lim);
         for (uint32_t w = 0; w < nt; w++) {
             b[w].stage = 2;
-            b[w].b0 = k;
-            if (w == nt - 1) k = nb;
-            while (k < nb && acc * nt < total * (w + 1)) {
-                for (uint32_t x = 0; x < nt; x++)
-                    acc += b[x].ch.rows[k];
-                k++;
-            }
-            b[w].b1 = k;
+            b[w].b0 = lim[w];
+            b[w].b1 = lim[w + 1];
         }
         tl_query__run_workers(pwork_run, b, sizeof *b, nt);
         rc = first_error(b, nt, err);
