@@ -225,11 +225,16 @@ int tl_http_store_batch(tl_http *h, tl_arena *a, const tl_project_conf *p, tl_in
     if (!rc && n) tl_index_admit(h->ix, keys, na, end);
     tl_buf_fini(&enc);
     if (!rc && n) {
-        /* Feed the realtime counters with the records just stored (not the repeats). */
-        tl_record *kept = tl_arena_alloc(a, n * sizeof *kept);
-        size_t k = 0;
-        for (uint32_t i = 0; i < b->n && k < n; i++)
-            if (stored[i]) kept[k++] = b->recs[i];
+        /* Feed the realtime counters with the records just stored (not the repeats): the
+         * batch itself when that is all of it, the usual case. */
+        tl_record *kept = b->recs;
+        size_t k = n;
+        if (n < b->n) {
+            kept = tl_arena_alloc(a, n * sizeof *kept);
+            k = 0;
+            for (uint32_t i = 0; i < b->n && k < n; i++)
+                if (stored[i]) kept[k++] = b->recs[i];
+        }
         tl_realtime_feed(h->rt, (uint32_t)(p - h->cfg->projects), kept, (uint32_t)k, tl_now_ms());
     }
     return rc;
