@@ -571,9 +571,10 @@ int tl_query__funnel(tl_qctx *c, tl_qreq *req, const tl_qplan *plan, const tl_js
     sp.n_conds = nc;
     sp.keep_all = f.order == STRICT;
     sp.aux[0] = req->has_bd ? &req->bd : NULL;
-    /* Persons → groups. Ordered and strict funnels stream every person at once with a small
-     * state each (no grouping by person) when the states fit; otherwise, and for `any`, each
-     * person's sequence is built and walked. */
+    /* Persons → groups. Without a breakdown, and with steps (and exclusions) that are event
+     * names, one person at a time from compact keys (query/seqp.c), in parallel. Otherwise
+     * ordered and strict funnels stream every person's bucket with a small state each, and
+     * `any` builds and walks each person's sequence. */
     group total;
     memset(&total, 0, sizeof total);
     gtab gt;
