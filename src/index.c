@@ -36,11 +36,12 @@
 
 #define BATCH          4096
 /* The pending set (keys in the log, not yet indexed): a generation is retired once it holds
- * this many keys and the one before it is indexed; past PENDING_MAX keys in all, appenders
- * wait for the indexer (the log may run at most that far ahead of it). */
-#define PENDING_ROTATE (1u << 16)
+ * this many keys and the one before it is indexed (small, so that both stay in cache while
+ * the indexer keeps up); past PENDING_MAX keys in all, appenders wait for the indexer (the
+ * log may run at most that far ahead of it). */
+#define PENDING_ROTATE (1u << 13)
 #define PENDING_MAX    (1u << 19)
-#define PENDING_MIN    (1u << 12) /* slots of an empty generation */
+#define PENDING_SLOTS  (2 * PENDING_ROTATE) /* slots of an empty generation */
 
 /* Keys of appends that are durable in the log up to max_end; open addressing from the key's
  * top bits, at most half full. */
@@ -419,9 +420,9 @@ static void gen_put(pend_gen *g, tl_h128 k)
 
 static void gen_clear(pend_gen *g)
 {
-    if (g->cap > 4 * PENDING_ROTATE) { /* a stall made it large: back to the usual size */
+    if (g->cap > 4 * PENDING_SLOTS) { /* a stall made it large: back to the usual size */
         free(g->slots);
-        gen_alloc(g, 2 * PENDING_ROTATE);
+        gen_alloc(g, PENDING_SLOTS);
     } else if (g->n) {
         memset(g->slots, 0, (size_t)g->cap * sizeof *g->slots);
     }
@@ -445,8 +446,8 @@ int tl_index_open(const char *dir, tl_store *store, tl_log *log, uint64_t log_po
     pthread_mutex_init(&ix->mu, NULL);
     pthread_cond_init(&ix->cv, NULL);
     pthread_mutex_init(&ix->pmu, NULL);
-    gen_alloc(&ix->pend[0], PENDING_MIN);
-    gen_alloc(&ix->pend[1], PENDING_MIN);
+    gen_alloc(&ix->pend[0], PENDING_SLOTS);
+    gen_alloc(&ix->pend[1], PENDING_SLOTS);
     bool need_rebuild = false; /* the set creates dir, after noticing whether it existed */
     int rc = tl_dedup__open(dir, aux, &need_rebuild, &ix->dd, err);
     if (!rc && need_rebuild) rc = rebuild(ix, log_pos, aux, err);
