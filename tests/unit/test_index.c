@@ -263,6 +263,79 @@ static void test_dedup(void **state)
     stop(&e);
 }
 
+/* The pending set: keys admitted with an append's end position are seen before the indexer
+ * gets there, stay seen (in the dedup set) after it has and their generation is dropped,
+ * and past the lag bound an admit waits for the indexer. */
+static void test_pending(void **state)
+{
+    fixture *f = *state;
+    engine e;
+    start(&e, f->dir, 0, 0);
+    char id[32];
+    bool seen[3];
+
+    /* A real append: seen at once, and still once the indexer has passed it and later
+     * admits have rotated its generation out (keys admitted without a log record, here
+     * only to fill generations, are then forgotten). */
+    rec x = mk("p", "view", "y1", "a1", NULL, T0 + 1);
+    tl_buf b = TL_BUF_INIT;
+    tl_record_encode(&x.r, &b);
+    tl_str s = tl_buf_str(&b);
+    uint64_t end = 0;
+    assert_int_equal(tl_log_append(e.log, &s, 1, &end), 0);
+    tl_buf_fini(&b);
+    tl_h128 ky = tl_index_key(TL_STR("p"), TL_STR("y1"));
+    tl_index_admit(e.ix, &ky, 1, end);
+    tl_index_seen_keys(e.ix, &ky, 1, seen);
+    assert_true(seen[0]);
+    assert_int_equal(tl_index_wait(e.ix, end, WAIT), 0);
+    enum { MANY = 50000 };
+    tl_h128 *more = calloc(MANY, sizeof *more);
+    for (int i = 0; i < MANY; i++) {
+        snprintf(id, sizeof id, "z%d", i);
+        more[i] = tl_index_key(TL_STR("p"), tl_str_c(id));
+    }
+    for (int i = 0; i < MANY; i += 1000)
+        tl_index_admit(e.ix, more + i, 1000, end);
+    tl_index_seen_keys(e.ix, &ky, 1, seen);
+    assert_true(seen[0]);
+    bool *all = calloc(MANY, sizeof *all);
+    tl_index_seen_keys(e.ix, more, MANY, all);
+    assert_false(all[0]);       /* its generation was dropped */
+    assert_true(all[MANY - 1]); /* the newest generation is kept */
+    free(all);
+    free(more);
+
+    /* A position the indexer never reaches (nothing is there): the keys stay pending. */
+    tl_h128 k[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof id, "x%d", i);
+        k[i] = tl_index_key(TL_STR("p"), tl_str_c(id));
+    }
+    uint64_t far = e.end + ((uint64_t)1 << 40);
+    tl_index_admit(e.ix, k, 2, far);
+    tl_index_seen_keys(e.ix, k, 3, seen);
+    assert_true(seen[0] && seen[1] && !seen[2]);
+    assert_true(tl_index_seen(e.ix, TL_STR("p"), TL_STR("x1")));
+    assert_false(tl_index_seen(e.ix, TL_STR("q"), TL_STR("x1")));
+
+    /* Past the bound (about half a million keys not yet indexed) an admit waits for the
+     * indexer, at most 2 s, then goes on. */
+    enum { LOTS = 600000 };
+    tl_h128 *lots = calloc(LOTS, sizeof *lots);
+    for (int i = 0; i < LOTS; i++) {
+        lots[i].lo = ((uint64_t)i << 17) | 1;
+        lots[i].hi = (uint64_t)i * 0x9E3779B97F4A7C15ull;
+    }
+    int64_t t0 = tl_mono_ms();
+    tl_index_admit(e.ix, lots, LOTS, far);
+    assert_true(tl_mono_ms() - t0 >= 1500);
+    free(lots);
+    tl_index_seen_keys(e.ix, k, 3, seen);
+    assert_true(seen[0] && seen[1] && !seen[2]);
+    stop(&e);
+}
+
 static void test_identity(void **state)
 {
     fixture *f = *state;
@@ -756,6 +829,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_replay, setup, teardown),
